@@ -1,0 +1,287 @@
+"""Settings: the ``[tool.buildkit]`` table of ``pyproject.toml``, overridden by Invoke config.
+
+Precedence, lowest first: built-in defaults, ``[tool.buildkit]`` in the ``pyproject.toml`` at the
+project root, Invoke config under ``buildkit`` (``invoke.yaml``, ``INVOKE_BUILDKIT_*`` env vars,
+``ns.configure``), then task flags (applied by the tasks with :func:`dataclasses.replace`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+PYPROJECT = "pyproject.toml"
+# A repository path component as the OCI distribution spec allows it.
+_NAME_RE = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
+_PLATFORM_RE = re.compile(r"^[a-z0-9]+/[a-z0-9_]+(?:/[a-z0-9]+)?$")
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """One image to build.
+
+    ``name`` is the repository name (the last part of the image reference); ``context`` an
+    absolute build context directory; ``dockerfile`` an absolute path; ``platforms`` the
+    platforms this image may be built for (empty: any).
+    """
+
+    name: str
+    context: Path
+    dockerfile: Path
+    build_args: Mapping[str, str] = field(default_factory=dict)
+    target: str | None = None
+    platforms: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class VersionFile:
+    """A file stamped with version info: ``template`` (a Jinja2 file relative to the project
+    root, or None for the built-in ``version.json.j2``) rendered to ``path`` (relative to
+    ``output_dir``)."""
+
+    template: Path | None
+    path: str
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the build needs to know, with paths made absolute.
+
+    Keys (``[tool.buildkit]`` / Invoke ``buildkit.*``): ``registry`` (repository prefix, default
+    ``""``), ``output_dir`` (default ``"dist"``), ``platforms`` (default: the engine's own), ``source`` (URL for the
+    ``org.opencontainers.image.source`` label; default: git's ``origin`` remote),
+    ``parallel`` (default: CPU count), ``images``, ``helm.charts``, ``version.files``,
+    ``lint.paths`` (default ``["."]``), ``test.args`` (default ``[]``).
+    """
+
+    root: Path
+    registry: str = ""
+    source: str | None = None
+    output_dir: Path = Path("dist")
+    platforms: tuple[str, ...] = ()
+    parallel: int = 1
+    images: Mapping[str, ImageSpec] = field(default_factory=dict)
+    charts: tuple[Path, ...] = ()
+    version_files: tuple[VersionFile, ...] = (VersionFile(None, "version.json"),)
+    lint_paths: tuple[str, ...] = (".",)
+    test_args: tuple[str, ...] = ()
+
+    def repository(self, name: str) -> str:
+        """The repository of image ``name``: ``<registry>/<name>``, or ``name`` with no registry."""
+        return f"{self.registry}/{name}" if self.registry else name
+
+    def reference(self, name: str, tag: str) -> str:
+        """The image reference ``<registry>/<name>:<tag>``."""
+        return f"{self.repository(name)}:{tag}"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.output_dir / "logs"
+
+    @property
+    def report_path(self) -> Path:
+        return self.output_dir / "build-report.json"
+
+
+def find_root(start: Path) -> Path:
+    """The nearest directory at or above ``start`` holding a ``pyproject.toml``.
+
+    Raises ConfigError when there is none.
+    """
+    start = start.resolve()
+    for d in (start, *start.parents):
+        if (d / PYPROJECT).is_file():
+            return d
+    raise ConfigError(f"no {PYPROJECT} found in {start} or any parent directory")
+
+
+def read_pyproject(root: Path) -> dict[str, Any]:
+    """The parsed ``root/pyproject.toml``. Raises ConfigError when missing or invalid."""
+    path = root / PYPROJECT
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+
+
+def read_table(root: Path) -> dict[str, Any]:
+    """The ``[tool.buildkit]`` table of ``root/pyproject.toml`` (``{}`` when absent)."""
+    path = root / PYPROJECT
+    data = read_pyproject(root)
+    table = data.get("tool", {}).get("buildkit", {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: [tool.buildkit] must be a table")
+    return table
+
+
+def merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """Deep-merge ``over`` onto ``base``; a ``None`` in ``over`` means "not set"."""
+    out = dict(base)
+    for key, value in over.items():
+        if value is None:
+            continue
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load(root: Path, overrides: Mapping[str, Any] | None = None) -> Settings:
+    """Read and validate settings for the project at ``root``.
+
+    ``overrides`` is the Invoke ``buildkit`` config subtree (or any mapping of the same keys).
+    Raises ConfigError with the file and key at fault.
+    """
+    root = root.resolve()
+    raw = merge(read_table(root), dict(overrides or {}))
+    return parse(root, raw)
+
+
+class _Reader:
+    """Typed access to one table, with errors that name the file and the key."""
+
+    def __init__(self, root: Path, table: Mapping[str, Any], where: str) -> None:
+        self.root, self.table, self.where = root, table, where
+
+    def fail(self, key: str, expected: str) -> ConfigError:
+        got = self.table.get(key)
+        return ConfigError(
+            f"{self.root / PYPROJECT}: [{self.where}] {key}: expected {expected}, got {got!r}"
+        )
+
+    def str(self, key: str, default: str | None = None) -> str | None:
+        value = self.table.get(key, default)
+        if value is not None and not isinstance(value, str):
+            raise self.fail(key, "a string")
+        return value
+
+    def str_list(self, key: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
+        value = self.table.get(key, default)
+        if isinstance(value, str):  # INVOKE_BUILDKIT_PLATFORMS=a,b arrives as a string
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise self.fail(key, "a list of strings")
+        return tuple(value)
+
+    def table_of(self, key: str) -> Mapping[str, Any]:
+        value = self.table.get(key, {})
+        if not isinstance(value, Mapping):
+            raise self.fail(key, "a table")
+        return value
+
+
+def parse(root: Path, raw: Mapping[str, Any]) -> Settings:
+    """Validate the merged ``raw`` table into :class:`Settings` (paths resolved from ``root``)."""
+    top = _Reader(root, raw, "tool.buildkit")
+    registry = (top.str("registry", "") or "").rstrip("/")
+    output_dir = root / (top.str("output_dir", "dist") or "dist")
+    platforms = _platforms(top, "platforms")
+
+    parallel_raw = raw.get("parallel")
+    try:
+        parallel = int(parallel_raw) if parallel_raw is not None else (os.cpu_count() or 1)
+    except (TypeError, ValueError):
+        raise top.fail("parallel", "a positive integer") from None
+    if parallel < 1:
+        raise top.fail("parallel", "a positive integer")
+
+    images = {
+        name: _image(root, name, table)
+        for name, table in top.table_of("images").items()
+    }
+
+    helm = _Reader(root, top.table_of("helm"), "tool.buildkit.helm")
+    charts = []
+    for chart in helm.str_list("charts"):
+        path = root / chart
+        if not (path / "Chart.yaml").is_file():
+            raise helm.fail("charts", f"chart directories holding Chart.yaml ({path} has none)")
+        charts.append(path)
+
+    version = _Reader(root, top.table_of("version"), "tool.buildkit.version")
+    files = version.table.get("files")
+    version_files: tuple[VersionFile, ...] = Settings.version_files
+    if files is not None:
+        if not isinstance(files, list) or not all(
+            isinstance(f, Mapping) and isinstance(f.get("path"), str) for f in files
+        ):
+            raise version.fail("files", 'a list of {template = "...", path = "..."} tables')
+        version_files = tuple(
+            VersionFile(root / f["template"] if f.get("template") else None, f["path"])
+            for f in files
+        )
+        for vf in version_files:
+            if vf.template is not None and not vf.template.is_file():
+                raise version.fail("files", f"template files that exist ({vf.template} does not)")
+
+    lint = _Reader(root, top.table_of("lint"), "tool.buildkit.lint")
+    test = _Reader(root, top.table_of("test"), "tool.buildkit.test")
+    return Settings(
+        root=root,
+        registry=registry,
+        source=top.str("source"),
+        output_dir=output_dir,
+        platforms=platforms,
+        parallel=parallel,
+        images=images,
+        charts=tuple(charts),
+        version_files=version_files,
+        lint_paths=lint.str_list("paths", (".",)),
+        test_args=test.str_list("args"),
+    )
+
+
+def _platforms(reader: _Reader, key: str) -> tuple[str, ...]:
+    platforms = reader.str_list(key)
+    for p in platforms:
+        if not _PLATFORM_RE.match(p):
+            raise reader.fail(key, "platforms like 'linux/amd64' or 'linux/arm/v7'")
+    return platforms
+
+
+def _image(root: Path, name: str, table: Any) -> ImageSpec:
+    where = f"tool.buildkit.images.{name}"
+    if not _NAME_RE.match(name):
+        raise ConfigError(
+            f"{root / PYPROJECT}: [{where}]: image name {name!r} is not a valid repository name "
+            "(lowercase letters, digits, '.', '_', '-')"
+        )
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"{root / PYPROJECT}: [{where}] must be a table")
+    r = _Reader(root, table, where)
+    context_rel = r.str("context")
+    if not context_rel:
+        raise r.fail("context", "the build context directory, relative to pyproject.toml")
+    context = (root / context_rel).resolve()
+    if not context.is_dir():
+        raise r.fail("context", f"an existing directory ({context} is not one)")
+    dockerfile = context / (r.str("dockerfile", "Dockerfile") or "Dockerfile")
+    if not dockerfile.is_file():
+        raise r.fail("dockerfile", f"a file relative to the context ({dockerfile} does not exist)")
+    build_args = r.table_of("build_args")
+    if not all(isinstance(v, (str, int, float, bool)) for v in build_args.values()):
+        raise r.fail("build_args", "a table of string values")
+    return ImageSpec(
+        name=name,
+        context=context,
+        dockerfile=dockerfile,
+        build_args={str(k): str(v) for k, v in build_args.items()},
+        target=r.str("target"),
+        platforms=_platforms(r, "platforms"),
+    )

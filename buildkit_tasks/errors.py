@@ -1,0 +1,30 @@
+"""Errors raised by buildkit-tasks' Python API.
+
+Every error a user can cause carries a one-line message naming the file, key or argument at
+fault and what was expected. Tasks turn them into a non-zero exit without a traceback.
+"""
+
+from __future__ import annotations
+
+
+class BuildkitError(Exception):
+    """Base class: a one-line, user-facing failure. ``exit_code`` is the process exit status."""
+
+    exit_code = 1
+
+
+class ConfigError(BuildkitError):
+    """The ``[tool.buildkit]`` table, Invoke config, a flag or a Dockerfile is not as expected."""
+
+
+class CommandError(BuildkitError):
+    """An external command (docker, helm, git, ruff, ...) failed."""
+
+    def __init__(self, message: str, returncode: int = 1, output_tail: str = "") -> None:
+        super().__init__(message)
+        self.returncode = returncode
+        self.output_tail = output_tail
+
+
+class BuildFailed(BuildkitError):
+    """One or more images failed (or were skipped because something they need failed)."""

@@ -1,0 +1,67 @@
+"""``build-report.json`` and ``SHA256SUMS`` in ``<output_dir>``.
+
+Each task writes its own section of the report (``images``, ``charts``, ``artifacts``) so a
+task run alone still leaves a report; a report written for another version is started afresh.
+Writes are atomic.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from .fsutil import sha256_file, write_text_atomic
+from .versioning import VersionInfo
+
+SCHEMA = "buildkit-tasks/build-report/v1"
+SUMS = "SHA256SUMS"
+NOT_ARTIFACTS = {SUMS, "build-report.json", "build-report.md"}
+
+
+def load(path: Path) -> dict[str, Any]:
+    """The report at ``path``, or ``{}`` when missing or unreadable."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def update(path: Path, info: VersionInfo, **sections: Any) -> dict[str, Any]:
+    """Set ``sections`` in the report at ``path`` for version ``info``; returns the report."""
+    report = load(path)
+    old = report.get("version") or {}
+    if (old.get("version"), old.get("commit")) != (info.version, info.commit):
+        report = {}
+    report["schema"] = SCHEMA
+    report["version"] = info.as_dict()
+    report.update(sections)
+    write_text_atomic(path, json.dumps(report, indent=2, sort_keys=False) + "\n")
+    return report
+
+
+def artifacts(output_dir: Path) -> list[Path]:
+    """Every artifact in ``output_dir``: all regular files except the report, ``SHA256SUMS``,
+    ``logs/`` and hidden (temporary) files; sorted."""
+    out = []
+    for p in sorted(output_dir.rglob("*")):
+        rel = p.relative_to(output_dir)
+        if not p.is_file() or rel.parts[0] == "logs" or p.name in NOT_ARTIFACTS:
+            continue
+        if any(part.startswith(".") for part in rel.parts):
+            continue
+        out.append(p)
+    return out
+
+
+def write_checksums(output_dir: Path, files: Iterable[Path]) -> list[dict[str, str]]:
+    """Write ``<output_dir>/SHA256SUMS`` (``sha256sum -c`` format, paths relative to
+    ``output_dir``); returns ``[{"path", "sha256"}]``."""
+    entries = [
+        {"path": f.relative_to(output_dir).as_posix(), "sha256": sha256_file(f)} for f in files
+    ]
+    text = "".join(f"{e['sha256']}  {e['path']}\n" for e in entries)
+    write_text_atomic(output_dir / SUMS, text)
+    return entries

@@ -1,0 +1,171 @@
+"""Run a dependency graph of jobs on N worker threads.
+
+A job starts as soon as everything it depends on has succeeded (not level by level); among
+ready jobs the one with the longest remaining path goes first. A failed job marks everything
+that depends on it ``skipped`` with the failed job's name; independent jobs still run, unless
+``fail_fast``. The loop ends when nothing is running and nothing is ready, so it cannot hang on
+a failure. Nothing here knows about images: jobs are named callables.
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from .errors import BuildkitError, CommandError
+
+
+class Status(str, Enum):
+    SUCCEEDED = "succeeded"
+    CACHED = "cached"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+@dataclass
+class Outcome:
+    """How one job ended. ``value`` is what the job returned; ``error`` a one-line message;
+    ``detail`` extra text for a failure (the last lines of its log); ``seconds`` wall time."""
+
+    name: str
+    status: Status
+    seconds: float = 0.0
+    value: Any = None
+    error: str | None = None
+    detail: str = ""
+
+
+# A job returns its value, or (Status.CACHED, value) to say it found its result already there.
+Job = Callable[[str], Any]
+Event = Callable[[str, Outcome | None], None]
+
+
+def longest_paths(
+    predecessors: Mapping[str, Iterable[str]], weight: Mapping[str, float] | None = None
+) -> dict[str, float]:
+    """For each node, its weight plus the heaviest chain of nodes that depend on it."""
+    weight = weight or {}
+    successors: dict[str, list[str]] = {n: [] for n in predecessors}
+    for node, preds in predecessors.items():
+        for p in preds:
+            successors.setdefault(p, []).append(node)
+    memo: dict[str, float] = {}
+
+    def visit(node: str) -> float:
+        if node not in memo:
+            memo[node] = weight.get(node, 1.0) + max(
+                (visit(s) for s in successors[node]), default=0.0
+            )
+        return memo[node]
+
+    for node in successors:
+        visit(node)
+    return memo
+
+
+def run_graph(
+    predecessors: Mapping[str, Iterable[str]],
+    job: Job,
+    *,
+    workers: int = 1,
+    fail_fast: bool = False,
+    weight: Mapping[str, float] | None = None,
+    on_start: Callable[[str], None] | None = None,
+    on_done: Callable[[Outcome], None] | None = None,
+    on_interrupt: Callable[[], None] | None = None,
+) -> dict[str, Outcome]:
+    """Run ``job(name)`` for every node of an acyclic graph; returns every node's Outcome.
+
+    ``predecessors`` maps each node to the nodes it needs; ``weight`` (default 1 each) sets
+    priority by longest remaining path. ``on_start``/``on_done`` report progress.
+    On KeyboardInterrupt nothing new starts, ``on_interrupt`` is called (it should stop the
+    running jobs), and the interrupt is re-raised once running jobs have returned.
+    """
+    preds = {n: set(p) for n, p in predecessors.items()}
+    succs: dict[str, set[str]] = {n: set() for n in preds}
+    for n, ps in preds.items():
+        for p in ps:
+            succs[p].add(n)
+    priority = longest_paths(preds, weight)
+    waiting = {n: len(ps) for n, ps in preds.items()}
+    ready: list[tuple[float, str]] = [(-priority[n], n) for n, c in waiting.items() if c == 0]
+    heapq.heapify(ready)
+    outcomes: dict[str, Outcome] = {}
+    running: dict[Future[Any], tuple[str, float]] = {}
+    stop_reason: str | None = None
+
+    def skip_dependents(name: str, reason: str) -> None:
+        stack = list(succs[name])
+        while stack:
+            n = stack.pop()
+            if n not in outcomes:
+                outcomes[n] = Outcome(n, Status.SKIPPED, error=reason)
+                if on_done:
+                    on_done(outcomes[n])
+                stack.extend(succs[n])
+
+    def finish(name: str, outcome: Outcome) -> None:
+        nonlocal stop_reason
+        outcomes[name] = outcome
+        if on_done:
+            on_done(outcome)
+        if outcome.status in (Status.SUCCEEDED, Status.CACHED):
+            for s in succs[name]:
+                waiting[s] -= 1
+                if waiting[s] == 0 and s not in outcomes:
+                    heapq.heappush(ready, (-priority[s], s))
+        else:
+            skip_dependents(name, f"{name} failed")
+            if fail_fast and stop_reason is None:
+                stop_reason = f"not started: --fail-fast after {name} failed"
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        try:
+            while ready or running:
+                while ready and len(running) < workers and stop_reason is None:
+                    _, name = heapq.heappop(ready)
+                    if on_start:
+                        on_start(name)
+                    running[pool.submit(_timed, job, name)] = (name, time.monotonic())
+                if not running:
+                    break
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    name, _started = running.pop(fut)
+                    finish(name, fut.result())
+        except KeyboardInterrupt:
+            if on_interrupt:
+                on_interrupt()
+            for fut in running:
+                fut.cancel()
+            wait(running)
+            raise
+    for name in preds:
+        if name not in outcomes:
+            outcomes[name] = Outcome(name, Status.SKIPPED, error=stop_reason or "not started")
+            if on_done:
+                on_done(outcomes[name])
+    return outcomes
+
+
+def _timed(job: Job, name: str) -> Outcome:
+    start = time.monotonic()
+    try:
+        value = job(name)
+    except CommandError as exc:
+        return Outcome(name, Status.FAILED, time.monotonic() - start,
+                       error=str(exc), detail=exc.output_tail)
+    except BuildkitError as exc:
+        return Outcome(name, Status.FAILED, time.monotonic() - start, error=str(exc))
+    except Exception as exc:  # a bug in a job must not hang or kill the whole graph
+        return Outcome(name, Status.FAILED, time.monotonic() - start,
+                       error=f"{exc.__class__.__name__}: {exc}")
+    status = Status.SUCCEEDED
+    if isinstance(value, tuple) and len(value) == 2 and value[0] is Status.CACHED:
+        status, value = Status.CACHED, value[1]
+    return Outcome(name, status, time.monotonic() - start, value=value)

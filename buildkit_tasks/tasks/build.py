@@ -1,0 +1,37 @@
+"""``build`` namespace: ``build.all``, the main job."""
+
+from __future__ import annotations
+
+from invoke import Collection, Context
+
+from .. import report
+from . import archive, helm, image, lint, test, version
+from .common import CONFIG_DEFAULTS, settings, task
+from .common import version as project_version
+
+
+@task(
+    name="all",
+    pre=[lint.all_, test.all_, version.stamp, image.build, helm.package, archive.export],
+)
+def all_(c: Context) -> None:
+    """The whole build: lint.all, test.all, version.stamp, image.build, helm.package and
+    archive.export (as pre-tasks, in that order), then ``<output_dir>/build-report.json``.
+
+    The report holds the version info, every image (references, image ID, platforms, status,
+    seconds), every chart (name, version, path) and every artifact (path, sha256).
+    """
+    s = settings(c)
+    if (c.config.get("run") or {}).get("dry"):
+        return
+    data = report.update(s.report_path, project_version(s), status="succeeded")
+    print(
+        f"\nbuild {data['version']['version']}: {len(data.get('images', []))} images, "
+        f"{len(data.get('charts', []))} charts, {len(data.get('artifacts', []))} artifacts; "
+        f"report {s.report_path.relative_to(s.root)}"
+    )
+
+
+ns = Collection("build")
+ns.add_task(all_, default=True)
+ns.configure(CONFIG_DEFAULTS)

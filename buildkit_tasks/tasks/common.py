@@ -1,0 +1,102 @@
+"""What every task module shares: the task decorator, settings and runner from the Context."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import invoke
+from invoke import Context, Exit
+
+from .. import config
+from ..errors import BuildkitError
+from ..runner import Runner
+from ..versioning import VersionInfo
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Keys Invoke should know (so INVOKE_BUILDKIT_* env vars are loaded); None means "not set".
+CONFIG_DEFAULTS: dict[str, Any] = {
+    "buildkit": {
+        "root": None,
+        "registry": None,
+        "output_dir": None,
+        "platforms": None,
+        "parallel": None,
+        "source": None,
+    }
+}
+
+
+def task(*args: Any, **kwargs: Any) -> Any:
+    """``invoke.task`` whose body turns BuildkitError into a one-line error and exit code,
+    and Ctrl-C into exit 130, never a traceback. Usable bare (``@task``) or with arguments."""
+    if len(args) == 1 and callable(args[0]) and not kwargs:
+        return task()(args[0])
+
+    def deco(fn: F) -> invoke.Task:
+        @functools.wraps(fn)
+        def body(c: Context, *a: Any, **kw: Any) -> Any:
+            try:
+                return fn(c, *a, **kw)
+            except BuildkitError as exc:
+                raise Exit(f"buildkit: {exc}", code=exc.exit_code) from None
+            except KeyboardInterrupt:
+                raise Exit("buildkit: interrupted", code=130) from None
+
+        return invoke.task(*args, **kwargs)(body)
+
+    return deco
+
+
+def project_root(c: Context) -> Path:
+    """The project root: config ``buildkit.root``, else the directory of the loaded
+    ``tasks.py``, else the nearest ``pyproject.toml`` at or above the current directory."""
+    bk = c.config.get("buildkit") or {}
+    if bk.get("root"):
+        return Path(bk["root"]).resolve()
+    prefix = getattr(c.config, "_project_prefix", None)
+    if prefix and (Path(prefix) / config.PYPROJECT).is_file():
+        return Path(prefix).resolve()
+    return config.find_root(Path.cwd())
+
+
+def settings(c: Context, **flags: Any) -> config.Settings:
+    """Settings from ``[tool.buildkit]`` + Invoke's ``buildkit`` config, then ``flags``
+    (task flags; a None flag is "not given")."""
+    bk = dict(c.config.get("buildkit") or {})
+    bk.pop("root", None)
+    s = config.load(project_root(c), bk)
+    given = {k: v for k, v in flags.items() if v is not None}
+    return dataclasses.replace(s, **given) if given else s
+
+
+def runner(c: Context) -> Runner:
+    """A Runner honouring Invoke's ``--dry`` and ``--echo``."""
+    run_cfg = c.config.get("run") or {}
+    return Runner(dry=bool(run_cfg.get("dry")), echo=bool(run_cfg.get("echo")))
+
+
+@functools.lru_cache(maxsize=8)
+def _version(root: Path) -> VersionInfo:
+    from .. import versioning
+
+    return versioning.detect(root)
+
+
+def version(s: config.Settings) -> VersionInfo:
+    """The project version, computed once per process (so every pre-task agrees)."""
+    return _version(s.root)
+
+
+def split_list(value: str | None) -> list[str]:
+    """``"a,b, c"`` -> ``["a", "b", "c"]``; None -> ``[]``."""
+    return [v.strip() for v in (value or "").split(",") if v.strip()]
+
+
+def is_ci() -> bool:
+    return bool(os.environ.get("CI"))

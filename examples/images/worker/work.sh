@@ -1,0 +1,2 @@
+#!/bin/sh
+echo "worker: processed $(echo a b c | wc -w) jobs"

@@ -1,0 +1,1 @@
+from buildkit_tasks import ns  # noqa: F401
