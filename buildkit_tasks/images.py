@@ -1,14 +1,13 @@
 """Build the project's images: plan -> scheduler -> docker engine -> results.
 
 Every image is tagged ``<registry>/<name>:<docker_tag>`` and ``:latest`` and carries OCI
-labels. An image that builds on another project image gets it as a named build context pinned
-to the image ID this run produced, so it never comes from a registry.
+labels. An image that builds on another project image gets it as a named build context naming the
+tag this run just produced in the local image store, so it never comes from a registry.
 """
 
 from __future__ import annotations
 
 import tempfile
-import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,20 +123,17 @@ def build_images(
     requested = list(platforms)
     native = [] if runner.dry else [docker.engine_platform()]
     settings.logs_dir.mkdir(parents=True, exist_ok=True)
-    built: dict[str, str] = {}  # name -> image id, written by the job that built it
-    lock = threading.Lock()
     tmp = tempfile.TemporaryDirectory(prefix="buildkit-iid-")
 
     def job(name: str) -> dict[str, Any]:
         node = graph.nodes[name]
         plats = platforms_for(settings, name, requested)
         tag_ref = settings.reference(name, info.docker_tag)
-        with lock:
-            contexts = {
-                ref: f"{settings.reference(dep, info.docker_tag)}@{built[dep]}"
-                if built.get(dep) else settings.reference(dep, info.docker_tag)
-                for ref, dep in node.local_refs.items()
-            }
+        # The dependency's version tag, which this run has just (re)pointed at its build.
+        # (A ``@digest`` pin would make the engine ask a registry instead of its own store.)
+        contexts = {
+            ref: settings.reference(dep, info.docker_tag) for ref, dep in node.local_refs.items()
+        }
         req = docker.BuildRequest(
             context=node.spec.context,
             dockerfile=node.spec.dockerfile,
@@ -153,8 +149,6 @@ def build_images(
         log = settings.logs_dir / f"{name}.log"
         log.write_text("")
         image_id = docker.build(runner, req, log)
-        with lock:
-            built[name] = image_id
         return {"references": list(req.tags), "image_id": image_id, "platforms": plats or native}
 
     def done(outcome: Outcome) -> None:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
 from .config import Settings
 from .engines import helm
 from .errors import CommandError
-from .runner import Runner, python_module
+from .runner import Runner, find_tool, python_module
 
 
 def ruff_argvs(paths: Iterable[str]) -> list[list[str]]:
@@ -21,23 +20,24 @@ def ruff_argvs(paths: Iterable[str]) -> list[list[str]]:
     ]
 
 
-def hadolint_argv(dockerfiles: Iterable[Path]) -> list[str]:
+def hadolint_argv(dockerfiles: Iterable[Path], program: str = "hadolint") -> list[str]:
     """hadolint failing on errors only (style warnings are reported, not fatal)."""
-    return ["hadolint", "--failure-threshold", "error", *map(str, dockerfiles)]
+    return [program, "--failure-threshold", "error", *map(str, dockerfiles)]
 
 
 def lint(settings: Settings, runner: Runner) -> list[str]:
     """Run every linter that applies, all of them even when one fails.
 
     ruff on ``lint.paths``, ``helm lint`` on each chart, hadolint on every image's Dockerfile
-    when ``hadolint`` is on PATH. Returns the names of the linters that ran; raises
+    when ``hadolint`` is on PATH or beside the interpreter. Returns the names of the linters that ran; raises
     CommandError naming every one that failed.
     """
     steps: list[tuple[str, list[str]]] = [("ruff", argv) for argv in ruff_argvs(settings.lint_paths)]
     steps += [(f"helm lint {c.name}", helm.lint_argv(c)) for c in settings.charts]
     dockerfiles = sorted({spec.dockerfile for spec in settings.images.values()})
-    if dockerfiles and shutil.which("hadolint"):
-        steps.append(("hadolint", hadolint_argv(dockerfiles)))
+    hadolint = find_tool("hadolint")
+    if dockerfiles and hadolint:
+        steps.append(("hadolint", hadolint_argv(dockerfiles, hadolint)))
     failures = []
     for label, argv in steps:
         if not runner.run(argv, cwd=settings.root, check=False).ok:

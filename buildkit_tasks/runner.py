@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -137,6 +138,11 @@ def _killpg(proc: subprocess.Popen[bytes], sig: int) -> None:
         os.killpg(proc.pid, sig)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def find_tool(name: str) -> str | None:
+    """``name`` on PATH, else beside the running interpreter (a virtual environment's bin/)."""
+    return shutil.which(name) or shutil.which(name, path=os.path.dirname(sys.executable))
 
 
 def python_module(module: str) -> list[str]:

@@ -5,9 +5,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import invoke
 from invoke import Context, Exit
@@ -16,8 +15,6 @@ from .. import config
 from ..errors import BuildkitError
 from ..runner import Runner
 from ..versioning import VersionInfo
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 # Keys Invoke should know (so INVOKE_BUILDKIT_* env vars are loaded); None means "not set".
 CONFIG_DEFAULTS: dict[str, Any] = {
@@ -32,25 +29,22 @@ CONFIG_DEFAULTS: dict[str, Any] = {
 }
 
 
+class Task(invoke.Task):
+    """An Invoke task that turns BuildkitError into a one-line error with its exit code, and
+    Ctrl-C into exit 130, never a traceback."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().__call__(*args, **kwargs)
+        except BuildkitError as exc:
+            raise Exit(f"buildkit: {exc}", code=exc.exit_code) from None
+        except KeyboardInterrupt:
+            raise Exit("buildkit: interrupted", code=130) from None
+
+
 def task(*args: Any, **kwargs: Any) -> Any:
-    """``invoke.task`` whose body turns BuildkitError into a one-line error and exit code,
-    and Ctrl-C into exit 130, never a traceback. Usable bare (``@task``) or with arguments."""
-    if len(args) == 1 and callable(args[0]) and not kwargs:
-        return task()(args[0])
-
-    def deco(fn: F) -> invoke.Task:
-        @functools.wraps(fn)
-        def body(c: Context, *a: Any, **kw: Any) -> Any:
-            try:
-                return fn(c, *a, **kw)
-            except BuildkitError as exc:
-                raise Exit(f"buildkit: {exc}", code=exc.exit_code) from None
-            except KeyboardInterrupt:
-                raise Exit("buildkit: interrupted", code=130) from None
-
-        return invoke.task(*args, **kwargs)(body)
-
-    return deco
+    """``invoke.task`` making a :class:`Task`; usable bare (``@task``) or with arguments."""
+    return invoke.task(*args, klass=Task, **kwargs)
 
 
 def project_root(c: Context) -> Path:
