@@ -1,0 +1,36 @@
+import sys
+from pathlib import Path
+
+import pytest
+
+from buildkit_tasks.errors import CommandError
+from buildkit_tasks.runner import Runner
+
+
+def test_failure_raises_with_log_tail(tmp_path: Path) -> None:
+    log = tmp_path / "x.log"
+    code = "import sys\nfor i in range(30): print('line', i)\nsys.exit(3)"
+    with pytest.raises(CommandError) as err:
+        Runner().run([sys.executable, "-c", code], log=log, what="thing")
+    assert str(err.value) == f"thing failed (exit 3); log: {log}"
+    assert err.value.returncode == 3
+    assert err.value.output_tail.splitlines()[-1] == "line 29"
+    assert "line 9\n" not in err.value.output_tail + "\n"
+
+
+def test_stdin_carries_secrets_not_argv() -> None:
+    out = Runner().run([sys.executable, "-c", "import sys; print(sys.stdin.read()[::-1])"],
+                       stdin=b"terces", capture=True)
+    assert out.stdout.strip() == "secret"
+
+
+def test_dry_prints_and_runs_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    marker = tmp_path / "m"
+    res = Runner(dry=True).run(["touch", str(marker), "a b"])
+    assert res.ok and not marker.exists()
+    assert capsys.readouterr().out.strip() == f"touch {marker} 'a b'"
+
+
+def test_missing_program_is_one_line() -> None:
+    with pytest.raises(CommandError, match="no-such-tool-xyz: command not found"):
+        Runner().run(["no-such-tool-xyz"])

@@ -1,0 +1,78 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from buildkit_tasks import config, versioning
+from tests.conftest import commit_all, git
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\nversion = '9.9.9'\n")
+    commit_all(tmp_path, "first")
+    return tmp_path
+
+
+def test_on_a_tag_the_version_is_the_tag(repo: Path) -> None:
+    git(repo, "tag", "-a", "v2.3.0", "-m", "v2.3.0")
+    info = versioning.detect(repo)
+    assert (info.version, info.docker_tag, info.chart_version) == ("2.3.0", "2.3.0", "2.3.0")
+    assert info.commit == git(repo, "rev-parse", "HEAD")
+    assert info.branch == "main"
+    assert info.dirty is False and info.distance == 0
+
+
+def test_past_a_tag_names_distance_and_commit(repo: Path) -> None:
+    git(repo, "tag", "-a", "v2.3.0", "-m", "v2.3.0")
+    (repo / "f").write_text("x")
+    head = commit_all(repo, "second")
+    info = versioning.detect(repo)
+    assert info.version == f"2.3.1.dev1+{head[:7]}"
+    assert info.docker_tag == f"2.3.1.dev1-{head[:7]}"
+    assert info.chart_version.startswith("2.3.1-") and head[:7] in info.chart_version
+    assert info.distance == 1
+
+
+def test_dirty_tree_is_marked(repo: Path) -> None:
+    git(repo, "tag", "-a", "v1.0.0", "-m", "v1.0.0")
+    (repo / "pyproject.toml").write_text("changed")
+    info = versioning.detect(repo)
+    assert info.dirty is True
+    assert "dirty" in info.version and "dirty" in info.docker_tag
+
+
+def test_without_git_falls_back_to_project_version(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text("[project]\nversion = '4.5.6'\n")
+    info = versioning.detect(tmp_path)
+    assert info.version == "4.5.6" and info.commit is None
+
+
+@pytest.mark.parametrize(("version", "tag"), [
+    ("1.2.3+abc.dirty", "1.2.3-abc.dirty"), ("+x", "x"), ("a" * 200, "a" * 128)])
+def test_docker_tag_is_docker_safe(version: str, tag: str) -> None:
+    assert versioning.docker_tag(version) == tag
+
+
+def test_build_date_honours_source_date_epoch(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "0")
+    assert versioning.build_date() == "1970-01-01T00:00:00Z"
+
+
+def test_stamp_writes_builtin_and_custom_templates(repo: Path) -> None:
+    git(repo, "tag", "-a", "v2.3.0", "-m", "v2.3.0")
+    (repo / "v.txt.j2").write_text("{{ version }} {{ commit }}\n")
+    with (repo / "pyproject.toml").open("a") as fh:
+        fh.write("[tool.buildkit.version]\nfiles = [{path = 'version.json'},"
+                 " {template = 'v.txt.j2', path = 'sub/v.txt'}]\n")
+    commit_all(repo, "config")
+    git(repo, "tag", "-f", "-a", "v2.3.0", "-m", "v2.3.0")
+    s = config.load(repo)
+    info = versioning.detect(repo)
+    written = versioning.stamp(s, info)
+    assert written == [s.output_dir / "version.json", s.output_dir / "sub" / "v.txt"]
+    data = json.loads(written[0].read_text())
+    assert data["version"] == "2.3.0" and data["commit"] == info.commit
+    assert data["branch"] == "main" and data["dirty"] is False
+    assert data["build_date"].endswith("Z") and "T" in data["build_date"]
+    assert written[1].read_text() == f"2.3.0 {info.commit}\n"
