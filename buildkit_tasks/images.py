@@ -1,13 +1,15 @@
 """Build the project's images: plan -> scheduler -> docker engine -> results.
 
 Every image is tagged ``<registry>/<name>:<docker_tag>`` and ``:latest`` and carries OCI
-labels. An image that builds on another project image gets it as a named build context naming the
-tag this run just produced in the local image store, so it never comes from a registry.
+labels. An image that builds on another project image gets it as a named build context naming this
+run's result in the local image store under a run-unique alias (see
+:data:`engines.docker.ALIAS_REGISTRY`), so it never comes from a registry.
 """
 
 from __future__ import annotations
 
 import tempfile
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,15 +126,16 @@ def build_images(
     native = [] if runner.dry else [docker.engine_platform()]
     settings.logs_dir.mkdir(parents=True, exist_ok=True)
     tmp = tempfile.TemporaryDirectory(prefix="buildkit-iid-")
+    run_id = uuid.uuid4().hex[:16]
+    needed = {dep for node in graph.nodes.values() for dep in node.depends_on}
+    aliases: list[str] = []
 
     def job(name: str) -> dict[str, Any]:
         node = graph.nodes[name]
         plats = platforms_for(settings, name, requested)
         tag_ref = settings.reference(name, info.docker_tag)
-        # The dependency's version tag, which this run has just (re)pointed at its build.
-        # (A ``@digest`` pin would make the engine ask a registry instead of its own store.)
         contexts = {
-            ref: settings.reference(dep, info.docker_tag) for ref, dep in node.local_refs.items()
+            ref: docker.alias_reference(dep, run_id) for ref, dep in node.local_refs.items()
         }
         req = docker.BuildRequest(
             context=node.spec.context,
@@ -149,6 +152,9 @@ def build_images(
         log = settings.logs_dir / f"{name}.log"
         log.write_text("")
         image_id = docker.build(runner, req, log)
+        if name in needed and not runner.dry:
+            docker.tag(tag_ref, docker.alias_reference(name, run_id))
+            aliases.append(docker.alias_reference(name, run_id))
         return {"references": list(req.tags), "image_id": image_id, "platforms": plats or native}
 
     def done(outcome: Outcome) -> None:
@@ -167,6 +173,8 @@ def build_images(
         )
     finally:
         tmp.cleanup()
+        for alias in aliases:
+            docker.untag(alias)
     return [to_result(settings, outcomes[n]) for n in graph.order()]
 
 

@@ -117,6 +117,35 @@ def require_images(references: Iterable[str]) -> None:
             raise CommandError(f"image {ref} is not in the local image store; run inv image.build")
 
 
+# With the containerd image store, the engine's build resolver asks a reference's registry
+# before its own store (moby/moby#46584), so a dependency named by its real reference could
+# come from a registry. A dependency is therefore handed to its dependents under a run-unique
+# alias whose registry is a closed loopback port: the registry lookup is refused at once and the
+# engine's own store answers.
+ALIAS_REGISTRY = "localhost:1/buildkit-tasks"
+
+
+def alias_reference(name: str, run_id: str) -> str:
+    """The local-only alias of image ``name`` for one run."""
+    return f"{ALIAS_REGISTRY}/{name}:{run_id}"
+
+
+def tag(source: str, target: str) -> None:
+    """Add reference ``target`` to the local image ``source`` (docker SDK)."""
+    repository, _, tag_ = target.rpartition(":")
+    client().images.get(source).tag(repository, tag_)
+
+
+def untag(reference: str) -> None:
+    """Remove reference ``reference`` from the local store, keeping the image's other names."""
+    import docker
+
+    try:
+        client().images.remove(reference, noprune=True)
+    except docker.errors.NotFound:
+        pass
+
+
 def engine_platform() -> str:
     """The engine's own platform, e.g. ``linux/amd64``."""
     info = client().version()

@@ -1,0 +1,122 @@
+"""Integration fixtures: the real engines, found or failed.
+
+Every test here is marked ``integration``. A missing engine skips the test on a developer's
+machine, but in CI (``CI`` set) it fails: CI must have installed and started every part
+(``scripts/setup.sh``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import commit_all, git
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO / "examples"
+STATE = Path(os.environ.get("BUILDKIT_SETUP_STATE", "/var/lib/buildkit-tasks-setup"))
+REGISTRY = os.environ.get("BUILDKIT_TEST_REGISTRY", "127.0.0.1:5000")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "/integration/" in str(item.fspath):
+            item.add_marker(pytest.mark.integration)
+
+
+def require(ok: bool, what: str) -> None:
+    """Skip (developer machine) or fail (CI) when a real part is missing."""
+    if ok:
+        return
+    message = f"{what} is not available; run scripts/setup.sh"
+    if os.environ.get("CI"):
+        pytest.fail(f"CI: {message}", pytrace=False)
+    pytest.skip(message)
+
+
+def _ok(argv: list[str]) -> bool:
+    try:
+        return subprocess.run(argv, capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> None:
+    require(_ok(["docker", "info"]) and _ok(["docker", "buildx", "version"]),
+            "Docker Engine with buildx")
+
+
+@pytest.fixture(scope="session")
+def helm_bin() -> None:
+    require(_ok(["helm", "version"]), "helm")
+
+
+@pytest.fixture(scope="session")
+def registry() -> str:
+    try:
+        with urllib.request.urlopen(f"http://{REGISTRY}/v2/", timeout=5) as resp:
+            ok = resp.status == 200
+    except OSError:
+        ok = False
+    require(ok, f"registry on {REGISTRY}")
+    return REGISTRY
+
+
+@pytest.fixture(scope="session")
+def busybox() -> dict[str, Path]:
+    found = {a: STATE / "busybox" / a / "busybox" for a in ("amd64", "arm64")}
+    require(all(p.is_file() for p in found.values()), f"static busybox under {STATE}/busybox")
+    return found
+
+
+@dataclass
+class Project:
+    """A copy of examples/ in its own git repository, tagged v2.3.0."""
+
+    path: Path
+
+    def inv(self, *args: str, env: dict[str, str] | None = None,
+            check: bool = True) -> subprocess.CompletedProcess[str]:
+        res = subprocess.run(
+            [sys.executable, "-m", "invoke", *args], cwd=self.path, capture_output=True,
+            text=True, env={**os.environ, **(env or {})}, timeout=900,
+        )
+        if check and res.returncode != 0:
+            raise AssertionError(
+                f"inv {' '.join(args)} exited {res.returncode}\n{res.stdout}\n{res.stderr}")
+        return res
+
+    def report(self) -> dict:
+        return json.loads((self.path / "dist" / "build-report.json").read_text())
+
+    def commit(self, message: str = "change") -> str:
+        return commit_all(self.path, message)
+
+
+@pytest.fixture
+def project(tmp_path: Path, docker_engine: None, helm_bin: None,
+            busybox: dict[str, Path]) -> Project:
+    dest = tmp_path / "acme"
+    shutil.copytree(EXAMPLES, dest, ignore=shutil.ignore_patterns(
+        "dist", "busybox-*", "__pycache__", ".pytest_cache", ".ruff_cache"))
+    for arch, path in busybox.items():
+        shutil.copy2(path, dest / "images" / "base" / f"busybox-{arch}")
+    commit_all(dest, "example project")
+    git(dest, "tag", "-a", "v2.3.0", "-m", "v2.3.0")
+    return Project(dest)
+
+
+def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    res = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=600)
+    if check and res.returncode != 0:
+        raise AssertionError(f"docker {' '.join(args)}: {res.stderr}")
+    return res
