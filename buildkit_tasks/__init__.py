@@ -4,22 +4,34 @@ In a consumer's ``tasks.py``::
 
     from buildkit_tasks import ns
 
-Each namespace is importable on its own (``from buildkit_tasks.tasks import image``) and
-composable with ``invoke.Collection``. The plain Python API beneath the tasks lives in
-:mod:`buildkit_tasks.config`, :mod:`.graph`, :mod:`.scheduler`, :mod:`.images`, :mod:`.charts`,
-:mod:`.archive`, :mod:`.versioning`, :mod:`.quality` and :mod:`.report`.
+Each namespace is importable on its own and composable with ``invoke.Collection``::
+
+    from invoke import Collection
+    from buildkit_tasks.tasks import image, helm
+    ns = Collection(image.ns, helm.ns)
+
+The plain Python API beneath the tasks, usable without Invoke: :mod:`buildkit_tasks.config`
+(settings), :mod:`.graph` (image dependencies), :mod:`.scheduler` (parallel DAG runs),
+:mod:`.images`, :mod:`.charts`, :mod:`.archive`, :mod:`.quality` (the build steps),
+:mod:`.versioning` and :mod:`.report`.
 """
 
 from __future__ import annotations
 
 from invoke import Collection
 
-from .tasks import archive, build, helm, image, lint, test, version
+from .tasks import archive as _archive
+from .tasks import build as _build
+from .tasks import helm as _helm
+from .tasks import image as _image
+from .tasks import lint as _lint
+from .tasks import test as _test
+from .tasks import version as _version
 from .tasks.common import CONFIG_DEFAULTS
 
-__all__ = ["ns", "archive", "build", "helm", "image", "lint", "test", "version"]
+__all__ = ["ns"]
 
 ns = Collection(
-    lint.ns, test.ns, version.ns, image.ns, helm.ns, archive.ns, build.ns,
+    _lint.ns, _test.ns, _version.ns, _image.ns, _helm.ns, _archive.ns, _build.ns,
 )
 ns.configure(CONFIG_DEFAULTS)
