@@ -32,6 +32,12 @@ from .tasks.common import CONFIG_DEFAULTS
 __all__ = ["ns"]
 
 ns = Collection(
-    _lint.ns, _test.ns, _version.ns, _image.ns, _helm.ns, _archive.ns, _build.ns,
+    _lint.ns,
+    _test.ns,
+    _version.ns,
+    _image.ns,
+    _helm.ns,
+    _archive.ns,
+    _build.ns,
 )
 ns.configure(CONFIG_DEFAULTS)

@@ -41,7 +41,8 @@ def package_all(settings: Settings, info: VersionInfo, runner: Runner) -> list[C
         with tempfile.TemporaryDirectory(prefix=".helm-", dir=dest_dir) as tmp:
             runner.run(
                 helm.package_argv(chart, info.chart_version, info.docker_tag, Path(tmp)),
-                capture=True, what=f"helm package {chart}",
+                capture=True,
+                what=f"helm package {chart}",
             )
             if runner.dry:
                 continue

@@ -60,7 +60,8 @@ class Settings:
     """Everything the build needs to know, with paths made absolute.
 
     Keys (``[tool.buildkit]`` / Invoke ``buildkit.*``): ``registry`` (repository prefix, default
-    ``""``), ``output_dir`` (default ``"dist"``), ``platforms`` (default: the engine's own), ``source`` (URL for the
+    ``""``), ``output_dir`` (default ``"dist"``), ``platforms`` (default: the engine's own),
+    ``source`` (URL for the
     ``org.opencontainers.image.source`` label; default: git's ``origin`` remote),
     ``parallel`` (default: CPU count), ``images``, ``helm.charts``, ``version.files``,
     ``lint.paths`` (default ``["."]``), ``test.args`` (default ``[]``).
@@ -201,10 +202,7 @@ def parse(root: Path, raw: Mapping[str, Any]) -> Settings:
     if parallel < 1:
         raise top.fail("parallel", "a positive integer")
 
-    images = {
-        name: _image(root, name, table)
-        for name, table in top.table_of("images").items()
-    }
+    images = {name: _image(root, name, table) for name, table in top.table_of("images").items()}
 
     helm = _Reader(root, top.table_of("helm"), "tool.buildkit.helm")
     charts = []

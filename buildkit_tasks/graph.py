@@ -18,8 +18,10 @@ from pathlib import Path
 from .config import ImageSpec, Settings
 from .errors import ConfigError
 
-_VAR_RE = re.compile(r"\$(?:\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?::?[-+](?P<default>[^}]*))?\}"
-                     r"|(?P<bare>[A-Za-z_][A-Za-z0-9_]*))")
+_VAR_RE = re.compile(
+    r"\$(?:\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?::?[-+](?P<default>[^}]*))?\}"
+    r"|(?P<bare>[A-Za-z_][A-Za-z0-9_]*))"
+)
 _MOUNT_FROM_RE = re.compile(r"(?:^|,)from=([^,\s]+)")
 
 
@@ -116,18 +118,18 @@ def referenced_images(dockerfile_text: str, build_args: Mapping[str, str]) -> li
         elif instruction in ("COPY", "ADD"):
             for t in tokens:
                 if t.startswith("--from="):
-                    add(t[len("--from="):])
+                    add(t[len("--from=") :])
         elif instruction == "RUN":
             for t in tokens:
                 if t.startswith("--mount="):
-                    m = _MOUNT_FROM_RE.search(t[len("--mount="):])
+                    m = _MOUNT_FROM_RE.search(t[len("--mount=") :])
                     if m:
                         add(m.group(1))
     return refs
 
 
 def repository_of(reference: str) -> str:
-    """``reference`` without its tag and digest: ``a.io:5000/x/y:1@sha256:..`` -> ``a.io:5000/x/y``."""
+    """``reference`` without tag and digest: ``a.io:5000/x/y:1@sha256:..`` -> ``a.io:5000/x/y``."""
     ref = reference.split("@", 1)[0]
     slash = ref.rfind("/")
     colon = ref.rfind(":")
@@ -146,7 +148,7 @@ def match_local(reference: str, names: Iterable[str], prefixes: Iterable[str]) -
         return repo
     for prefix in prefixes:
         if prefix and repo.startswith(prefix.rstrip("/") + "/"):
-            rest = repo[len(prefix.rstrip("/")) + 1:]
+            rest = repo[len(prefix.rstrip("/")) + 1 :]
             if rest in names:
                 return rest
     return None
@@ -200,7 +202,8 @@ class ImageGraph:
         frontier = {name}
         while frontier:
             frontier = {
-                n for n, node in self.nodes.items()
+                n
+                for n, node in self.nodes.items()
                 if n not in out and frontier.intersection(node.depends_on)
             }
             out |= frontier

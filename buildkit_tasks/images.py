@@ -75,7 +75,10 @@ def git_remote(root: Path) -> str | None:
 
     try:
         out = subprocess.run(
-            ["git", "remote", "get-url", "origin"], cwd=root, capture_output=True, text=True,
+            ["git", "remote", "get-url", "origin"],
+            cwd=root,
+            capture_output=True,
+            text=True,
             check=False,
         )
     except OSError:

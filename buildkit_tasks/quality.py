@@ -29,10 +29,13 @@ def lint(settings: Settings, runner: Runner) -> list[str]:
     """Run every linter that applies, all of them even when one fails.
 
     ruff on ``lint.paths``, ``helm lint`` on each chart, hadolint on every image's Dockerfile
-    when ``hadolint`` is on PATH or beside the interpreter. Returns the names of the linters that ran; raises
+    when ``hadolint`` is on PATH or beside the interpreter. Returns the names of the linters
+    that ran; raises
     CommandError naming every one that failed.
     """
-    steps: list[tuple[str, list[str]]] = [("ruff", argv) for argv in ruff_argvs(settings.lint_paths)]
+    steps: list[tuple[str, list[str]]] = [
+        ("ruff", argv) for argv in ruff_argvs(settings.lint_paths)
+    ]
     steps += [(f"helm lint {c.name}", helm.lint_argv(c)) for c in settings.charts]
     dockerfiles = sorted({spec.dockerfile for spec in settings.images.values()})
     hadolint = find_tool("hadolint")

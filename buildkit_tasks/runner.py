@@ -38,7 +38,7 @@ class Result:
 def tail(path: Path, lines: int = TAIL_LINES) -> str:
     """The last ``lines`` lines of a text file ('' if it does not exist)."""
     try:
-        data = path.read_bytes()[-64 * 1024:]
+        data = path.read_bytes()[-64 * 1024 :]
     except OSError:
         return ""
     return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])
@@ -98,8 +98,9 @@ class Runner:
                     start_new_session=True,
                 )
             except FileNotFoundError:
-                raise CommandError(f"{argv[0]}: command not found (is it installed and on PATH?)",
-                                   127) from None
+                raise CommandError(
+                    f"{argv[0]}: command not found (is it installed and on PATH?)", 127
+                ) from None
             with self._lock:
                 self._procs.add(proc)
             try:

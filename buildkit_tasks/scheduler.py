@@ -158,13 +158,15 @@ def _timed(job: Job, name: str) -> Outcome:
     try:
         value = job(name)
     except CommandError as exc:
-        return Outcome(name, Status.FAILED, time.monotonic() - start,
-                       error=str(exc), detail=exc.output_tail)
+        return Outcome(
+            name, Status.FAILED, time.monotonic() - start, error=str(exc), detail=exc.output_tail
+        )
     except BuildkitError as exc:
         return Outcome(name, Status.FAILED, time.monotonic() - start, error=str(exc))
     except Exception as exc:  # a bug in a job must not hang or kill the whole graph
-        return Outcome(name, Status.FAILED, time.monotonic() - start,
-                       error=f"{exc.__class__.__name__}: {exc}")
+        return Outcome(
+            name, Status.FAILED, time.monotonic() - start, error=f"{exc.__class__.__name__}: {exc}"
+        )
     status = Status.SUCCEEDED
     if isinstance(value, tuple) and len(value) == 2 and value[0] is Status.CACHED:
         status, value = Status.CACHED, value[1]

@@ -67,8 +67,12 @@ def detect(root: Path) -> VersionInfo:
     except Exception:  # not a git checkout, or git missing: dunamai raises RuntimeError
         return _without_git(root)
     short = Version(
-        v.base, stage=(v.stage, v.revision), distance=v.distance,
-        commit=(v.commit or "")[:7] or None, dirty=v.dirty, branch=v.branch,
+        v.base,
+        stage=(v.stage, v.revision),
+        distance=v.distance,
+        commit=(v.commit or "")[:7] or None,
+        dirty=v.dirty,
+        branch=v.branch,
     )
     pep440 = short.serialize(bump=True, dirty=True)
     return VersionInfo(
@@ -86,8 +90,14 @@ def detect(root: Path) -> VersionInfo:
 def _without_git(root: Path) -> VersionInfo:
     version = read_pyproject(root).get("project", {}).get("version") or "0.0.0"
     return VersionInfo(
-        version=str(version), docker_tag=docker_tag(str(version)), chart_version=str(version),
-        commit=None, branch=None, dirty=False, distance=0, build_date=build_date(),
+        version=str(version),
+        docker_tag=docker_tag(str(version)),
+        chart_version=str(version),
+        commit=None,
+        branch=None,
+        dirty=False,
+        distance=0,
+        build_date=build_date(),
     )
 
 

@@ -23,11 +23,19 @@ def package(c: Context) -> None:
     for ch in results:
         print(f"chart {ch.name}: {ch.version} -> {ch.path.relative_to(s.root)}")
     if not r.dry:
-        report.update(s.report_path, info, charts=[
-            {"name": ch.name, "version": ch.version, "app_version": ch.app_version,
-             "path": ch.path.relative_to(s.output_dir).as_posix()}
-            for ch in results
-        ])
+        report.update(
+            s.report_path,
+            info,
+            charts=[
+                {
+                    "name": ch.name,
+                    "version": ch.version,
+                    "app_version": ch.app_version,
+                    "path": ch.path.relative_to(s.output_dir).as_posix(),
+                }
+                for ch in results
+            ],
+        )
 
 
 ns = Collection("helm")

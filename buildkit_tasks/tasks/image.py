@@ -57,8 +57,15 @@ def run_build(
     graph = images.plan(s, name or [])
     r = runner(c)
     results = images.build_images(
-        s, graph, info, r, push=push, platforms=split_list(platform),
-        fail_fast=fail_fast, on_start=_print_start, on_done=_print_done,
+        s,
+        graph,
+        info,
+        r,
+        push=push,
+        platforms=split_list(platform),
+        fail_fast=fail_fast,
+        on_start=_print_start,
+        on_done=_print_done,
     )
     print_summary(results)
     if not r.dry:

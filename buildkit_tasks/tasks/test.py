@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import shlex
+
 from invoke import Collection, Context
 
 from .. import quality
-import shlex
-
 from .common import CONFIG_DEFAULTS, runner, settings, task
 
 

@@ -51,8 +51,10 @@ def _ok(argv: list[str]) -> bool:
 
 @pytest.fixture(scope="session")
 def docker_engine() -> None:
-    require(_ok(["docker", "info"]) and _ok(["docker", "buildx", "version"]),
-            "Docker Engine with buildx")
+    require(
+        _ok(["docker", "info"]) and _ok(["docker", "buildx", "version"]),
+        "Docker Engine with buildx",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -84,15 +86,21 @@ class Project:
 
     path: Path
 
-    def inv(self, *args: str, env: dict[str, str] | None = None,
-            check: bool = True) -> subprocess.CompletedProcess[str]:
+    def inv(
+        self, *args: str, env: dict[str, str] | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         res = subprocess.run(
-            [sys.executable, "-m", "invoke", *args], cwd=self.path, capture_output=True,
-            text=True, env={**os.environ, **(env or {})}, timeout=900,
+            [sys.executable, "-m", "invoke", *args],
+            cwd=self.path,
+            capture_output=True,
+            text=True,
+            env={**os.environ, **(env or {})},
+            timeout=900,
         )
         if check and res.returncode != 0:
             raise AssertionError(
-                f"inv {' '.join(args)} exited {res.returncode}\n{res.stdout}\n{res.stderr}")
+                f"inv {' '.join(args)} exited {res.returncode}\n{res.stdout}\n{res.stderr}"
+            )
         return res
 
     def report(self) -> dict:
@@ -103,11 +111,17 @@ class Project:
 
 
 @pytest.fixture
-def project(tmp_path: Path, docker_engine: None, helm_bin: None,
-            busybox: dict[str, Path]) -> Project:
+def project(
+    tmp_path: Path, docker_engine: None, helm_bin: None, busybox: dict[str, Path]
+) -> Project:
     dest = tmp_path / "acme"
-    shutil.copytree(EXAMPLES, dest, ignore=shutil.ignore_patterns(
-        "dist", "busybox-*", "__pycache__", ".pytest_cache", ".ruff_cache"))
+    shutil.copytree(
+        EXAMPLES,
+        dest,
+        ignore=shutil.ignore_patterns(
+            "dist", "busybox-*", "__pycache__", ".pytest_cache", ".ruff_cache"
+        ),
+    )
     for arch, path in busybox.items():
         shutil.copy2(path, dest / "images" / "base" / f"busybox-{arch}")
     commit_all(dest, "example project")

@@ -44,11 +44,18 @@ def test_build_all_end_to_end(project: Project) -> None:
     assert docker("run", "--rm", f"{REG}/worker:2.3.0").stdout.strip() == "worker: processed 3 jobs"
 
     # the chart carries the version and renders the built references
-    assert report["charts"] == [{"name": "acme", "version": "2.3.0", "app_version": "2.3.0",
-                                 "path": "charts/acme-2.3.0.tgz"}]
+    assert report["charts"] == [
+        {
+            "name": "acme",
+            "version": "2.3.0",
+            "app_version": "2.3.0",
+            "path": "charts/acme-2.3.0.tgz",
+        }
+    ]
     chart = dist / "charts" / "acme-2.3.0.tgz"
-    rendered = subprocess.run(["helm", "template", "rel", str(chart)], capture_output=True,
-                              text=True, check=True).stdout
+    rendered = subprocess.run(
+        ["helm", "template", "rel", str(chart)], capture_output=True, text=True, check=True
+    ).stdout
     assert f'image: "{REG}/api:2.3.0"' in rendered
     assert f'image: "{REG}/worker:2.3.0"' in rendered
     assert (project.path / "charts/acme/Chart.yaml").read_text().count("version: 0.0.0") == 1
@@ -63,13 +70,25 @@ def test_build_all_end_to_end(project: Project) -> None:
     for path in ("images.tar", "charts/acme-2.3.0.tgz", "version.json"):
         assert f"  {path}\n" in sums
     assert {a["path"] for a in report["artifacts"]} == {
-        "images.tar", "charts/acme-2.3.0.tgz", "version.json"}
-    subprocess.run(["sha256sum", "-c", "--strict", "SHA256SUMS"], cwd=dist, check=True,
-                   capture_output=True)
+        "images.tar",
+        "charts/acme-2.3.0.tgz",
+        "version.json",
+    }
+    subprocess.run(
+        ["sha256sum", "-c", "--strict", "SHA256SUMS"], cwd=dist, check=True, capture_output=True
+    )
 
     # the source tree is left clean by the build
-    assert subprocess.run(["git", "status", "--porcelain"], cwd=project.path, capture_output=True,
-                          text=True, check=True).stdout == ""
+    assert (
+        subprocess.run(
+            ["git", "status", "--porcelain"],
+            cwd=project.path,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        == ""
+    )
 
     # the archive brings every image back after they are removed
     refs = [f"{REG}/{n}:2.3.0" for n in IMAGES]
@@ -82,8 +101,9 @@ def test_build_all_end_to_end(project: Project) -> None:
     assert "hello from acme api" in docker("run", "--rm", refs[1]).stdout
 
 
-def test_dependents_build_from_this_runs_base_not_the_registry(project: Project,
-                                                               registry: str) -> None:
+def test_dependents_build_from_this_runs_base_not_the_registry(
+    project: Project, registry: str
+) -> None:
     # The registry holds a stale base at the very reference api's Dockerfile names.
     stale = project.path / "stale"
     stale.mkdir()
@@ -114,8 +134,11 @@ def test_failed_base_skips_dependents_and_exits_non_zero(project: Project) -> No
     res = project.inv("image.build", check=False)
     assert res.returncode == 1
     assert "Traceback" not in res.stderr
-    assert res.stderr.strip().splitlines()[-1].startswith(
-        "buildkit: 3 of 3 images did not build: base (failed), ")
+    assert (
+        res.stderr.strip()
+        .splitlines()[-1]
+        .startswith("buildkit: 3 of 3 images did not build: base (failed), ")
+    )
     images = {i["name"]: i for i in project.report()["images"]}
     assert images["base"]["status"] == "failed"
     assert "exit code: 7" in images["base"]["log_tail"]

@@ -9,22 +9,30 @@ from .conftest import Project, docker
 
 REG = "localhost:5000/acme"
 INDEX = "application/vnd.oci.image.index.v1+json"
-ACCEPT = ", ".join([INDEX, "application/vnd.docker.distribution.manifest.list.v2+json",
-                    "application/vnd.oci.image.manifest.v1+json",
-                    "application/vnd.docker.distribution.manifest.v2+json"])
+ACCEPT = ", ".join(
+    [
+        INDEX,
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+    ]
+)
 
 
 def manifest(registry: str, repo: str, tag: str) -> dict:
-    req = urllib.request.Request(f"http://{registry}/v2/{repo}/manifests/{tag}",
-                                 headers={"Accept": ACCEPT})
+    req = urllib.request.Request(
+        f"http://{registry}/v2/{repo}/manifests/{tag}", headers={"Accept": ACCEPT}
+    )
     with urllib.request.urlopen(req, timeout=10) as resp:
         return json.load(resp)
 
 
 def platforms_of(index: dict) -> set[str]:
-    return {f"{m['platform']['os']}/{m['platform']['architecture']}"
-            for m in index.get("manifests", [])
-            if m.get("platform", {}).get("os") != "unknown"}  # skip attestation entries
+    return {
+        f"{m['platform']['os']}/{m['platform']['architecture']}"
+        for m in index.get("manifests", [])
+        if m.get("platform", {}).get("os") != "unknown"
+    }  # skip attestation entries
 
 
 def test_push_two_platforms_makes_manifest_lists(project: Project, registry: str) -> None:
@@ -36,17 +44,39 @@ def test_push_two_platforms_makes_manifest_lists(project: Project, registry: str
     images = {i["name"]: i for i in project.report()["images"]}
     assert images["api"]["platforms"] == ["linux/amd64", "linux/arm64"]
     docker("rmi", f"{REG}/api:2.3.0", check=False)
-    out = docker("run", "--rm", "--pull", "always", "--platform", "linux/arm64",
-                 f"{REG}/base:2.3.0", "uname", "-m").stdout.strip()
+    out = docker(
+        "run",
+        "--rm",
+        "--pull",
+        "always",
+        "--platform",
+        "linux/arm64",
+        f"{REG}/base:2.3.0",
+        "uname",
+        "-m",
+    ).stdout.strip()
     assert out == "aarch64"
-    assert "hello from acme api" in docker(
-        "run", "--rm", "--pull", "always", "--platform", "linux/arm64", f"{REG}/api:2.3.0").stdout
+    assert (
+        "hello from acme api"
+        in docker(
+            "run", "--rm", "--pull", "always", "--platform", "linux/arm64", f"{REG}/api:2.3.0"
+        ).stdout
+    )
 
 
 def test_push_one_platform(project: Project, registry: str) -> None:
     project.inv("image.push", "--platform", "linux/arm64", "--name", "worker")
     index = manifest(registry, "acme/worker", "2.3.0")
     assert platforms_of(index) == {"linux/arm64"}
-    out = docker("run", "--rm", "--pull", "always", "--platform", "linux/arm64",
-                 f"{REG}/worker:2.3.0", "uname", "-m").stdout.strip()
+    out = docker(
+        "run",
+        "--rm",
+        "--pull",
+        "always",
+        "--platform",
+        "linux/arm64",
+        f"{REG}/worker:2.3.0",
+        "uname",
+        "-m",
+    ).stdout.strip()
     assert out == "aarch64"

@@ -46,8 +46,9 @@ def test_version_show_and_stamp(project: Project) -> None:
     (project.path / "NEWS").write_text("x")
     head = project.commit("past the tag")
     assert project.inv("version.show").stdout.strip() == f"2.3.1.dev1+{head[:7]}"
-    assert project.inv("version.show", "--format", "docker").stdout.strip() == \
-        f"2.3.1.dev1-{head[:7]}"
+    assert (
+        project.inv("version.show", "--format", "docker").stdout.strip() == f"2.3.1.dev1-{head[:7]}"
+    )
     data = json.loads(project.inv("version.show", "--format", "json").stdout)
     assert data["commit"] == head and data["distance"] == 1
     project.inv("version.stamp")
@@ -58,8 +59,9 @@ def test_version_show_and_stamp(project: Project) -> None:
 def test_helm_package_alone(project: Project) -> None:
     project.inv("helm.package")
     chart = project.path / "dist" / "charts" / "acme-2.3.0.tgz"
-    shown = subprocess.run(["helm", "show", "chart", str(chart)], capture_output=True,
-                           text=True, check=True).stdout
+    shown = subprocess.run(
+        ["helm", "show", "chart", str(chart)], capture_output=True, text=True, check=True
+    ).stdout
     assert "version: 2.3.0" in shown and "appVersion: 2.3.0" in shown
     assert project.report()["charts"][0]["path"] == "charts/acme-2.3.0.tgz"
     assert not list((project.path / "dist" / "charts").glob(".helm-*"))
@@ -70,15 +72,23 @@ def test_archive_export_builds_then_saves_with_shared_layers(project: Project) -
     dist = project.path / "dist"
     subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=dist, check=True, capture_output=True)
     # one docker save of all three stores the busybox layer they share once
-    listing = subprocess.run(["tar", "tf", str(dist / "images.tar")], capture_output=True,
-                             text=True, check=True).stdout.split()
+    listing = subprocess.run(
+        ["tar", "tf", str(dist / "images.tar")], capture_output=True, text=True, check=True
+    ).stdout.split()
     blobs = [x for x in listing if x.startswith("blobs/sha256/") and len(x) > 20]
     assert len(blobs) == len(set(blobs))
-    index = json.loads(subprocess.run(["tar", "xOf", str(dist / "images.tar"), "index.json"],
-                                      capture_output=True, text=True, check=True).stdout)
+    index = json.loads(
+        subprocess.run(
+            ["tar", "xOf", str(dist / "images.tar"), "index.json"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
     names = {m["annotations"].get("io.containerd.image.name") for m in index["manifests"]}
-    assert names == {f"docker.io/localhost:5000/acme/{n}:2.3.0" for n in ("base", "api", "worker")} \
-        or names == {f"localhost:5000/acme/{n}:2.3.0" for n in ("base", "api", "worker")}
+    assert names == {
+        f"docker.io/localhost:5000/acme/{n}:2.3.0" for n in ("base", "api", "worker")
+    } or names == {f"localhost:5000/acme/{n}:2.3.0" for n in ("base", "api", "worker")}
 
 
 def test_archive_export_names_a_missing_image(project: Project) -> None:
@@ -96,8 +106,11 @@ def test_archive_export_names_a_missing_image(project: Project) -> None:
         "except CommandError as e:\n"
         "    print(e)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], cwd=project.path, capture_output=True,
-                         text=True, check=True).stdout.strip()
-    assert out == ("image localhost:5000/acme/worker:2.3.0 is not in the local image store; "
-                   "run inv image.build")
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=project.path, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert out == (
+        "image localhost:5000/acme/worker:2.3.0 is not in the local image store; "
+        "run inv image.build"
+    )
     assert not (project.path / "dist" / "images.tar").exists()

@@ -43,8 +43,12 @@ def test_reads_table_and_resolves_paths(tmp_path: Path) -> None:
 def test_invoke_config_overrides_pyproject(tmp_path: Path) -> None:
     s = config.load(
         project(tmp_path, BASIC),
-        {"registry": "reg.example:5000/x", "output_dir": "out", "platforms": "linux/s390x",
-         "parallel": None},
+        {
+            "registry": "reg.example:5000/x",
+            "output_dir": "out",
+            "platforms": "linux/s390x",
+            "parallel": None,
+        },
     )
     assert s.registry == "reg.example:5000/x"
     assert s.output_dir == tmp_path.resolve() / "out"
@@ -60,17 +64,24 @@ def test_without_registry_references_are_bare(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("table", "message"),
     [
-        ("[tool.buildkit.images.api]\ncontext = 3\n", "[tool.buildkit.images.api] context: expected"),
+        (
+            "[tool.buildkit.images.api]\ncontext = 3\n",
+            "[tool.buildkit.images.api] context: expected",
+        ),
         ("[tool.buildkit.images.api]\n", "context: expected the build context directory"),
         ("[tool.buildkit.images.api]\ncontext = 'nope'\n", "an existing directory"),
-        ("[tool.buildkit.images.api]\ncontext = 'img'\ndockerfile = 'X'\n",
-         "dockerfile: expected a file relative to the context"),
+        (
+            "[tool.buildkit.images.api]\ncontext = 'img'\ndockerfile = 'X'\n",
+            "dockerfile: expected a file relative to the context",
+        ),
         ("[tool.buildkit.images.Bad_Name]\ncontext = 'img'\n", "not a valid repository name"),
         ("[tool.buildkit]\nplatforms = ['amd64']\n", "platforms like 'linux/amd64'"),
         ("[tool.buildkit]\nparallel = 0\n", "parallel: expected a positive integer"),
         ("[tool.buildkit.helm]\ncharts = ['img']\n", "holding Chart.yaml"),
-        ("[tool.buildkit.version]\nfiles = [{template = 'nope.j2', path = 'v.json'}]\n",
-         "template files that exist"),
+        (
+            "[tool.buildkit.version]\nfiles = [{template = 'nope.j2', path = 'v.json'}]\n",
+            "template files that exist",
+        ),
         ("[tool.buildkit\n", "invalid TOML"),
     ],
 )
@@ -91,6 +102,7 @@ def test_find_root_walks_up(tmp_path: Path) -> None:
 
 
 def test_merge_is_deep_and_skips_none() -> None:
-    merged = config.merge({"helm": {"charts": ["a"], "x": 1}, "k": 1},
-                          {"helm": {"charts": ["b"]}, "k": None})
+    merged = config.merge(
+        {"helm": {"charts": ["a"], "x": 1}, "k": 1}, {"helm": {"charts": ["b"]}, "k": None}
+    )
     assert merged == {"helm": {"charts": ["b"], "x": 1}, "k": 1}

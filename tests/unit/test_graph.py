@@ -54,16 +54,21 @@ def write_project(tmp_path: Path, dockerfiles: dict[str, str]) -> config.Setting
 
 
 def test_graph_order_and_selection(tmp_path: Path) -> None:
-    s = write_project(tmp_path, {
-        "base": "FROM scratch\n",
-        "api": "FROM base AS b\nFROM localhost:5000/acme/base:latest\nCOPY --from=b / /\n",
-        "worker": "FROM base\n",
-        "tool": "FROM alpine:3\nCOPY --from=worker / /\n",
-    })
+    s = write_project(
+        tmp_path,
+        {
+            "base": "FROM scratch\n",
+            "api": "FROM base AS b\nFROM localhost:5000/acme/base:latest\nCOPY --from=b / /\n",
+            "worker": "FROM base\n",
+            "tool": "FROM alpine:3\nCOPY --from=worker / /\n",
+        },
+    )
     g = graph.build_graph(s)
     assert g.nodes["api"].depends_on == ("base",)
     assert dict(g.nodes["api"].local_refs) == {
-        "base": "base", "localhost:5000/acme/base:latest": "base"}
+        "base": "base",
+        "localhost:5000/acme/base:latest": "base",
+    }
     order = g.order()
     for name, node in g.nodes.items():
         assert all(order.index(d) < order.index(name) for d in node.depends_on)

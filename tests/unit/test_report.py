@@ -7,7 +7,9 @@ from buildkit_tasks.versioning import VersionInfo
 
 
 def info(version: str) -> VersionInfo:
-    return VersionInfo(version, version, version, "c" * 40, "main", False, 0, "2026-01-01T00:00:00Z")
+    return VersionInfo(
+        version, version, version, "c" * 40, "main", False, 0, "2026-01-01T00:00:00Z"
+    )
 
 
 def test_sections_merge_and_reset_on_new_version(tmp_path: Path) -> None:
@@ -32,5 +34,6 @@ def test_checksums_pass_sha256sum_and_skip_non_artifacts(tmp_path: Path) -> None
     assert [f.relative_to(tmp_path).as_posix() for f in files] == ["charts/a-1.tgz", "images.tar"]
     entries = report.write_checksums(tmp_path, files)
     assert [e["path"] for e in entries] == ["charts/a-1.tgz", "images.tar"]
-    subprocess.run(["sha256sum", "-c", "--strict", "SHA256SUMS"], cwd=tmp_path, check=True,
-                   capture_output=True)
+    subprocess.run(
+        ["sha256sum", "-c", "--strict", "SHA256SUMS"], cwd=tmp_path, check=True, capture_output=True
+    )

@@ -19,8 +19,11 @@ def test_failure_raises_with_log_tail(tmp_path: Path) -> None:
 
 
 def test_stdin_carries_secrets_not_argv() -> None:
-    out = Runner().run([sys.executable, "-c", "import sys; print(sys.stdin.read()[::-1])"],
-                       stdin=b"terces", capture=True)
+    out = Runner().run(
+        [sys.executable, "-c", "import sys; print(sys.stdin.read()[::-1])"],
+        stdin=b"terces",
+        capture=True,
+    )
     assert out.stdout.strip() == "secret"
 
 

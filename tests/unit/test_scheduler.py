@@ -44,13 +44,18 @@ def test_runs_each_job_after_its_dependencies() -> None:
 def test_failed_base_under_deep_chain_never_hangs_and_reports_all(workers: int) -> None:
     g = chain_graph(4, 3)
     for _ in range(50):
+
         def job(name: str) -> None:
             time.sleep(random.random() / 2000)
             if name == "base":
                 raise BuildkitError("boom")
 
         result: dict = {}
-        t = threading.Thread(target=lambda: result.update(run_graph(g, job, workers=workers)))
+
+        def run(job=job, result=result) -> None:
+            result.update(run_graph(g, job, workers=workers))
+
+        t = threading.Thread(target=run)
         t.start()
         t.join(timeout=10)
         assert not t.is_alive(), "scheduler hung"
@@ -91,7 +96,11 @@ def test_fail_fast_starts_nothing_after_a_failure() -> None:
     out = run_graph(g, job, workers=1, fail_fast=True, weight={"a": 10})
     assert started == ["a"]
     assert {n: o.status for n, o in out.items()} == {
-        "a": Status.FAILED, "b": Status.SKIPPED, "c": Status.SKIPPED, "d": Status.SKIPPED}
+        "a": Status.FAILED,
+        "b": Status.SKIPPED,
+        "c": Status.SKIPPED,
+        "d": Status.SKIPPED,
+    }
     assert "--fail-fast" in out["b"].error
 
 

@@ -13,15 +13,29 @@ from buildkit_tasks.tasks import common, image
 
 def test_full_collection_has_the_fixed_task_names() -> None:
     assert set(ns.task_names) == {
-        "lint.all", "test.all", "version.show", "version.stamp", "image.build", "image.push",
-        "helm.package", "archive.export", "build.all"}
+        "lint.all",
+        "test.all",
+        "version.show",
+        "version.stamp",
+        "image.build",
+        "image.push",
+        "helm.package",
+        "archive.export",
+        "build.all",
+    }
 
 
 def test_build_all_pre_tasks_in_order() -> None:
     pre = [t.name for t in ns.collections["build"]["all"].pre]
     assert pre == ["all", "all", "stamp", "build", "package", "export"]
     assert [t.body.__module__.rsplit(".", 1)[1] for t in ns.collections["build"]["all"].pre] == [
-        "lint", "test", "version", "image", "helm", "archive"]
+        "lint",
+        "test",
+        "version",
+        "image",
+        "helm",
+        "archive",
+    ]
 
 
 def test_namespaces_compose_on_their_own() -> None:
@@ -39,15 +53,21 @@ def test_every_task_argument_has_help() -> None:
 
 def test_help_output_lists_flags(tmp_path: Path) -> None:
     (tmp_path / "tasks.py").write_text("from buildkit_tasks import ns\n")
-    out = subprocess.run([sys.executable, "-m", "invoke", "--help", "image.build"],
-                         cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "invoke", "--help", "image.build"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     for flag in ("--name", "--platform", "--parallel", "--fail-fast"):
         assert flag in out
 
 
 def test_settings_precedence_pyproject_config_flags(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text(
-        "[tool.buildkit]\nregistry = 'from-pyproject'\nparallel = 2\noutput_dir = 'o'\n")
+        "[tool.buildkit]\nregistry = 'from-pyproject'\nparallel = 2\noutput_dir = 'o'\n"
+    )
     cfg = Config(overrides={"buildkit": {"root": str(tmp_path), "registry": "from-invoke"}})
     s = common.settings(Context(cfg), parallel=7)
     assert (s.registry, s.parallel, s.output_dir) == ("from-invoke", 7, tmp_path.resolve() / "o")
@@ -56,32 +76,55 @@ def test_settings_precedence_pyproject_config_flags(tmp_path: Path) -> None:
 def test_env_var_reaches_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "pyproject.toml").write_text("[tool.buildkit]\nregistry = 'a'\n")
     (tmp_path / "tasks.py").write_text(
-        "from invoke import task\nfrom buildkit_tasks import ns\nfrom buildkit_tasks.tasks import common\n"
-        "@task\ndef reg(c):\n    print(common.settings(c).registry)\nns.add_task(reg)\n")
+        "from invoke import task\nfrom buildkit_tasks import ns\n"
+        "from buildkit_tasks.tasks import common\n"
+        "@task\ndef reg(c):\n    print(common.settings(c).registry)\nns.add_task(reg)\n"
+    )
     monkeypatch.setenv("INVOKE_BUILDKIT_REGISTRY", "from-env:5000/x")
-    out = subprocess.run([sys.executable, "-m", "invoke", "reg"], cwd=tmp_path,
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "invoke", "reg"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert out.strip() == "from-env:5000/x"
 
 
 def test_config_error_is_one_line_exit_1(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text("[tool.buildkit.images.api]\ncontext = 'missing'\n")
     (tmp_path / "tasks.py").write_text("from buildkit_tasks import ns\n")
-    res = subprocess.run([sys.executable, "-m", "invoke", "image.build"], cwd=tmp_path,
-                         capture_output=True, text=True)
+    res = subprocess.run(
+        [sys.executable, "-m", "invoke", "image.build"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
     assert res.returncode == 1
     assert "Traceback" not in res.stderr
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1
-    assert "pyproject.toml: [tool.buildkit.images.api] context: expected an existing directory" in lines[0]
+    assert (
+        "pyproject.toml: [tool.buildkit.images.api] context: expected an existing directory"
+        in lines[0]
+    )
 
 
 def test_version_show_rejects_unknown_format(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text("[project]\nversion = '1.0'\n")
     (tmp_path / "tasks.py").write_text("from buildkit_tasks import ns\n")
-    res = subprocess.run([sys.executable, "-m", "invoke", "version.show", "--format", "xml"],
-                         cwd=tmp_path, capture_output=True, text=True)
+    res = subprocess.run(
+        [sys.executable, "-m", "invoke", "version.show", "--format", "xml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
     assert res.returncode == 1 and "--format: expected one of" in res.stderr
-    ok = subprocess.run([sys.executable, "-m", "invoke", "version.show", "--format", "docker"],
-                        cwd=tmp_path, capture_output=True, text=True, check=True)
+    ok = subprocess.run(
+        [sys.executable, "-m", "invoke", "version.show", "--format", "docker"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert ok.stdout.strip() == "1.0"

@@ -48,8 +48,10 @@ def test_without_git_falls_back_to_project_version(tmp_path: Path) -> None:
     assert info.version == "4.5.6" and info.commit is None
 
 
-@pytest.mark.parametrize(("version", "tag"), [
-    ("1.2.3+abc.dirty", "1.2.3-abc.dirty"), ("+x", "x"), ("a" * 200, "a" * 128)])
+@pytest.mark.parametrize(
+    ("version", "tag"),
+    [("1.2.3+abc.dirty", "1.2.3-abc.dirty"), ("+x", "x"), ("a" * 200, "a" * 128)],
+)
 def test_docker_tag_is_docker_safe(version: str, tag: str) -> None:
     assert versioning.docker_tag(version) == tag
 
@@ -63,8 +65,10 @@ def test_stamp_writes_builtin_and_custom_templates(repo: Path) -> None:
     git(repo, "tag", "-a", "v2.3.0", "-m", "v2.3.0")
     (repo / "v.txt.j2").write_text("{{ version }} {{ commit }}\n")
     with (repo / "pyproject.toml").open("a") as fh:
-        fh.write("[tool.buildkit.version]\nfiles = [{path = 'version.json'},"
-                 " {template = 'v.txt.j2', path = 'sub/v.txt'}]\n")
+        fh.write(
+            "[tool.buildkit.version]\nfiles = [{path = 'version.json'},"
+            " {template = 'v.txt.j2', path = 'sub/v.txt'}]\n"
+        )
     commit_all(repo, "config")
     git(repo, "tag", "-f", "-a", "v2.3.0", "-m", "v2.3.0")
     s = config.load(repo)
