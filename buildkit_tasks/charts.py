@@ -35,6 +35,10 @@ def package_all(settings: Settings, info: VersionInfo, runner: Runner) -> list[C
     into place, so a failed run leaves no partial ``.tgz``. Raises CommandError.
     """
     dest_dir = settings.output_dir / "charts"
+    if runner.dry:
+        for chart in settings.charts:
+            runner.run(helm.package_argv(chart, info.chart_version, info.docker_tag, dest_dir))
+        return []
     dest_dir.mkdir(parents=True, exist_ok=True)
     results = []
     for chart in settings.charts:
@@ -44,8 +48,6 @@ def package_all(settings: Settings, info: VersionInfo, runner: Runner) -> list[C
                 capture=True,
                 what=f"helm package {chart}",
             )
-            if runner.dry:
-                continue
             made = list(Path(tmp).glob("*.tgz"))
             if len(made) != 1:
                 raise CommandError(f"helm package {chart}: expected one .tgz, found {len(made)}")

@@ -127,7 +127,8 @@ def build_images(
     """
     requested = list(platforms)
     native = [] if runner.dry else [docker.engine_platform()]
-    settings.logs_dir.mkdir(parents=True, exist_ok=True)
+    if not runner.dry:
+        settings.logs_dir.mkdir(parents=True, exist_ok=True)
     tmp = tempfile.TemporaryDirectory(prefix="buildkit-iid-")
     run_id = uuid.uuid4().hex[:16]
     needed = {dep for node in graph.nodes.values() for dep in node.depends_on}
@@ -153,7 +154,8 @@ def build_images(
             iidfile=Path(tmp.name) / f"{name}.iid",
         )
         log = settings.logs_dir / f"{name}.log"
-        log.write_text("")
+        if not runner.dry:
+            log.write_text("")
         image_id = docker.build(runner, req, log)
         if name in needed and not runner.dry:
             docker.tag(tag_ref, docker.alias_reference(name, run_id))
