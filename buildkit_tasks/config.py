@@ -56,6 +56,19 @@ class VersionFile:
 
 
 @dataclass(frozen=True)
+class Discover:
+    """``[tool.buildkit.discover]``: find Dockerfiles under ``roots`` (absolute), leaving out
+    paths matching ``ignore`` globs (relative to the project root, ``**`` for any depth); name
+    each image from its ``LABEL <name_label>=...`` when set and present, else its folder name.
+    ``local_prefixes``: reference prefixes (besides ``registry``) that mark a project image."""
+
+    roots: tuple[Path, ...] = ()
+    ignore: tuple[str, ...] = ()
+    name_label: str | None = None
+    local_prefixes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything the build needs to know, with paths made absolute.
 
@@ -78,6 +91,7 @@ class Settings:
     version_files: tuple[VersionFile, ...] = (VersionFile(None, "version.json"),)
     lint_paths: tuple[str, ...] = (".",)
     test_args: tuple[str, ...] = ()
+    discover: Discover | None = None
 
     def repository(self, name: str) -> str:
         """The repository of image ``name``: ``<registry>/<name>``, or ``name`` with no registry."""
@@ -228,6 +242,20 @@ def parse(root: Path, raw: Mapping[str, Any]) -> Settings:
             if vf.template is not None and not vf.template.is_file():
                 raise version.fail("files", f"template files that exist ({vf.template} does not)")
 
+    discover = None
+    if "discover" in raw:
+        d = _Reader(root, top.table_of("discover"), "tool.buildkit.discover")
+        roots = tuple((root / r).resolve() for r in d.str_list("roots", (".",)))
+        for r in roots:
+            if not r.is_dir():
+                raise d.fail("roots", f"existing directories ({r} is not one)")
+        discover = Discover(
+            roots=roots,
+            ignore=d.str_list("ignore"),
+            name_label=d.str("name_label"),
+            local_prefixes=tuple(p.rstrip("/") for p in d.str_list("local_prefixes")),
+        )
+
     lint = _Reader(root, top.table_of("lint"), "tool.buildkit.lint")
     test = _Reader(root, top.table_of("test"), "tool.buildkit.test")
     return Settings(
@@ -242,6 +270,7 @@ def parse(root: Path, raw: Mapping[str, Any]) -> Settings:
         version_files=version_files,
         lint_paths=lint.str_list("paths", (".",)),
         test_args=test.str_list("args"),
+        discover=discover,
     )
 
 
@@ -253,9 +282,14 @@ def _platforms(reader: _Reader, key: str) -> tuple[str, ...]:
     return platforms
 
 
+def valid_name(name: str) -> bool:
+    """Whether ``name`` is a valid repository path component."""
+    return bool(_NAME_RE.match(name))
+
+
 def _image(root: Path, name: str, table: Any) -> ImageSpec:
     where = f"tool.buildkit.images.{name}"
-    if not _NAME_RE.match(name):
+    if not valid_name(name):
         raise ConfigError(
             f"{root / PYPROJECT}: [{where}]: image name {name!r} is not a valid repository name "
             "(lowercase letters, digits, '.', '_', '-')"

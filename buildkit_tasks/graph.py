@@ -210,15 +210,17 @@ class ImageGraph:
         return out
 
 
-def build_graph(settings: Settings, local_prefixes: Iterable[str] = ()) -> ImageGraph:
-    """Read every configured image's Dockerfile and infer its dependencies.
+def build_graph(settings: Settings, images: Mapping[str, ImageSpec] | None = None) -> ImageGraph:
+    """Read every image's Dockerfile and infer its dependencies.
 
-    Raises ConfigError for an unreadable Dockerfile or a dependency cycle.
+    ``images`` defaults to ``settings.images``; references with the registry or one of the
+    discover ``local_prefixes`` name project images. Raises ConfigError for an unreadable
+    Dockerfile or a dependency cycle.
     """
-    prefixes = [settings.registry, *local_prefixes]
-    nodes = {}
-    for name, spec in settings.images.items():
-        nodes[name] = infer_node(spec, settings.images, prefixes)
+    images = settings.images if images is None else images
+    local = settings.discover.local_prefixes if settings.discover else ()
+    prefixes = [settings.registry, *local]
+    nodes = {name: infer_node(spec, images, prefixes) for name, spec in images.items()}
     return ImageGraph(nodes)
 
 

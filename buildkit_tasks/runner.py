@@ -68,6 +68,7 @@ class Runner:
         stdin: bytes | None = None,
         check: bool = True,
         what: str | None = None,
+        stderr_to_devnull: bool = False,
     ) -> Result:
         """Run ``argv``.
 
@@ -94,7 +95,9 @@ class Runner:
                     env=full_env,
                     stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
                     stdout=log_fh or (subprocess.PIPE if capture else None),
-                    stderr=subprocess.STDOUT if log_fh else None,
+                    stderr=subprocess.STDOUT
+                    if log_fh
+                    else (subprocess.DEVNULL if stderr_to_devnull else None),
                     start_new_session=True,
                 )
             except FileNotFoundError:

@@ -6,6 +6,7 @@ the ``docker`` SDK. Everything here takes argv-ready values; nothing builds a sh
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,10 +78,10 @@ def save_argv(references: Iterable[str], dest: Path) -> list[str]:
     return [DOCKER, "save", "--output", str(dest), *references]
 
 
+@functools.lru_cache(maxsize=1)
 def client() -> Any:
-    """A ``docker`` SDK client from the environment (``DOCKER_HOST``...).
-
-    Raises BuildkitError when the engine cannot be reached.
+    """The ``docker`` SDK client from the environment (``DOCKER_HOST``...), made and pinged
+    once per process. Raises BuildkitError when the engine cannot be reached.
     """
     import docker
 
@@ -94,26 +95,71 @@ def client() -> Any:
     return c
 
 
-def image_info(reference: str) -> dict[str, Any] | None:
-    """``{"id", "labels", "platform"}`` of a local image, or None when it is not there."""
+def local_image(reference: str) -> LocalImage | None:
+    """The local image ``reference`` names (one inspect call), or None when there is none."""
     import docker
 
     try:
-        image = client().images.get(reference)
-    except docker.errors.ImageNotFound:
+        attrs = client().api.inspect_image(reference)
+    except docker.errors.NotFound:
         return None
-    attrs = image.attrs
-    return {
-        "id": image.id,
-        "labels": (attrs.get("Config") or {}).get("Labels") or {},
-        "platform": f"{attrs.get('Os', '')}/{attrs.get('Architecture', '')}",
-    }
+    tags = tuple(attrs.get("RepoTags") or ())
+    labels = (attrs.get("Config") or {}).get("Labels") or {}
+    return LocalImage(attrs["Id"], tags, labels)
+
+
+@dataclass(frozen=True)
+class LocalImage:
+    """An image in the local store: its ID, every ``repository:tag`` naming it, its labels."""
+
+    image_id: str
+    tags: tuple[str, ...]
+    labels: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class RemoteImage:
+    """An image in a registry: the digest of what ``reference`` names, and its labels."""
+
+    digest: str
+    labels: Mapping[str, str]
+
+
+def remote_image(runner: Runner, reference: str) -> RemoteImage | None:
+    """What the registry holds at ``reference`` (``docker buildx imagetools inspect``), or None
+    when it holds nothing there."""
+    import json
+
+    res = runner.run(
+        [DOCKER, "buildx", "imagetools", "inspect", "--format", "{{json .}}", reference],
+        capture=True,
+        check=False,
+        stderr_to_devnull=True,
+    )
+    if not res.ok or not res.stdout.strip():
+        return None
+    data = json.loads(res.stdout)
+    manifest, image = data.get("manifest") or {}, data.get("image") or {}
+    configs = [image] if "config" in image else list(image.values())
+    labels = {}
+    for cfg in configs:
+        labels.update((cfg.get("config") or {}).get("Labels") or {})
+    return RemoteImage(manifest.get("digest", ""), labels)
+
+
+def remote_tag(runner: Runner, source: str, target: str) -> None:
+    """Point ``target`` at what ``source`` names, inside the registry (no pull, no push)."""
+    runner.run(
+        [DOCKER, "buildx", "imagetools", "create", "--tag", target, source],
+        capture=True,
+        what=f"tagging {target} in the registry",
+    )
 
 
 def require_images(references: Iterable[str]) -> None:
     """Raise CommandError naming the first reference missing from the local image store."""
     for ref in references:
-        if image_info(ref) is None:
+        if local_image(ref) is None:
             raise CommandError(f"image {ref} is not in the local image store; run inv image.build")
 
 
@@ -133,7 +179,7 @@ def alias_reference(name: str, run_id: str) -> str:
 def tag(source: str, target: str) -> None:
     """Add reference ``target`` to the local image ``source`` (docker SDK)."""
     repository, _, tag_ = target.rpartition(":")
-    client().images.get(source).tag(repository, tag_)
+    client().api.tag(source, repository, tag_)
 
 
 def untag(reference: str) -> None:

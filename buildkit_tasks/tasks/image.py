@@ -1,4 +1,4 @@
-"""``image`` namespace: ``image.build`` and ``image.push``."""
+"""``image`` namespace: ``image.build``, ``image.push`` and ``image.graph``."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import sys
 
 from invoke import Collection, Context
 
-from .. import images, report
-from ..errors import BuildFailed
+from .. import images, plans, report
+from ..errors import BuildFailed, ConfigError
 from ..images import ImageResult
 from .common import CONFIG_DEFAULTS, runner, settings, split_list, task, version
 
@@ -17,6 +17,7 @@ HELP = {
     "(default: config 'platforms', else the engine's own).",
     "parallel": "How many images build at once (default: config 'parallel', else CPU count).",
     "fail_fast": "Stop starting new builds after the first failure.",
+    "force": "Rebuild every image even when its inputs are unchanged.",
 }
 
 
@@ -49,9 +50,12 @@ def run_build(
     platform: str | None,
     parallel: int | None,
     fail_fast: bool,
+    force: bool,
     push: bool,
 ) -> list[ImageResult]:
     """The body shared by image.build and image.push."""
+    if parallel is not None and parallel < 1:
+        raise ConfigError(f"--parallel: expected a positive integer, got {parallel}")
     s = settings(c, parallel=parallel)
     info = version(s)
     graph = images.plan(s, name or [])
@@ -64,6 +68,7 @@ def run_build(
         push=push,
         platforms=split_list(platform),
         fail_fast=fail_fast,
+        force=force,
         on_start=_print_start,
         on_done=_print_done,
     )
@@ -87,17 +92,24 @@ def build(
     platform: str | None = None,
     parallel: int | None = None,
     fail_fast: bool = False,
+    force: bool = False,
 ) -> None:
-    """Build every image of ``[tool.buildkit.images]`` with ``docker buildx build``, in
-    dependency order, loaded into the local image store.
+    """Build every image with ``docker buildx build``, in dependency order, loaded into the
+    local image store.
 
-    Tags ``<registry>/<name>:<version>`` and ``:latest`` (``registry`` from config or
+    Images come from ``[tool.buildkit.images]`` and ``[tool.buildkit.discover]``. Tags
+    ``<registry>/<name>:<version>`` and ``:latest`` (``registry`` from config or
     ``INVOKE_BUILDKIT_REGISTRY``) with OCI labels. An image whose Dockerfile names another
     project image (``FROM base``, ``FROM <registry>/base:any``, ``COPY --from=base``) builds from
-    this run's result of it. Per-image logs go to ``<output_dir>/logs/``; results to
-    ``build-report.json``. Exits non-zero when any image fails.
+    this run's result of it. ``--parallel`` images build at once (config ``parallel``, default
+    CPU count); a failed image skips what depends on it while every independent image still
+    builds, unless ``--fail-fast``. An image whose inputs (context as Docker sees it,
+    Dockerfile, build args, target, platforms, the images it builds on) are unchanged is not
+    rebuilt but reported ``cached``; ``--force`` rebuilds. Per-image logs go to
+    ``<output_dir>/logs/``; results to ``build-report.json``. Exits non-zero when any image
+    fails, 130 on Ctrl-C.
     """
-    run_build(c, name, platform, parallel, fail_fast, push=False)
+    run_build(c, name, platform, parallel, fail_fast, force, push=False)
 
 
 @task(iterable=["name"], help=HELP)
@@ -107,15 +119,38 @@ def push(
     platform: str | None = None,
     parallel: int | None = None,
     fail_fast: bool = False,
+    force: bool = False,
 ) -> None:
     """Build and push every image (or ``--name`` ones) to ``registry``.
 
     Same plan and tags as image.build; with several platforms each tag is a manifest list.
+    An image the registry already holds with the same input key is not rebuilt (``cached``).
     """
-    run_build(c, name, platform, parallel, fail_fast, push=True)
+    run_build(c, name, platform, parallel, fail_fast, force, push=True)
+
+
+@task(
+    iterable=["name"],
+    help={
+        "format": "Output form: text (default), json or dot (Graphviz).",
+        "name": "Show only this image and what it depends on; repeat for several.",
+    },
+)
+def graph(c: Context, format: str = "text", name: list[str] | None = None) -> None:
+    """Print the build plan without building: images, what each depends on, and the order.
+
+    ``--format json`` prints exactly ``{"images": [{"name", "context", "dockerfile",
+    "depends_on"}...], "order": [...]}`` (``context`` relative to the project root,
+    ``dockerfile`` relative to the context, as in the config) and nothing else on stdout.
+    """
+    if format not in plans.FORMATS:
+        raise ConfigError(f"--format: expected one of {', '.join(plans.FORMATS)}, got {format!r}")
+    s = settings(c)
+    print(plans.render(images.plan(s, name or []), s.root, format))
 
 
 ns = Collection("image")
 ns.add_task(build, default=True)
 ns.add_task(push)
+ns.add_task(graph)
 ns.configure(CONFIG_DEFAULTS)

@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import urllib.request
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,6 +125,12 @@ def project(
     )
     for arch, path in busybox.items():
         shutil.copy2(path, dest / "images" / "base" / f"busybox-{arch}")
+    # A build arg unique to this test gives its images input keys no other test shares, so
+    # each test starts from a cold cache (images of other tests are not "cached" here).
+    pyproject = dest / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace(
+        'context = "images/base"\n',
+        f'context = "images/base"\nbuild_args = {{ TEST_RUN = "{uuid.uuid4().hex}" }}\n', 1))
     commit_all(dest, "example project")
     git(dest, "tag", "-a", "v2.3.0", "-m", "v2.3.0")
     return Project(dest)

@@ -1,0 +1,54 @@
+"""The build plan as text, JSON or Graphviz dot (what ``image.graph`` prints)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from .graph import ImageGraph
+
+FORMATS = ("text", "json", "dot")
+
+
+def as_dict(graph: ImageGraph, root: Path) -> dict[str, Any]:
+    """``{"images": [{"name", "context", "dockerfile", "depends_on"}], "order": [...]}``."""
+    order = graph.order()
+    return {
+        "images": [
+            {
+                "name": name,
+                "context": _rel(graph.nodes[name].spec.context, root),
+                "dockerfile": _rel(
+                    graph.nodes[name].spec.dockerfile, graph.nodes[name].spec.context
+                ),
+                "depends_on": list(graph.nodes[name].depends_on),
+            }
+            for name in order
+        ],
+        "order": order,
+    }
+
+
+def _rel(path: Path, base: Path) -> str:
+    return Path(os.path.relpath(path, base)).as_posix()
+
+
+def render(graph: ImageGraph, root: Path, fmt: str) -> str:
+    """The plan in ``fmt`` (one of :data:`FORMATS`)."""
+    data = as_dict(graph, root)
+    if fmt == "json":
+        return json.dumps(data, indent=2)
+    if fmt == "dot":
+        lines = ["digraph images {", "  rankdir=LR;"]
+        for img in data["images"]:
+            lines.append(f'  "{img["name"]}";')
+            lines += [f'  "{dep}" -> "{img["name"]}";' for dep in img["depends_on"]]
+        return "\n".join([*lines, "}"])
+    width = max((len(n) for n in data["order"]), default=0)
+    lines = [f"{len(data['order'])} images, in build order:"]
+    for i, img in enumerate(data["images"], 1):
+        deps = ", ".join(img["depends_on"]) or "-"
+        lines.append(f"  {i:>3}. {img['name']:<{width}}  needs: {deps}  ({img['context']})")
+    return "\n".join(lines)
