@@ -19,6 +19,7 @@ def test_full_collection_has_the_fixed_task_names() -> None:
         "version.stamp",
         "image.build",
         "image.push",
+        "image.graph",
         "helm.package",
         "archive.export",
         "build.all",
@@ -40,7 +41,7 @@ def test_build_all_pre_tasks_in_order() -> None:
 
 def test_namespaces_compose_on_their_own() -> None:
     mine = Collection(image.ns)
-    assert set(mine.task_names) == {"image.build", "image.push"}
+    assert set(mine.task_names) == {"image.build", "image.push", "image.graph"}
 
 
 def test_every_task_argument_has_help() -> None:
