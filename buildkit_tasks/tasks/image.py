@@ -15,7 +15,7 @@ HELP = {
     "name": "Build only this image and what it depends on; repeat for several.",
     "platform": "Platform or comma-separated platforms, e.g. linux/amd64,linux/arm64 "
     "(default: config 'platforms', else the engine's own).",
-    "parallel": "How many images build at once (default: config 'parallel', else CPU count).",
+    "parallel": "How many images build at once (default 0: config 'parallel', else CPU count).",
     "fail_fast": "Stop starting new builds after the first failure.",
     "force": "Rebuild every image even when its inputs are unchanged.",
 }
@@ -48,15 +48,15 @@ def run_build(
     c: Context,
     name: list[str] | None,
     platform: str | None,
-    parallel: int | None,
+    parallel: int,
     fail_fast: bool,
     force: bool,
     push: bool,
 ) -> list[ImageResult]:
     """The body shared by image.build and image.push."""
-    if parallel is not None and parallel < 1:
+    if parallel < 0:
         raise ConfigError(f"--parallel: expected a positive integer, got {parallel}")
-    s = settings(c, parallel=parallel)
+    s = settings(c, parallel=parallel or None)
     info = version(s)
     graph = images.plan(s, name or [])
     r = runner(c)
@@ -90,7 +90,7 @@ def build(
     c: Context,
     name: list[str] | None = None,
     platform: str | None = None,
-    parallel: int | None = None,
+    parallel: int = 0,
     fail_fast: bool = False,
     force: bool = False,
 ) -> None:
@@ -117,7 +117,7 @@ def push(
     c: Context,
     name: list[str] | None = None,
     platform: str | None = None,
-    parallel: int | None = None,
+    parallel: int = 0,
     fail_fast: bool = False,
     force: bool = False,
 ) -> None:

@@ -128,9 +128,13 @@ def project(
     # A build arg unique to this test gives its images input keys no other test shares, so
     # each test starts from a cold cache (images of other tests are not "cached" here).
     pyproject = dest / "pyproject.toml"
-    pyproject.write_text(pyproject.read_text().replace(
-        'context = "images/base"\n',
-        f'context = "images/base"\nbuild_args = {{ TEST_RUN = "{uuid.uuid4().hex}" }}\n', 1))
+    pyproject.write_text(
+        pyproject.read_text().replace(
+            'context = "images/base"\n',
+            f'context = "images/base"\nbuild_args = {{ TEST_RUN = "{uuid.uuid4().hex}" }}\n',
+            1,
+        )
+    )
     commit_all(dest, "example project")
     git(dest, "tag", "-a", "v2.3.0", "-m", "v2.3.0")
     return Project(dest)

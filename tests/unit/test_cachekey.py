@@ -27,8 +27,11 @@ def test_content_changes_change_the_digest(tmp_path: Path) -> None:
 
 
 def test_ignored_files_do_not_count(tmp_path: Path) -> None:
-    c = ctx(tmp_path, {"Dockerfile": "FROM scratch\n", "keep.txt": "k", "build/out.o": "x",
-                       "notes.md": "n"}, ignore="# comment\nbuild\n*.md\n")
+    c = ctx(
+        tmp_path,
+        {"Dockerfile": "FROM scratch\n", "keep.txt": "k", "build/out.o": "x", "notes.md": "n"},
+        ignore="# comment\nbuild\n*.md\n",
+    )
     first = digest(c)
     (c / "build" / "out.o").write_text("changed")
     (c / "notes.md").write_text("changed")
@@ -39,8 +42,7 @@ def test_ignored_files_do_not_count(tmp_path: Path) -> None:
 
 
 def test_exception_patterns_and_dockerfile_specific_ignore(tmp_path: Path) -> None:
-    c = ctx(tmp_path, {"Dockerfile": "FROM scratch\n", "x/a": "1", "x/b": "1"},
-            ignore="x\n!x/b\n")
+    c = ctx(tmp_path, {"Dockerfile": "FROM scratch\n", "x/a": "1", "x/b": "1"}, ignore="x\n!x/b\n")
     first = digest(c)
     (c / "x" / "a").write_text("2")
     assert digest(c) == first
@@ -70,17 +72,21 @@ def test_key_covers_args_target_platforms_and_dependencies(tmp_path: Path) -> No
     base = cachekey.image_key(spec, ["linux/amd64"], {"base": "k1"})
     assert cachekey.image_key(spec, ["linux/amd64"], {"base": "k1"}) == base
     variants = [
-        cachekey.image_key(ImageSpec("api", c, c / "Dockerfile", {"A": "2"}), ["linux/amd64"],
-                           {"base": "k1"}),
-        cachekey.image_key(ImageSpec("api", c, c / "Dockerfile", {"A": "1"}, "t"),
-                           ["linux/amd64"], {"base": "k1"}),
+        cachekey.image_key(
+            ImageSpec("api", c, c / "Dockerfile", {"A": "2"}), ["linux/amd64"], {"base": "k1"}
+        ),
+        cachekey.image_key(
+            ImageSpec("api", c, c / "Dockerfile", {"A": "1"}, "t"), ["linux/amd64"], {"base": "k1"}
+        ),
         cachekey.image_key(spec, ["linux/arm64"], {"base": "k1"}),
         cachekey.image_key(spec, ["linux/amd64"], {"base": "k2"}),
-        cachekey.image_key(ImageSpec("web", c, c / "Dockerfile", {"A": "1"}), ["linux/amd64"],
-                           {"base": "k1"}),
+        cachekey.image_key(
+            ImageSpec("web", c, c / "Dockerfile", {"A": "1"}), ["linux/amd64"], {"base": "k1"}
+        ),
     ]
     assert len({base, *variants}) == 6
-    assert cachekey.image_key(spec, ["linux/arm64", "linux/amd64"], {"base": "k1"}) == \
-        cachekey.image_key(spec, ["linux/amd64", "linux/arm64"], {"base": "k1"})
+    assert cachekey.image_key(
+        spec, ["linux/arm64", "linux/amd64"], {"base": "k1"}
+    ) == cachekey.image_key(spec, ["linux/amd64", "linux/arm64"], {"base": "k1"})
     (c / "Dockerfile").write_text("FROM base\nRUN true\n")
     assert cachekey.image_key(spec, ["linux/amd64"], {"base": "k1"}) != base

@@ -27,14 +27,18 @@ local_prefixes = ["local-only"]
 
 
 def test_finds_names_and_links_dockerfiles(tmp_path: Path) -> None:
-    s = write(tmp_path, {
-        "base/Dockerfile": "FROM scratch\n",
-        "svc/api/Dockerfile": 'ARG B=local-only/base:9\nFROM ${B}\nLABEL IMAGE="api-server"\n',
-        "svc/worker/Dockerfile": "FROM reg:5000/p/base:1\nCOPY --from=api-server / /\n",
-        "svc/ext/Dockerfile": "FROM other/base:1\n",
-        "x/templates_and_examples/demo/Dockerfile": "FROM base\n",
-        ".hidden/Dockerfile": "FROM base\n",
-    }, TABLE)
+    s = write(
+        tmp_path,
+        {
+            "base/Dockerfile": "FROM scratch\n",
+            "svc/api/Dockerfile": 'ARG B=local-only/base:9\nFROM ${B}\nLABEL IMAGE="api-server"\n',
+            "svc/worker/Dockerfile": "FROM reg:5000/p/base:1\nCOPY --from=api-server / /\n",
+            "svc/ext/Dockerfile": "FROM other/base:1\n",
+            "x/templates_and_examples/demo/Dockerfile": "FROM base\n",
+            ".hidden/Dockerfile": "FROM base\n",
+        },
+        TABLE,
+    )
     images = discovery.all_images(s)
     assert set(images) == {"base", "api-server", "worker", "ext"}
     g = graph.build_graph(s, images)
@@ -50,8 +54,11 @@ def test_finds_names_and_links_dockerfiles(tmp_path: Path) -> None:
 
 
 def test_two_dockerfiles_claiming_one_name_is_an_error(tmp_path: Path) -> None:
-    s = write(tmp_path, {"a/web/Dockerfile": "FROM scratch\n",
-                         "b/web/Dockerfile": "FROM scratch\n"}, TABLE)
+    s = write(
+        tmp_path,
+        {"a/web/Dockerfile": "FROM scratch\n", "b/web/Dockerfile": "FROM scratch\n"},
+        TABLE,
+    )
     with pytest.raises(ConfigError) as err:
         discovery.discover(s)
     assert "claimed by two Dockerfiles" in str(err.value)
@@ -59,8 +66,11 @@ def test_two_dockerfiles_claiming_one_name_is_an_error(tmp_path: Path) -> None:
 
 
 def test_configured_images_win_over_discovered(tmp_path: Path) -> None:
-    s = write(tmp_path, {"web/Dockerfile": "FROM scratch\n", "web/alt.Dockerfile": "FROM x\n"},
-              TABLE + "[tool.buildkit.images.web]\ncontext = 'web'\ndockerfile = 'alt.Dockerfile'\n")
+    s = write(
+        tmp_path,
+        {"web/Dockerfile": "FROM scratch\n", "web/alt.Dockerfile": "FROM x\n"},
+        TABLE + "[tool.buildkit.images.web]\ncontext = 'web'\ndockerfile = 'alt.Dockerfile'\n",
+    )
     assert discovery.all_images(s)["web"].dockerfile.name == "alt.Dockerfile"
 
 
@@ -71,8 +81,9 @@ def test_label_forms() -> None:
 
 
 def test_dot_and_text_render(tmp_path: Path) -> None:
-    s = write(tmp_path, {"base/Dockerfile": "FROM scratch\n", "app/Dockerfile": "FROM base\n"},
-              TABLE)
+    s = write(
+        tmp_path, {"base/Dockerfile": "FROM scratch\n", "app/Dockerfile": "FROM base\n"}, TABLE
+    )
     g = graph.build_graph(s, discovery.all_images(s))
     dot = plans.render(g, s.root, "dot")
     assert dot.startswith("digraph images {") and '"base" -> "app";' in dot

@@ -1,0 +1,219 @@
+"""Issue-3 behaviour against the real engine: cached rebuilds, failure isolation in deep
+chains, the plan as JSON, Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import commit_all
+
+from .conftest import Project, docker
+
+REG = "localhost:5000/acme"
+
+
+def statuses(project: Project) -> dict[str, str]:
+    return {i["name"]: i["status"] for i in project.report()["images"]}
+
+
+def test_unchanged_images_are_cached_and_changes_rebuild_what_they_touch(
+    project: Project,
+) -> None:
+    project.inv("image.build")
+    assert set(statuses(project).values()) == {"succeeded"}
+    first_ids = {i["name"]: i["image_id"] for i in project.report()["images"]}
+
+    res = project.inv("image.build")
+    assert statuses(project) == {"base": "cached", "api": "cached", "worker": "cached"}
+    assert "image base: cached" in res.stdout
+    assert {i["name"]: i["image_id"] for i in project.report()["images"]} == first_ids
+
+    (project.path / "images" / "worker" / "work.sh").write_text("#!/bin/sh\necho changed\n")
+    project.inv("image.build")
+    assert statuses(project) == {"base": "cached", "api": "cached", "worker": "succeeded"}
+
+    # a file the base's .dockerignore leaves out changes nothing
+    (project.path / "images" / "base" / "README").write_text("not in the build context\n")
+    project.inv("image.build")
+    assert set(statuses(project).values()) == {"cached"}
+
+    # a build arg of the base changes the base and everything built on it
+    dockerfile = project.path / "images" / "base" / "Dockerfile"
+    dockerfile.write_text(dockerfile.read_text() + "LABEL extra=1\n")
+    project.inv("image.build")
+    assert set(statuses(project).values()) == {"succeeded"}
+
+    project.inv("image.build", "--force")
+    assert set(statuses(project).values()) == {"succeeded"}
+
+
+def test_a_new_commit_reuses_images_under_the_new_version(project: Project) -> None:
+    project.inv("image.build")
+    before = {i["name"]: i["image_id"] for i in project.report()["images"]}
+    (project.path / "NEWS").write_text("docs only\n")
+    project.commit("docs only")
+    res = project.inv("image.build")
+    report = project.report()
+    tag = report["version"]["docker_tag"]
+    assert tag.startswith("2.3.1.dev1-")
+    assert set(statuses(project).values()) == {"cached"}, res.stdout
+    for name, image_id in before.items():
+        inspect = json.loads(docker("image", "inspect", f"{REG}/{name}:{tag}").stdout)[0]
+        assert inspect["Id"] == image_id
+        latest = json.loads(docker("image", "inspect", f"{REG}/{name}:latest").stdout)[0]
+        assert latest["Id"] == image_id
+
+
+def test_image_graph_json_is_the_plan_and_nothing_else(project: Project) -> None:
+    out = project.inv("image.graph", "--format", "json").stdout
+    data = json.loads(out)
+    assert data == {
+        "images": [
+            {
+                "name": "base",
+                "context": "images/base",
+                "dockerfile": "Dockerfile",
+                "depends_on": [],
+            },
+            {
+                "name": "api",
+                "context": "images/api",
+                "dockerfile": "Dockerfile",
+                "depends_on": ["base"],
+            },
+            {
+                "name": "worker",
+                "context": "images/worker",
+                "dockerfile": "Dockerfile",
+                "depends_on": ["base"],
+            },
+        ],
+        "order": ["base", "api", "worker"],
+    }
+    assert not (project.path / "dist").exists()
+    dot = project.inv("image.graph", "--format", "dot").stdout
+    assert '"base" -> "api";' in dot and '"base" -> "worker";' in dot
+
+
+def chain_project(tmp_path: Path, busybox: dict[str, Path], base_run: str) -> Project:
+    """base <- l1 <- l2 <- l3 <- l4 (4 deep), two leaves on l1, and an independent island."""
+    root = tmp_path / "chain"
+    run_id = uuid.uuid4().hex
+    images = {
+        "base": f"FROM scratch\nCOPY busybox /bin/busybox\n"
+        f'RUN ["/bin/busybox", "sh", "-c", "{base_run}"]\n',
+        "island": "FROM scratch\nCOPY busybox /bin/busybox\n",
+        "l1": "FROM base\n",
+        "l2": "FROM l1\n",
+        "l3": "FROM l2\n",
+        "l4": "FROM l3\n",
+        "leaf1": "FROM l1\n",
+        "leaf2": "FROM l1\n",
+    }
+    table = '[tool.buildkit]\nregistry = "localhost:5000/chain"\n'
+    for name, text in images.items():
+        (root / name).mkdir(parents=True)
+        (root / name / "Dockerfile").write_text(text + f"LABEL run={run_id}\n")
+        if "COPY busybox" in text:
+            shutil.copy2(busybox["amd64"], root / name / "busybox")
+        table += f'[tool.buildkit.images.{name}]\ncontext = "{name}"\n'
+    (root / "pyproject.toml").write_text(table)
+    (root / "tasks.py").write_text("from buildkit_tasks import ns  # noqa: F401\n")
+    commit_all(root, "chain")
+    return Project(root)
+
+
+@pytest.mark.parametrize("parallel", ["1", "2", "4"])
+def test_failed_base_under_a_deep_chain_reports_every_status(
+    tmp_path: Path, docker_engine: None, busybox: dict[str, Path], parallel: str
+) -> None:
+    p = chain_project(tmp_path, busybox, "exit 3")
+    res = p.inv("image.build", "--parallel", parallel, check=False)
+    assert res.returncode == 1
+    assert "Traceback" not in res.stderr
+    got = statuses(p)
+    assert got["base"] == "failed" and got["island"] == "succeeded"
+    for name in ("l1", "l2", "l3", "l4", "leaf1", "leaf2"):
+        assert got[name] == "skipped", name
+    report = {i["name"]: i for i in p.report()["images"]}
+    assert report["l4"]["error"] == "base failed"  # the reason names the image that failed
+    assert report["l1"]["error"] == "base failed"
+    assert "exit code: 3" in report["base"]["log_tail"]
+    assert "images:" in res.stdout and "skipped" in res.stdout  # the console summary
+    assert "exit code: 3" in res.stderr  # the failure's last log lines
+
+
+def test_fail_fast_starts_nothing_new(
+    tmp_path: Path, docker_engine: None, busybox: dict[str, Path]
+) -> None:
+    p = chain_project(tmp_path, busybox, "exit 3")
+    res = p.inv("image.build", "--parallel", "1", "--fail-fast", check=False)
+    assert res.returncode == 1
+    got = statuses(p)
+    assert got["base"] == "failed"
+    # base has the longest remaining path, so it ran first; nothing started after it failed
+    assert got["island"] == "skipped"
+    island = {i["name"]: i for i in p.report()["images"]}["island"]
+    assert "--fail-fast" in island["error"]
+
+
+def test_ctrl_c_stops_builds_and_exits_130(
+    tmp_path: Path, docker_engine: None, busybox: dict[str, Path]
+) -> None:
+    marker = uuid.uuid4().hex[:12]
+    p = chain_project(tmp_path, busybox, f"sleep 120; echo {marker}")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "invoke", "image.build"],
+        cwd=p.path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    log = p.path / "dist" / "logs" / "base.log"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and "sleep 120" not in (
+        log.read_text() if log.exists() else ""
+    ):
+        time.sleep(0.2)
+    assert "sleep 120" in log.read_text(), "the base build never reached its RUN step"
+    started = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, (out, err)
+    assert time.monotonic() - started < 30
+    assert "Traceback" not in err and "interrupted" in err
+    # the build was stopped: no buildx client and no RUN step of it is left
+    time.sleep(1)
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert marker not in ps
+    assert str(p.path) not in ps
+    # nothing half-made: no image, no report, no temporary files
+    assert docker(
+        "image", "inspect", "localhost:5000/chain/base:latest", check=False
+    ).returncode != 0 or _not_from_this_run(p)
+    assert not (p.path / "dist" / "build-report.json").exists()
+    assert not [f for f in (p.path / "dist").rglob("*") if f.name.endswith(".tmp")]
+
+
+def _not_from_this_run(p: Project) -> bool:
+    labels = json.loads(docker("image", "inspect", "localhost:5000/chain/base:latest").stdout)[0][
+        "Config"
+    ]["Labels"]
+    run = (p.path / "base" / "Dockerfile").read_text().split("LABEL run=")[1].strip()
+    return labels.get("run") != run
+
+
+def test_push_twice_is_cached_the_second_time(project: Project, registry: str) -> None:
+    project.inv("image.push", "--name", "worker")
+    assert statuses(project) == {"base": "succeeded", "worker": "succeeded"}
+    project.inv("image.push", "--name", "worker")
+    assert statuses(project) == {"base": "cached", "worker": "cached"}
