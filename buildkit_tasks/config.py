@@ -76,7 +76,8 @@ class Settings:
     ``""``), ``output_dir`` (default ``"dist"``), ``platforms`` (default: the engine's own),
     ``source`` (URL for the
     ``org.opencontainers.image.source`` label; default: git's ``origin`` remote),
-    ``parallel`` (default: CPU count), ``images``, ``helm.charts``, ``version.files``,
+    ``parallel`` (default: CPU count), ``batch`` (build what must be built in one bake
+    first; default true), ``images``, ``helm.charts``, ``version.files``,
     ``lint.paths`` (default ``["."]``), ``test.args`` (default ``[]``).
     """
 
@@ -86,6 +87,7 @@ class Settings:
     output_dir: Path = Path("dist")
     platforms: tuple[str, ...] = ()
     parallel: int = 1
+    batch: bool = True
     images: Mapping[str, ImageSpec] = field(default_factory=dict)
     charts: tuple[Path, ...] = ()
     version_files: tuple[VersionFile, ...] = (VersionFile(None, "version.json"),)
@@ -216,6 +218,12 @@ def parse(root: Path, raw: Mapping[str, Any]) -> Settings:
     if parallel < 1:
         raise top.fail("parallel", "a positive integer")
 
+    batch = raw.get("batch", True)
+    if isinstance(batch, str):  # from an env var
+        batch = batch.strip().lower() not in ("0", "false", "no", "off", "")
+    if not isinstance(batch, bool):
+        raise top.fail("batch", "true or false")
+
     images = {name: _image(root, name, table) for name, table in top.table_of("images").items()}
 
     helm = _Reader(root, top.table_of("helm"), "tool.buildkit.helm")
@@ -265,6 +273,7 @@ def parse(root: Path, raw: Mapping[str, Any]) -> Settings:
         output_dir=output_dir,
         platforms=platforms,
         parallel=parallel,
+        batch=batch,
         images=images,
         charts=tuple(charts),
         version_files=version_files,

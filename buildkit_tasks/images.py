@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +22,7 @@ from . import cachekey, discovery, scheduler
 from .config import ImageSpec, Settings
 from .engines import docker
 from .errors import BuildkitError
-from .graph import ImageGraph, build_graph
+from .graph import ImageGraph, build_graph, repository_of
 from .runner import Runner
 from .scheduler import Outcome, Status
 from .versioning import VersionInfo
@@ -40,6 +41,7 @@ class ImageResult:
     platforms: list[str] = field(default_factory=list)
     seconds: float = 0.0
     key: str | None = None
+    batch: bool | None = None
     log: str | None = None
     error: str | None = None
     log_tail: str | None = None
@@ -117,39 +119,29 @@ def input_keys(
     """Every image's input key (:mod:`.cachekey`): contexts hashed concurrently, then combined
     in dependency order. ``platforms`` maps each image to the platforms it is built for."""
     names = graph.order()
+
+    def digest(name: str) -> str:
+        spec = graph.nodes[name].spec
+        return cachekey.context_digest(spec.context, spec.dockerfile)
+
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        digests = dict(
-            zip(
-                names,
-                pool.map(
-                    lambda n: cachekey.context_digest(
-                        graph.nodes[n].spec.context, graph.nodes[n].spec.dockerfile
-                    ),
-                    names,
-                ),
-                strict=True,
-            )
-        )
+        digests = dict(zip(names, pool.map(digest, names), strict=True))
     keys: dict[str, str] = {}
     for name in names:
         node = graph.nodes[name]
-        keys[name] = cachekey.image_key(
-            node.spec,
-            platforms[name],
-            {d: keys[d] for d in node.depends_on},
-            context=digests[name],
-        )
+        deps = {d: keys[d] for d in node.depends_on}
+        keys[name] = cachekey.image_key(node.spec, platforms[name], deps, digests[name])
     return keys
 
 
 @dataclass(frozen=True)
 class CacheHit:
     """An image with the wanted input key: its ID (or registry digest), the tags already
-    naming it, and whether it is in the local store (else only in the registry)."""
+    naming it, and its local image ID when the local store has it (else only the registry)."""
 
     image_id: str
     tags: tuple[str, ...]
-    local: bool
+    local_id: str | None
 
 
 def find_cached(runner: Runner, key: str, tags: list[str], push: bool) -> CacheHit | None:
@@ -160,13 +152,200 @@ def find_cached(runner: Runner, key: str, tags: list[str], push: bool) -> CacheH
             remote = docker.remote_image(runner, ref)
             if remote is not None and remote.labels.get(cachekey.KEY_LABEL) == key:
                 local = docker.local_image(ref)
-                in_store = local is not None and local.labels.get(cachekey.KEY_LABEL) == key
-                return CacheHit(remote.digest, (ref,), in_store)
+                same = local is not None and local.labels.get(cachekey.KEY_LABEL) == key
+                return CacheHit(remote.digest, (ref,), local.image_id if same else None)
         else:
             image = docker.local_image(ref)
             if image is not None and image.labels.get(cachekey.KEY_LABEL) == key:
-                return CacheHit(image.image_id, image.tags, True)
+                return CacheHit(image.image_id, image.tags, image.image_id)
     return None
+
+
+class ImageBuild:
+    """One run of image builds over a graph: plan (platforms, keys, cache hits), an optional
+    batch through ``docker buildx bake``, then per-image builds on the scheduler.
+
+    Use :func:`build_images`; this class only holds the run's state.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        graph: ImageGraph,
+        info: VersionInfo,
+        runner: Runner,
+        *,
+        push: bool,
+        platforms: Iterable[str],
+        force: bool,
+    ) -> None:
+        self.settings, self.graph, self.info, self.runner = settings, graph, info, runner
+        self.push, self.force = push, force
+        self.native = [] if runner.dry else [docker.engine_platform()]
+        self.plats: dict[str, list[str]] = {}
+        self.errors: dict[str, str] = {}
+        for name, node in graph.nodes.items():
+            try:
+                self.plats[name] = platforms_for(node.spec, list(platforms), settings.platforms)
+            except BuildkitError as exc:
+                self.plats[name], self.errors[name] = [], str(exc)
+        self.keys = input_keys(graph, {n: p or self.native for n, p in self.plats.items()})
+        self.tags = {
+            n: [settings.reference(n, info.docker_tag), settings.reference(n, "latest")]
+            for n in graph.nodes
+        }
+        self.hits: dict[str, CacheHit | None] = {}
+        self.built: dict[str, str] = {}  # name -> image id, built by the batch
+        self.batch_seconds = 0.0
+        self.run_id = uuid.uuid4().hex[:16]
+        self.needed = {dep for node in graph.nodes.values() for dep in node.depends_on}
+        self.sources: dict[str, str] = {}  # name -> the image its dependents build from
+        self.aliases: list[str] = []
+        self._lock = threading.Lock()
+        self._tmp = tempfile.TemporaryDirectory(prefix="buildkit-build-")
+
+    # -- plan -------------------------------------------------------------------------------
+
+    def look_up(self, names: Iterable[str]) -> dict[str, CacheHit | None]:
+        """Cache hits for ``names`` (concurrently); nothing when forced or dry."""
+        names = [n for n in names if n not in self.errors]
+        if self.force or self.runner.dry or not names:
+            return {}
+
+        def one(n: str) -> CacheHit | None:
+            return find_cached(self.runner, self.keys[n], self.tags[n], self.push)
+
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            return dict(zip(names, pool.map(one, names), strict=True))
+
+    def to_build(self) -> list[str]:
+        return [
+            n
+            for n in self.graph.order()
+            if self.hits.get(n) is None and n not in self.errors and n not in self.built
+        ]
+
+    # -- requests ---------------------------------------------------------------------------
+
+    def request(self, name: str, contexts: dict[str, str]) -> docker.BuildRequest:
+        node = self.graph.nodes[name]
+        return docker.BuildRequest(
+            context=node.spec.context,
+            dockerfile=node.spec.dockerfile,
+            tags=self.tags[name],
+            labels={
+                **oci_labels(self.settings, self.info, name),
+                cachekey.KEY_LABEL: self.keys[name],
+            },
+            build_args=node.spec.build_args,
+            target=node.spec.target,
+            platforms=self.plats[name],
+            contexts=contexts,
+            push=self.push,
+            iidfile=Path(self._tmp.name) / f"{name}.iid",
+        )
+
+    def contexts(self, name: str, source: Callable[[str], str]) -> dict[str, str]:
+        """Named build contexts for ``name``: each project image its Dockerfile references,
+        keyed by the reference's repository (BuildKit matches a tagged ``FROM`` to the untagged
+        key; bake matches only that), mapped to ``source(dependency)``."""
+        return {
+            repository_of(ref): source(dep)
+            for ref, dep in self.graph.nodes[name].local_refs.items()
+        }
+
+    def value(self, name: str, image_id: str) -> dict[str, Any]:
+        return {
+            "references": self.tags[name],
+            "platforms": self.plats[name] or self.native,
+            "key": self.keys[name],
+            "image_id": image_id,
+        }
+
+    def log_path(self, name: str) -> Path:
+        return self.settings.logs_dir / f"{name}.log"
+
+    # -- batch ------------------------------------------------------------------------------
+
+    def bake(self, names: list[str]) -> bool:
+        """Build ``names`` in one ``docker buildx bake`` (one solve: shared steps once, no
+        per-build overhead). True when every one was built. On failure nothing is lost: images
+        the batch finished are found again by their keys, the rest build one by one."""
+        inside = set(names)
+        requests = {
+            name: self.request(
+                name,
+                self.contexts(
+                    name, lambda dep: f"target:{dep}" if dep in inside else self.source(dep)
+                ),
+            )
+            for name in names
+        }
+        log = self.settings.logs_dir / "bake.log"
+        metadata = Path(self._tmp.name) / "bake-metadata.json"
+        started = time.monotonic()
+        ok = docker.bake(self.runner, requests, log, metadata, push=self.push)
+        self.batch_seconds = time.monotonic() - started
+        if self.runner.dry:
+            self.built.update({n: "" for n in names})
+            return True
+        docker.split_bake_log(log, {n: self.log_path(n) for n in names})
+        if ok:
+            self.built.update(docker.bake_digests(metadata, names))
+            return True
+        # images the batch did finish are in the store (or registry) under their keys
+        for name, hit in self.look_up(names).items():
+            if hit is not None:
+                self.built[name] = hit.image_id
+        return False
+
+    # -- per image --------------------------------------------------------------------------
+
+    def source(self, name: str) -> str:
+        """The named-context source dependents use for ``name`` (already built or cached)."""
+        return self.sources.get(name, "")
+
+    def use_as_dependency(self, name: str, local: str | None) -> None:
+        """Record what dependents of ``name`` build from: a run-unique alias of ``local`` (an
+        image ID or reference in the local store), or else the registry's tag."""
+        if name not in self.needed or self.runner.dry:
+            self.sources[name] = f"docker-image://{self.tags[name][0]}"
+            return
+        if local:
+            alias = docker.alias_reference(name, self.run_id)
+            docker.tag(local, alias)
+            with self._lock:
+                self.aliases.append(alias)
+            self.sources[name] = f"docker-image://{alias}"
+        else:  # only the registry has it (push mode), and its key was checked there
+            self.sources[name] = f"docker-image://{self.tags[name][0]}"
+
+    def job(self, name: str) -> Any:
+        """The scheduler's job for one image: reuse, take the batch's result, or build."""
+        if name in self.errors:
+            raise BuildkitError(self.errors[name])
+        hit = self.hits.get(name)
+        if hit is not None:
+            _point_tags(self.runner, hit, self.tags[name], self.push)
+            if name not in self.sources:
+                self.use_as_dependency(name, hit.local_id)
+            return Status.CACHED, self.value(name, hit.image_id)
+        if name in self.built:
+            self.use_as_dependency(name, self.tags[name][0])
+            # built inside the batch: its time is the batch's
+            return {**self.value(name, self.built[name]), "batch_seconds": self.batch_seconds}
+        contexts = self.contexts(name, self.source)
+        log = self.log_path(name)
+        if not self.runner.dry:
+            log.write_text("")
+        image_id = docker.build(self.runner, self.request(name, contexts), log)
+        self.use_as_dependency(name, self.tags[name][0])
+        return self.value(name, image_id)
+
+    def close(self) -> None:
+        self._tmp.cleanup()
+        for alias in self.aliases:
+            docker.untag(alias)
 
 
 def build_images(
@@ -180,106 +359,61 @@ def build_images(
     workers: int | None = None,
     fail_fast: bool = False,
     force: bool = False,
+    batch: bool = True,
     on_start: Callable[[str], None] | None = None,
     on_done: Callable[[ImageResult], None] | None = None,
 ) -> list[ImageResult]:
     """Build (and with ``push``, push) every image of ``graph`` in dependency order.
 
-    First every image's input key is computed and looked up: an image whose key matches the
-    local image under its tags (with ``push``: the image in the registry) is not rebuilt; its
-    tags are pointed at that image and it is reported ``cached``. ``force`` rebuilds
-    everything. Then the rest build, ``workers`` (default ``settings.parallel``) at once.
+    1. Plan: every image's input key (:mod:`.cachekey`) is computed and looked up. An image
+       whose key matches the local image under its tags (with ``push``: the image in the
+       registry) is not rebuilt; its tags are pointed at it and it is reported ``cached``
+       (``force`` rebuilds everything).
+    2. Batch (``batch``, the default, when two or more images must build): one
+       ``docker buildx bake`` builds them all in a single solve, dependents from
+       ``target:`` contexts, which is what makes a cold build as fast as bake. If it fails,
+       what it finished is kept and the rest go to step 3, where failures are isolated.
+    3. Per image: the rest build on the scheduler, ``workers`` (default
+       ``settings.parallel``) at once; a failure skips only what depends on it (``fail_fast``
+       stops starting new builds).
+
     Returns one ImageResult per image in build order; failures are in the results (status
-    ``failed``/``skipped``), not raised.
+    ``failed``/``skipped``), not raised. Raises KeyboardInterrupt after stopping builds.
     """
-    requested = list(platforms)
-    native = [] if runner.dry else [docker.engine_platform()]
-    plats: dict[str, list[str]] = {}
-    errors: dict[str, str] = {}
-    for name, node in graph.nodes.items():
-        try:
-            plats[name] = platforms_for(node.spec, requested, settings.platforms)
-        except BuildkitError as exc:
-            plats[name], errors[name] = [], str(exc)
-    keys = input_keys(graph, {n: p or native for n, p in plats.items()})
-    hits: dict[str, CacheHit | None] = {}
-    tags = {
-        n: [settings.reference(n, info.docker_tag), settings.reference(n, "latest")]
-        for n in graph.nodes
-    }
-    if not force and not runner.dry:
-        candidates = [n for n in graph.nodes if n not in errors]
-        with ThreadPoolExecutor(max_workers=16) as pool:
-            found = pool.map(lambda n: find_cached(runner, keys[n], tags[n], push), candidates)
-            hits = dict(zip(candidates, found, strict=True))
-    if not runner.dry:
-        settings.logs_dir.mkdir(parents=True, exist_ok=True)
-    tmp = tempfile.TemporaryDirectory(prefix="buildkit-iid-")
-    run_id = uuid.uuid4().hex[:16]
-    needed = {dep for node in graph.nodes.values() for dep in node.depends_on}
-    sources: dict[str, str] = {}  # name -> what its dependents build from
-    aliases: list[str] = []
-    lock = threading.Lock()
-
-    def use_as_dependency(name: str, in_local_store: bool) -> None:
-        if name not in needed or runner.dry:
-            return
-        if in_local_store:
-            alias = docker.alias_reference(name, run_id)
-            docker.tag(tags[name][0], alias)
-            with lock:
-                aliases.append(alias)
-            sources[name] = alias
-        else:  # only the registry has it (push mode), and its key was checked there
-            sources[name] = tags[name][0]
-
-    def job(name: str) -> Any:
-        if name in errors:
-            raise BuildkitError(errors[name])
-        node = graph.nodes[name]
-        value = {"references": tags[name], "platforms": plats[name] or native, "key": keys[name]}
-        hit = hits.get(name)
-        if hit is not None:
-            _point_tags(runner, hit, tags[name], push)
-            use_as_dependency(name, hit.local)
-            return Status.CACHED, {**value, "image_id": hit.image_id}
-        req = docker.BuildRequest(
-            context=node.spec.context,
-            dockerfile=node.spec.dockerfile,
-            tags=tags[name],
-            labels={**oci_labels(settings, info, name), cachekey.KEY_LABEL: keys[name]},
-            build_args=node.spec.build_args,
-            target=node.spec.target,
-            platforms=plats[name],
-            contexts={ref: sources.get(dep, "") for ref, dep in node.local_refs.items()},
-            push=push,
-            iidfile=Path(tmp.name) / f"{name}.iid",
-        )
-        log = settings.logs_dir / f"{name}.log"
-        if not runner.dry:
-            log.write_text("")
-        image_id = docker.build(runner, req, log)
-        use_as_dependency(name, in_local_store=True)
-        return {**value, "image_id": image_id}
-
-    def done(outcome: Outcome) -> None:
-        if on_done:
-            on_done(to_result(settings, outcome))
-
+    run = ImageBuild(settings, graph, info, runner, push=push, platforms=platforms, force=force)
     try:
+        run.hits = run.look_up(graph.nodes)
+        if not runner.dry:
+            settings.logs_dir.mkdir(parents=True, exist_ok=True)
+        for name, hit in run.hits.items():  # what a batch may build on
+            if hit is not None and name in run.needed:
+                run.use_as_dependency(name, hit.local_id)
+        pending = run.to_build()
+        if batch and len(pending) > 1:
+            if on_start:
+                for name in pending:
+                    on_start(name)
+            run.bake(pending)
+
+        def done(outcome: Outcome) -> None:
+            if on_done:
+                on_done(to_result(settings, outcome))
+
+        def start(name: str) -> None:
+            if on_start and name not in run.built and run.hits.get(name) is None:
+                on_start(name)
+
         outcomes = scheduler.run_graph(
             graph.predecessors(),
-            job,
+            run.job,
             workers=workers or settings.parallel,
             fail_fast=fail_fast,
-            on_start=on_start,
+            on_start=start,
             on_done=done,
             on_interrupt=runner.terminate_all,
         )
     finally:
-        tmp.cleanup()
-        for alias in aliases:
-            docker.untag(alias)
+        run.close()
     return [to_result(settings, outcomes[n]) for n in graph.order()]
 
 
@@ -303,8 +437,9 @@ def to_result(settings: Settings, outcome: Outcome) -> ImageResult:
         references=value.get("references", []),
         image_id=value.get("image_id", ""),
         platforms=value.get("platforms", []),
-        seconds=outcome.seconds,
+        seconds=value.get("batch_seconds", outcome.seconds),
         key=value.get("key"),
+        batch=True if "batch_seconds" in value else None,
         log=str(log)
         if outcome.status in (Status.FAILED, Status.SUCCEEDED) and log.exists()
         else None,

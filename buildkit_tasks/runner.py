@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .console import emit
 from .errors import CommandError
 
 TAIL_LINES = 20
@@ -82,7 +83,7 @@ class Runner:
         argv = [str(a) for a in argv]
         shown = shlex.join(argv)
         if self.dry or self.echo:
-            print(shown, flush=True)
+            emit(shown)
         if self.dry:
             return Result(0, "")
         full_env = {**os.environ, **env} if env else None

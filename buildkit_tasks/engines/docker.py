@@ -7,11 +7,13 @@ the ``docker`` SDK. Everything here takes argv-ready values; nothing builds a sh
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..console import emit
 from ..errors import BuildkitError, CommandError
 from ..runner import Runner
 
@@ -22,10 +24,10 @@ DOCKER = "docker"
 class BuildRequest:
     """One ``docker buildx build``.
 
-    ``contexts`` maps a reference as the Dockerfile writes it to the exact image to use for it
-    (``docker-image://<ref>@<id>``), which is how an image builds from this run's result of
-    another. ``platforms`` empty means the engine's own. ``push`` pushes, else the result is
-    loaded into the local image store.
+    ``contexts`` maps a reference as the Dockerfile writes it to the source to use for it
+    (``docker-image://<ref>``, or ``target:<name>`` inside a bake), which is how an image
+    builds from this run's result of another. ``platforms`` empty means the engine's own.
+    ``push`` pushes, else the result is loaded into the local image store.
     """
 
     context: Path
@@ -53,8 +55,8 @@ def build_argv(req: BuildRequest) -> list[str]:
         argv += ["--target", req.target]
     if req.platforms:
         argv += ["--platform", ",".join(req.platforms)]
-    for name, image in sorted(req.contexts.items()):
-        argv += ["--build-context", f"{name}=docker-image://{image}"]
+    for name, source in sorted(req.contexts.items()):
+        argv += ["--build-context", f"{name}={source}"]
     argv.append("--push" if req.push else "--load")
     if req.iidfile:
         argv += ["--iidfile", str(req.iidfile)]
@@ -71,6 +73,98 @@ def build(runner: Runner, req: BuildRequest, log: Path) -> str:
     if runner.dry or req.iidfile is None:
         return ""
     return req.iidfile.read_text().strip()
+
+
+def bake_definition(requests: Mapping[str, BuildRequest]) -> dict[str, Any]:
+    """A ``docker buildx bake`` JSON definition with one target per request (the group
+    ``default`` holds them all)."""
+    targets: dict[str, Any] = {}
+    for name, req in requests.items():
+        t: dict[str, Any] = {
+            "context": str(req.context),
+            "dockerfile": str(req.dockerfile),
+            "tags": list(req.tags),
+            "labels": dict(req.labels),
+            "args": dict(req.build_args),
+        }
+        if req.target:
+            t["target"] = req.target
+        if req.platforms:
+            t["platforms"] = list(req.platforms)
+        if req.contexts:
+            t["contexts"] = dict(req.contexts)
+        targets[name] = t
+    return {"group": {"default": {"targets": list(requests)}}, "target": targets}
+
+
+def bake_argv(metadata: Path, push: bool) -> list[str]:
+    """``docker buildx bake`` reading its definition from stdin."""
+    return [
+        DOCKER,
+        "buildx",
+        "bake",
+        "--file",
+        "-",
+        "--progress=plain",
+        "--metadata-file",
+        str(metadata),
+        "--push" if push else "--load",
+    ]
+
+
+def bake(
+    runner: Runner, requests: Mapping[str, BuildRequest], log: Path, metadata: Path, push: bool
+) -> bool:
+    """Build every request in one bake (definition on stdin, output to ``log``).
+    True when all succeeded; False when any failed (the rest are canceled by bake)."""
+    import json
+
+    definition = json.dumps(bake_definition(requests), indent=2)
+    if runner.dry:
+        emit(f"# bake definition (stdin):\n{definition}")
+    res = runner.run(
+        bake_argv(metadata, push),
+        log=None if runner.dry else log,
+        stdin=definition.encode(),
+        check=False,
+        what="docker buildx bake",
+    )
+    return res.ok
+
+
+_VERTEX = re.compile(r"^#(\d+) \[([^\] ]+)[ \]]")
+
+
+def split_bake_log(log: Path, per_target: Mapping[str, Path]) -> None:
+    """Write each target's steps of a bake's plain progress log to its own file.
+
+    BuildKit names a step after the first target that asked for it, so a step two targets
+    share is filed under one of them; the whole log stays in ``log``.
+    """
+    owner: dict[str, str] = {}
+    out: dict[str, list[str]] = {name: [] for name in per_target}
+    try:
+        lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return
+    for line in lines:
+        m = _VERTEX.match(line)
+        if m and m.group(2) in out:
+            owner.setdefault(m.group(1), m.group(2))
+        num = line[1:].split(" ", 1)[0] if line.startswith("#") else ""
+        target = owner.get(num)
+        if target:
+            out[target].append(line)
+    for name, path in per_target.items():
+        path.write_text("\n".join([f"# steps of {name} from {log.name}", *out[name]]) + "\n")
+
+
+def bake_digests(metadata: Path, names: Iterable[str]) -> dict[str, str]:
+    """``{target: image digest}`` from a bake ``--metadata-file``."""
+    import json
+
+    data = json.loads(metadata.read_text())
+    return {n: (data.get(n) or {}).get("containerimage.digest", "") for n in names}
 
 
 def save_argv(references: Iterable[str], dest: Path) -> list[str]:

@@ -24,6 +24,7 @@ CONFIG_DEFAULTS: dict[str, Any] = {
         "output_dir": None,
         "platforms": None,
         "parallel": None,
+        "batch": None,
         "source": None,
     }
 }

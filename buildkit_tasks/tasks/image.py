@@ -7,6 +7,7 @@ import sys
 from invoke import Collection, Context
 
 from .. import images, plans, report
+from ..console import emit
 from ..errors import BuildFailed, ConfigError
 from ..images import ImageResult
 from .common import CONFIG_DEFAULTS, runner, settings, split_list, task, version
@@ -18,18 +19,20 @@ HELP = {
     "parallel": "How many images build at once (default 0: config 'parallel', else CPU count).",
     "fail_fast": "Stop starting new builds after the first failure.",
     "force": "Rebuild every image even when its inputs are unchanged.",
+    "batch": "Build what must be built in one docker buildx bake first (on unless config "
+    "'batch' is false); --no-batch builds image by image.",
 }
 
 
 def _print_start(name: str) -> None:
-    print(f"image {name}: building", flush=True)
+    emit(f"image {name}: building")
 
 
 def _print_done(r: ImageResult) -> None:
     if r.status in ("succeeded", "cached"):
-        print(f"image {r.name}: {r.status} in {r.seconds:.1f}s -> {r.references[0]}", flush=True)
+        emit(f"image {r.name}: {r.status} in {r.seconds:.1f}s -> {r.references[0]}")
     else:
-        print(f"image {r.name}: {r.status}: {r.error}", file=sys.stderr, flush=True)
+        emit(f"image {r.name}: {r.status}: {r.error}", err=True)
 
 
 def print_summary(results: list[ImageResult]) -> None:
@@ -51,6 +54,7 @@ def run_build(
     parallel: int,
     fail_fast: bool,
     force: bool,
+    batch: bool,
     push: bool,
 ) -> list[ImageResult]:
     """The body shared by image.build and image.push."""
@@ -69,6 +73,7 @@ def run_build(
         platforms=split_list(platform),
         fail_fast=fail_fast,
         force=force,
+        batch=s.batch and batch,
         on_start=_print_start,
         on_done=_print_done,
     )
@@ -93,6 +98,7 @@ def build(
     parallel: int = 0,
     fail_fast: bool = False,
     force: bool = False,
+    batch: bool = True,
 ) -> None:
     """Build every image with ``docker buildx build``, in dependency order, loaded into the
     local image store.
@@ -109,7 +115,7 @@ def build(
     ``<output_dir>/logs/``; results to ``build-report.json``. Exits non-zero when any image
     fails, 130 on Ctrl-C.
     """
-    run_build(c, name, platform, parallel, fail_fast, force, push=False)
+    run_build(c, name, platform, parallel, fail_fast, force, batch, push=False)
 
 
 @task(iterable=["name"], help=HELP)
@@ -120,13 +126,14 @@ def push(
     parallel: int = 0,
     fail_fast: bool = False,
     force: bool = False,
+    batch: bool = True,
 ) -> None:
     """Build and push every image (or ``--name`` ones) to ``registry``.
 
     Same plan and tags as image.build; with several platforms each tag is a manifest list.
     An image the registry already holds with the same input key is not rebuilt (``cached``).
     """
-    run_build(c, name, platform, parallel, fail_fast, force, push=True)
+    run_build(c, name, platform, parallel, fail_fast, force, batch, push=True)
 
 
 @task(

@@ -132,12 +132,22 @@ def chain_project(tmp_path: Path, busybox: dict[str, Path], base_run: str) -> Pr
     return Project(root)
 
 
-@pytest.mark.parametrize("parallel", ["1", "2", "4"])
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["--parallel", "1"],
+        ["--parallel", "4"],
+        ["--no-batch", "--parallel", "1"],
+        ["--no-batch", "--parallel", "2"],
+        ["--no-batch", "--parallel", "4"],
+    ],
+    ids=lambda f: " ".join(f),
+)
 def test_failed_base_under_a_deep_chain_reports_every_status(
-    tmp_path: Path, docker_engine: None, busybox: dict[str, Path], parallel: str
+    tmp_path: Path, docker_engine: None, busybox: dict[str, Path], flags: list[str]
 ) -> None:
     p = chain_project(tmp_path, busybox, "exit 3")
-    res = p.inv("image.build", "--parallel", parallel, check=False)
+    res = p.inv("image.build", *flags, check=False)
     assert res.returncode == 1
     assert "Traceback" not in res.stderr
     got = statuses(p)
@@ -156,7 +166,7 @@ def test_fail_fast_starts_nothing_new(
     tmp_path: Path, docker_engine: None, busybox: dict[str, Path]
 ) -> None:
     p = chain_project(tmp_path, busybox, "exit 3")
-    res = p.inv("image.build", "--parallel", "1", "--fail-fast", check=False)
+    res = p.inv("image.build", "--no-batch", "--parallel", "1", "--fail-fast", check=False)
     assert res.returncode == 1
     got = statuses(p)
     assert got["base"] == "failed"
@@ -166,19 +176,20 @@ def test_fail_fast_starts_nothing_new(
     assert "--fail-fast" in island["error"]
 
 
+@pytest.mark.parametrize("batch", ["--batch", "--no-batch"])
 def test_ctrl_c_stops_builds_and_exits_130(
-    tmp_path: Path, docker_engine: None, busybox: dict[str, Path]
+    tmp_path: Path, docker_engine: None, busybox: dict[str, Path], batch: str
 ) -> None:
     marker = uuid.uuid4().hex[:12]
     p = chain_project(tmp_path, busybox, f"sleep 120; echo {marker}")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "invoke", "image.build"],
+        [sys.executable, "-m", "invoke", "image.build", batch],
         cwd=p.path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    log = p.path / "dist" / "logs" / "base.log"
+    log = p.path / "dist" / "logs" / ("bake.log" if batch == "--batch" else "base.log")
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and "sleep 120" not in (
         log.read_text() if log.exists() else ""

@@ -116,7 +116,22 @@ def test_archive_export_names_a_missing_image(project: Project) -> None:
     assert not (project.path / "dist" / "images.tar").exists()
 
 
+def test_dry_run_batch_prints_the_bake_and_writes_nothing(project: Project) -> None:
+    out = project.inv("--dry", "build.all").stdout
+    assert "docker buildx bake --file - --progress=plain" in out
+    definition = out.split("# bake definition (stdin):\n", 1)[1]
+    definition = definition[: definition.index("\n}\n") + 2]
+    targets = json.loads(definition)["target"]
+    assert set(targets) == {"base", "api", "worker"}
+    assert targets["api"]["contexts"] == {
+        "base": "target:base",
+        "localhost:5000/acme/base": "target:base",
+    }
+    assert not (project.path / "dist").exists()
+
+
 def test_dry_run_prints_commands_in_order_and_writes_nothing(project: Project) -> None:
+    (project.path / "invoke.yaml").write_text("buildkit:\n  batch: false\n")
     out = project.inv("--dry", "build.all").stdout
     lines = out.splitlines()
     builds = [x for x in lines if x.startswith("docker buildx build")]

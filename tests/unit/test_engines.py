@@ -12,7 +12,7 @@ def test_buildx_argv_has_every_option_as_its_own_argument() -> None:
         build_args={"B": "2", "A": "$(x)"},
         target="runtime",
         platforms=["linux/amd64", "linux/arm64"],
-        contexts={"base": "r/base:1"},
+        contexts={"base": "docker-image://r/base:1"},
         push=True,
         iidfile=Path("/tmp/iid"),
     )
@@ -72,3 +72,60 @@ def test_save_and_helm_argv() -> None:
         "/d",
     ]
     assert helm.lint_argv(Path("/c"), strict=True) == ["helm", "lint", "--strict", "/c"]
+
+
+def test_bake_definition_and_argv() -> None:
+    reqs = {
+        "base": docker.BuildRequest(Path("/p/base"), Path("/p/base/Dockerfile"), ["r/base:1"]),
+        "api": docker.BuildRequest(
+            Path("/p/api"),
+            Path("/p/api/D"),
+            ["r/api:1", "r/api:latest"],
+            labels={"k": "v"},
+            build_args={"A": "1"},
+            target="rt",
+            platforms=["linux/arm64"],
+            contexts={"r/base": "target:base"},
+        ),
+    }
+    d = docker.bake_definition(reqs)
+    assert d["group"] == {"default": {"targets": ["base", "api"]}}
+    assert d["target"]["base"] == {
+        "context": "/p/base",
+        "dockerfile": "/p/base/Dockerfile",
+        "tags": ["r/base:1"],
+        "labels": {},
+        "args": {},
+    }
+    assert d["target"]["api"]["contexts"] == {"r/base": "target:base"}
+    assert d["target"]["api"]["platforms"] == ["linux/arm64"]
+    assert d["target"]["api"]["target"] == "rt"
+    assert docker.bake_argv(Path("/t/m.json"), push=True) == [
+        "docker",
+        "buildx",
+        "bake",
+        "--file",
+        "-",
+        "--progress=plain",
+        "--metadata-file",
+        "/t/m.json",
+        "--push",
+    ]
+
+
+def test_split_bake_log_files_steps_by_target(tmp_path: Path) -> None:
+    log = tmp_path / "bake.log"
+    log.write_text(
+        "#0 building with default\n\n"
+        "#1 [internal] load local bake definitions\n#1 DONE 0.0s\n\n"
+        "#2 [base internal] load build definition from Dockerfile\n#2 DONE 0.0s\n\n"
+        "#3 [api 1/2] RUN make\n#3 0.5 compiling\n"
+        "#4 [base 1/1] COPY x /x\n#4 DONE 0.1s\n"
+        "#3 ERROR: process did not complete successfully: exit code: 2\n"
+    )
+    out = {"base": tmp_path / "base.log", "api": tmp_path / "api.log"}
+    docker.split_bake_log(log, out)
+    api = out["api"].read_text()
+    assert "#3 0.5 compiling" in api and "exit code: 2" in api and "#4" not in api
+    base = out["base"].read_text()
+    assert "#2 [base internal]" in base and "#4 DONE 0.1s" in base and "#3" not in base
