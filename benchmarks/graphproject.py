@@ -17,8 +17,15 @@ STATE = Path(os.environ.get("BUILDKIT_SETUP_STATE", "/var/lib/buildkit-tasks-set
 BUSYBOX = STATE / "busybox" / "amd64" / "busybox"
 
 
-def make(root: Path, dependents: int = 30, run_seconds: float = 1.0, salt: str = "") -> Path:
-    """Write the project under ``root``; returns ``root``. ``salt`` makes its keys unique."""
+def make(
+    root: Path,
+    dependents: int = 30,
+    run_seconds: float = 1.0,
+    salt: str = "",
+    version: str = "0.0.0",
+) -> Path:
+    """Write the project under ``root``; returns ``root``. ``salt`` makes its keys unique;
+    ``version`` is the tag both tools give (the project is not a git checkout)."""
     if not BUSYBOX.is_file():
         sys.exit(f"benchmark: {BUSYBOX} is missing; run scripts/setup.sh first")
     if root.exists():
@@ -36,21 +43,28 @@ def make(root: Path, dependents: int = 30, run_seconds: float = 1.0, salt: str =
             f'FROM base\nRUN ["/bin/busybox", "sh", "-c", '
             f'"/bin/busybox sleep {run_seconds}; echo {name} {salt} > /id"]\n'
         )
-    table = ["[tool.buildkit]", 'registry = "localhost:5000/bench-ours"']
+    table = [
+        "[project]",
+        f'version = "{version}"',
+        "[tool.buildkit]",
+        'registry = "localhost:5000/bench-ours"',
+    ]
     for name in ["base", *names]:
         table += [f"[tool.buildkit.images.{name}]", f'context = "{name}"']
     (root / "pyproject.toml").write_text("\n".join(table) + "\n")
     (root / "tasks.py").write_text("from buildkit_tasks import ns  # noqa: F401\n")
+
+    # The peer does the same work: two tags per image, as buildkit-tasks gives each image
+    # (its version and latest).
+    def tags(n: str) -> list[str]:
+        return [f"localhost:5000/bench-bake/{n}:{version}", f"localhost:5000/bench-bake/{n}:latest"]
+
     bake = {
         "group": {"default": {"targets": ["base", *names]}},
         "target": {
-            "base": {"context": "base", "tags": ["localhost:5000/bench-bake/base:latest"]},
+            "base": {"context": "base", "tags": tags("base")},
             **{
-                n: {
-                    "context": n,
-                    "contexts": {"base": "target:base"},
-                    "tags": [f"localhost:5000/bench-bake/{n}:latest"],
-                }
+                n: {"context": n, "contexts": {"base": "target:base"}, "tags": tags(n)}
                 for n in names
             },
         },
