@@ -13,7 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -144,18 +144,24 @@ class CacheHit:
     local_id: str | None
 
 
-def find_cached(runner: Runner, key: str, tags: list[str], push: bool) -> CacheHit | None:
+def find_cached(
+    runner: Runner,
+    key: str,
+    tags: list[str],
+    push: bool,
+    local_image: Callable[[str], docker.LocalImage | None] = docker.local_image,
+) -> CacheHit | None:
     """Look for an image with input ``key`` under ``tags`` (version tag first, then latest):
-    in the local store, or with ``push`` in the registry."""
+    in the local store (``local_image`` answers), or with ``push`` in the registry."""
     for ref in tags:
         if push:
             remote = docker.remote_image(runner, ref)
             if remote is not None and remote.labels.get(cachekey.KEY_LABEL) == key:
-                local = docker.local_image(ref)
+                local = local_image(ref)
                 same = local is not None and local.labels.get(cachekey.KEY_LABEL) == key
                 return CacheHit(remote.digest, (ref,), local.image_id if same else None)
         else:
-            image = docker.local_image(ref)
+            image = local_image(ref)
             if image is not None and image.labels.get(cachekey.KEY_LABEL) == key:
                 return CacheHit(image.image_id, image.tags, image.image_id)
     return None
@@ -181,6 +187,17 @@ class ImageBuild:
     ) -> None:
         self.settings, self.graph, self.info, self.runner = settings, graph, info, runner
         self.push, self.force = push, force
+        self.tags = {
+            n: [settings.reference(n, info.docker_tag), settings.reference(n, "latest")]
+            for n in graph.nodes
+        }
+        # Local lookups need no key: start them now, beside the hashing below.
+        self._pool = ThreadPoolExecutor(max_workers=16)
+        self._local: dict[str, Future[docker.LocalImage | None]] = {}
+        if not (force or runner.dry):
+            self._local = {
+                t[0]: self._pool.submit(docker.local_image, t[0]) for t in self.tags.values()
+            }
         self.native = [] if runner.dry else [docker.engine_platform()]
         self.plats: dict[str, list[str]] = {}
         self.errors: dict[str, str] = {}
@@ -190,15 +207,10 @@ class ImageBuild:
             except BuildkitError as exc:
                 self.plats[name], self.errors[name] = [], str(exc)
         self.keys = input_keys(graph, {n: p or self.native for n, p in self.plats.items()})
-        self.tags = {
-            n: [settings.reference(n, info.docker_tag), settings.reference(n, "latest")]
-            for n in graph.nodes
-        }
         self.hits: dict[str, CacheHit | None] = {}
         self.built: dict[str, str] = {}  # name -> image id, built by the batch
         self.batch_seconds = 0.0
         self.run_id = uuid.uuid4().hex[:16]
-        self.needed = {dep for node in graph.nodes.values() for dep in node.depends_on}
         self.sources: dict[str, str] = {}  # name -> the image its dependents build from
         self.aliases: list[str] = []
         self._lock = threading.Lock()
@@ -212,11 +224,16 @@ class ImageBuild:
         if self.force or self.runner.dry or not names:
             return {}
 
-        def one(n: str) -> CacheHit | None:
-            return find_cached(self.runner, self.keys[n], self.tags[n], self.push)
+        prefetched, self._local = self._local, {}  # used once: later lookups ask again
 
-        with ThreadPoolExecutor(max_workers=16) as pool:
-            return dict(zip(names, pool.map(one, names), strict=True))
+        def local(ref: str) -> docker.LocalImage | None:
+            fut = prefetched.get(ref)
+            return fut.result() if fut is not None else docker.local_image(ref)
+
+        def one(n: str) -> CacheHit | None:
+            return find_cached(self.runner, self.keys[n], self.tags[n], self.push, local)
+
+        return dict(zip(names, self._pool.map(one, names), strict=True))
 
     def to_build(self) -> list[str]:
         return [
@@ -302,23 +319,21 @@ class ImageBuild:
     # -- per image --------------------------------------------------------------------------
 
     def source(self, name: str) -> str:
-        """The named-context source dependents use for ``name`` (already built or cached)."""
-        return self.sources.get(name, "")
-
-    def use_as_dependency(self, name: str, local: str | None) -> None:
-        """Record what dependents of ``name`` build from: a run-unique alias of ``local`` (an
-        image ID or reference in the local store), or else the registry's tag."""
-        if name not in self.needed or self.runner.dry:
-            self.sources[name] = f"docker-image://{self.tags[name][0]}"
-            return
-        if local:
-            alias = docker.alias_reference(name, self.run_id)
-            docker.tag(local, alias)
-            with self._lock:
-                self.aliases.append(alias)
-            self.sources[name] = f"docker-image://{alias}"
-        else:  # only the registry has it (push mode), and its key was checked there
-            self.sources[name] = f"docker-image://{self.tags[name][0]}"
+        """The named-context source a dependent uses for ``name`` (built or cached before it):
+        a run-unique alias of its local image, made on first use, or else (push mode, image
+        only in the registry, its key checked there) the registry's tag."""
+        with self._lock:
+            if name not in self.sources:
+                hit = self.hits.get(name)
+                local = hit.local_id if hit is not None else self.tags[name][0]
+                if local and not self.runner.dry:
+                    alias = docker.alias_reference(name, self.run_id)
+                    docker.tag(local, alias)
+                    self.aliases.append(alias)
+                    self.sources[name] = f"docker-image://{alias}"
+                else:
+                    self.sources[name] = f"docker-image://{self.tags[name][0]}"
+            return self.sources[name]
 
     def job(self, name: str) -> Any:
         """The scheduler's job for one image: reuse, take the batch's result, or build."""
@@ -327,11 +342,8 @@ class ImageBuild:
         hit = self.hits.get(name)
         if hit is not None:
             _point_tags(self.runner, hit, self.tags[name], self.push)
-            if name not in self.sources:
-                self.use_as_dependency(name, hit.local_id)
             return Status.CACHED, self.value(name, hit.image_id)
         if name in self.built:
-            self.use_as_dependency(name, self.tags[name][0])
             # built inside the batch: its time is the batch's
             return {**self.value(name, self.built[name]), "batch_seconds": self.batch_seconds}
         contexts = self.contexts(name, self.source)
@@ -339,10 +351,10 @@ class ImageBuild:
         if not self.runner.dry:
             log.write_text("")
         image_id = docker.build(self.runner, self.request(name, contexts), log)
-        self.use_as_dependency(name, self.tags[name][0])
         return self.value(name, image_id)
 
     def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
         self._tmp.cleanup()
         for alias in self.aliases:
             docker.untag(alias)
@@ -385,9 +397,6 @@ def build_images(
         run.hits = run.look_up(graph.nodes)
         if not runner.dry:
             settings.logs_dir.mkdir(parents=True, exist_ok=True)
-        for name, hit in run.hits.items():  # what a batch may build on
-            if hit is not None and name in run.needed:
-                run.use_as_dependency(name, hit.local_id)
         pending = run.to_build()
         if batch and len(pending) > 1:
             if on_start:

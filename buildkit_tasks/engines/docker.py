@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import re
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,10 +76,18 @@ def build(runner: Runner, req: BuildRequest, log: Path) -> str:
     return req.iidfile.read_text().strip()
 
 
-def bake_definition(requests: Mapping[str, BuildRequest]) -> dict[str, Any]:
+def bake_definition(requests: Mapping[str, BuildRequest], push: bool) -> dict[str, Any]:
     """A ``docker buildx bake`` JSON definition with one target per request (the group
-    ``default`` holds them all)."""
+    ``default`` holds them all), each loaded into the local store or, with ``push``, pushed.
+
+    buildx 0.13 fails ("unsupported context source target") when one target names the same
+    ``target:`` under two keys (``FROM base`` and ``FROM <registry>/base:latest``); every key
+    after the first gets a twin of that target instead (``<dep>--ctx<N>``: inherits it, no
+    tags, cache-only output), which BuildKit solves once with the original.
+    """
+    output = ["type=registry"] if push else ["type=docker"]
     targets: dict[str, Any] = {}
+    twins: dict[str, Any] = {}
     for name, req in requests.items():
         t: dict[str, Any] = {
             "context": str(req.context),
@@ -86,19 +95,31 @@ def bake_definition(requests: Mapping[str, BuildRequest]) -> dict[str, Any]:
             "tags": list(req.tags),
             "labels": dict(req.labels),
             "args": dict(req.build_args),
+            "output": output,
         }
         if req.target:
             t["target"] = req.target
         if req.platforms:
             t["platforms"] = list(req.platforms)
-        if req.contexts:
-            t["contexts"] = dict(req.contexts)
+        contexts: dict[str, str] = {}
+        uses: dict[str, int] = {}
+        for key, source in sorted(req.contexts.items()):
+            if source.startswith("target:"):
+                dep = source[len("target:") :]
+                uses[dep] = uses.get(dep, 0) + 1
+                if uses[dep] > 1:
+                    twin = f"{dep}--ctx{uses[dep] - 1}"
+                    twins[twin] = {"inherits": [dep], "tags": [], "output": ["type=cacheonly"]}
+                    source = f"target:{twin}"
+            contexts[key] = source
+        if contexts:
+            t["contexts"] = contexts
         targets[name] = t
-    return {"group": {"default": {"targets": list(requests)}}, "target": targets}
+    return {"group": {"default": {"targets": list(requests)}}, "target": {**targets, **twins}}
 
 
-def bake_argv(metadata: Path, push: bool) -> list[str]:
-    """``docker buildx bake`` reading its definition from stdin."""
+def bake_argv(metadata: Path) -> list[str]:
+    """``docker buildx bake`` reading its definition from stdin (outputs are per target)."""
     return [
         DOCKER,
         "buildx",
@@ -108,7 +129,6 @@ def bake_argv(metadata: Path, push: bool) -> list[str]:
         "--progress=plain",
         "--metadata-file",
         str(metadata),
-        "--push" if push else "--load",
     ]
 
 
@@ -119,11 +139,11 @@ def bake(
     True when all succeeded; False when any failed (the rest are canceled by bake)."""
     import json
 
-    definition = json.dumps(bake_definition(requests), indent=2)
+    definition = json.dumps(bake_definition(requests, push), indent=2)
     if runner.dry:
         emit(f"# bake definition (stdin):\n{definition}")
     res = runner.run(
-        bake_argv(metadata, push),
+        bake_argv(metadata),
         log=None if runner.dry else log,
         stdin=definition.encode(),
         check=False,
@@ -172,11 +192,19 @@ def save_argv(references: Iterable[str], dest: Path) -> list[str]:
     return [DOCKER, "save", "--output", str(dest), *references]
 
 
-@functools.lru_cache(maxsize=1)
+_client_lock = threading.Lock()
+
+
 def client() -> Any:
     """The ``docker`` SDK client from the environment (``DOCKER_HOST``...), made and pinged
-    once per process. Raises BuildkitError when the engine cannot be reached.
+    once per process (threads share it). Raises BuildkitError when the engine cannot be reached.
     """
+    with _client_lock:
+        return _client()
+
+
+@functools.lru_cache(maxsize=1)
+def _client() -> Any:
     import docker
 
     try:

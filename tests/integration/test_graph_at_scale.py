@@ -58,14 +58,15 @@ def test_unchanged_images_are_cached_and_changes_rebuild_what_they_touch(
 
 def test_a_new_commit_reuses_images_under_the_new_version(project: Project) -> None:
     project.inv("image.build")
-    before = {i["name"]: i["image_id"] for i in project.report()["images"]}
+    first = project.report()
+    before = {i["name"]: i["image_id"] for i in first["images"]}
     (project.path / "NEWS").write_text("docs only\n")
     project.commit("docs only")
     res = project.inv("image.build")
     report = project.report()
     tag = report["version"]["docker_tag"]
     assert tag.startswith("2.3.1.dev1-")
-    assert set(statuses(project).values()) == {"cached"}, res.stdout
+    assert set(statuses(project).values()) == {"cached"}, (res.stdout, first, report)
     for name, image_id in before.items():
         inspect = json.loads(docker("image", "inspect", f"{REG}/{name}:{tag}").stdout)[0]
         assert inspect["Id"] == image_id

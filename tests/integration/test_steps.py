@@ -125,7 +125,7 @@ def test_dry_run_batch_prints_the_bake_and_writes_nothing(project: Project) -> N
     assert set(targets) == {"base", "api", "worker"}
     assert targets["api"]["contexts"] == {
         "base": "target:base",
-        "localhost:5000/acme/base": "target:base",
+        "localhost:5000/acme/base": "target:base--ctx1",
     }
     assert not (project.path / "dist").exists()
 

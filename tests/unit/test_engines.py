@@ -85,10 +85,10 @@ def test_bake_definition_and_argv() -> None:
             build_args={"A": "1"},
             target="rt",
             platforms=["linux/arm64"],
-            contexts={"r/base": "target:base"},
+            contexts={"base": "target:base", "r/base": "target:base", "x": "docker-image://x"},
         ),
     }
-    d = docker.bake_definition(reqs)
+    d = docker.bake_definition(reqs, push=False)
     assert d["group"] == {"default": {"targets": ["base", "api"]}}
     assert d["target"]["base"] == {
         "context": "/p/base",
@@ -96,11 +96,23 @@ def test_bake_definition_and_argv() -> None:
         "tags": ["r/base:1"],
         "labels": {},
         "args": {},
+        "output": ["type=docker"],
     }
-    assert d["target"]["api"]["contexts"] == {"r/base": "target:base"}
+    # a second key for the same target goes to a cache-only twin of it
+    assert d["target"]["api"]["contexts"] == {
+        "base": "target:base",
+        "r/base": "target:base--ctx1",
+        "x": "docker-image://x",
+    }
+    assert d["target"]["base--ctx1"] == {
+        "inherits": ["base"],
+        "tags": [],
+        "output": ["type=cacheonly"],
+    }
     assert d["target"]["api"]["platforms"] == ["linux/arm64"]
     assert d["target"]["api"]["target"] == "rt"
-    assert docker.bake_argv(Path("/t/m.json"), push=True) == [
+    assert docker.bake_definition(reqs, push=True)["target"]["api"]["output"] == ["type=registry"]
+    assert docker.bake_argv(Path("/t/m.json")) == [
         "docker",
         "buildx",
         "bake",
@@ -109,7 +121,6 @@ def test_bake_definition_and_argv() -> None:
         "--progress=plain",
         "--metadata-file",
         "/t/m.json",
-        "--push",
     ]
 
 
