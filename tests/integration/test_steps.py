@@ -122,7 +122,7 @@ def test_dry_run_batch_prints_the_bake_and_writes_nothing(project: Project) -> N
     definition = out.split("# bake definition (stdin):\n", 1)[1]
     definition = definition[: definition.index("\n}\n") + 2]
     targets = json.loads(definition)["target"]
-    assert set(targets) == {"base", "api", "worker"}
+    assert set(targets) == {"base", "api", "worker", "base--ctx1"}
     assert targets["api"]["contexts"] == {
         "base": "target:base",
         "localhost:5000/acme/base": "target:base--ctx1",
