@@ -41,14 +41,8 @@ def main() -> None:
             f"cold build, 31 images with a {args.run_seconds:g} s RUN each, "
             f"{args.reps} runs each (median):"
         )
-        print(
-            f"  buildkit-tasks inv image.build ({label})  {o:6.2f} s   runs: "
-            + " ".join(f"{x:.2f}" for x in t_ours)
-        )
-        print(
-            f"  docker buildx bake --load                  {b:6.2f} s   runs: "
-            + " ".join(f"{x:.2f}" for x in t_bake)
-        )
+        print(gp.line(f"buildkit-tasks inv image.build ({label})", t_ours))
+        print(gp.line("docker buildx bake --load", t_bake))
         print(
             f"  ratio ours / bake: {o / b:.2f}  (target <= 1.05: "
             f"{'met' if o / b <= 1.05 else 'NOT met'})"

@@ -113,3 +113,8 @@ def prune_build_cache() -> None:
 
 def median(xs: list[float]) -> float:
     return statistics.median(xs)
+
+
+def line(label: str, runs: list[float]) -> str:
+    """``  <label>  <median> s   runs: ...`` for one tool's timings."""
+    return f"  {label:<44} {median(runs):6.2f} s   runs: " + " ".join(f"{x:.2f}" for x in runs)

@@ -33,14 +33,8 @@ def main() -> None:
             t_bake.append(gp.timed(gp.bake(root), root))
         o, b = gp.median(t_ours), gp.median(t_bake)
         print(f"unchanged rebuild, 31 images, {args.reps} runs each (median):")
-        print(
-            f"  buildkit-tasks inv image.build   {o:6.2f} s   runs: "
-            + " ".join(f"{x:.2f}" for x in t_ours)
-        )
-        print(
-            f"  docker buildx bake --load        {b:6.2f} s   runs: "
-            + " ".join(f"{x:.2f}" for x in t_bake)
-        )
+        print(gp.line("buildkit-tasks inv image.build", t_ours))
+        print(gp.line("docker buildx bake --load", t_bake))
         print(
             f"  ratio bake / ours: {b / o:.1f}x  (target >= 9x, ours < 1 s: "
             f"{'met' if b / o >= 9 and o < 1 else 'NOT met'})"

@@ -35,6 +35,12 @@ def platforms_of(index: dict) -> set[str]:
     }  # skip attestation entries
 
 
+def run_arm64(ref: str, *cmd: str) -> str:
+    """stdout of ``docker run`` of ``ref`` for linux/arm64, pulled from the registry."""
+    args = ["run", "--rm", "--pull", "always", "--platform", "linux/arm64", ref, *cmd]
+    return docker(*args).stdout.strip()
+
+
 def test_push_two_platforms_makes_manifest_lists(project: Project, registry: str) -> None:
     project.inv("image.push", "--platform", "linux/amd64,linux/arm64")
     for name in ("base", "api", "worker"):
@@ -44,39 +50,12 @@ def test_push_two_platforms_makes_manifest_lists(project: Project, registry: str
     images = {i["name"]: i for i in project.report()["images"]}
     assert images["api"]["platforms"] == ["linux/amd64", "linux/arm64"]
     docker("rmi", f"{REG}/api:2.3.0", check=False)
-    out = docker(
-        "run",
-        "--rm",
-        "--pull",
-        "always",
-        "--platform",
-        "linux/arm64",
-        f"{REG}/base:2.3.0",
-        "uname",
-        "-m",
-    ).stdout.strip()
-    assert out == "aarch64"
-    assert (
-        "hello from acme api"
-        in docker(
-            "run", "--rm", "--pull", "always", "--platform", "linux/arm64", f"{REG}/api:2.3.0"
-        ).stdout
-    )
+    assert run_arm64(f"{REG}/base:2.3.0", "uname", "-m") == "aarch64"
+    assert "hello from acme api" in run_arm64(f"{REG}/api:2.3.0")
 
 
 def test_push_one_platform(project: Project, registry: str) -> None:
     project.inv("image.push", "--platform", "linux/arm64", "--name", "worker")
     index = manifest(registry, "acme/worker", "2.3.0")
     assert platforms_of(index) == {"linux/arm64"}
-    out = docker(
-        "run",
-        "--rm",
-        "--pull",
-        "always",
-        "--platform",
-        "linux/arm64",
-        f"{REG}/worker:2.3.0",
-        "uname",
-        "-m",
-    ).stdout.strip()
-    assert out == "aarch64"
+    assert run_arm64(f"{REG}/worker:2.3.0", "uname", "-m") == "aarch64"
