@@ -8,7 +8,6 @@ the SemVer form of the project version and ``appVersion`` to the image tag, so a
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,7 +56,3 @@ def package_all(settings: Settings, info: VersionInfo, runner: Runner) -> list[C
             os.replace(made[0], final)
         results.append(ChartResult(name, info.chart_version, info.docker_tag, final))
     return results
-
-
-def helm_available() -> bool:
-    return shutil.which(helm.HELM) is not None

@@ -42,7 +42,6 @@ class Outcome:
 
 # A job returns its value, or (Status.CACHED, value) to say it found its result already there.
 Job = Callable[[str], Any]
-Event = Callable[[str, Outcome | None], None]
 
 
 def longest_paths(

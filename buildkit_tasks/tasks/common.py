@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import os
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +90,3 @@ def version(s: config.Settings) -> VersionInfo:
 def split_list(value: str | None) -> list[str]:
     """``"a,b, c"`` -> ``["a", "b", "c"]``; None -> ``[]``."""
     return [v.strip() for v in (value or "").split(",") if v.strip()]
-
-
-def is_ci() -> bool:
-    return bool(os.environ.get("CI"))
