@@ -78,7 +78,12 @@ class Settings:
     ``org.opencontainers.image.source`` label; default: git's ``origin`` remote),
     ``parallel`` (default: CPU count), ``batch`` (build what must be built in one bake
     first; default true), ``images``, ``helm.charts``, ``version.files``,
-    ``lint.paths`` (default ``["."]``), ``test.args`` (default ``[]``).
+    ``lint.paths`` (default ``["."]``), ``test.args`` (default ``[]``), ``registry_user``
+    (else env ``BUILDKIT_REGISTRY_USER``), ``password_file`` (else env
+    ``BUILDKIT_REGISTRY_PASSWORD``), ``own_docker_config`` (log in to the user's own Docker
+    config instead of a throw-away one; default false), ``cache`` (``none``, ``registry``:
+    ``<repository>:buildcache``, or ``local``: ``cache_dir``, default ``.buildkit-cache``),
+    ``push_retries`` (default 3).
     """
 
     root: Path
@@ -94,6 +99,12 @@ class Settings:
     lint_paths: tuple[str, ...] = (".",)
     test_args: tuple[str, ...] = ()
     discover: Discover | None = None
+    registry_user: str | None = None
+    password_file: Path | None = None
+    own_docker_config: bool = False
+    cache: str = "none"
+    cache_dir: Path = Path(".buildkit-cache")
+    push_retries: int = 3
 
     def repository(self, name: str) -> str:
         """The repository of image ``name``: ``<registry>/<name>``, or ``name`` with no registry."""
@@ -218,11 +229,7 @@ def parse(root: Path, raw: Mapping[str, Any]) -> Settings:
     if parallel < 1:
         raise top.fail("parallel", "a positive integer")
 
-    batch = raw.get("batch", True)
-    if isinstance(batch, str):  # from an env var
-        batch = batch.strip().lower() not in ("0", "false", "no", "off", "")
-    if not isinstance(batch, bool):
-        raise top.fail("batch", "true or false")
+    batch = _bool(top, "batch", True)
 
     images = {name: _image(root, name, table) for name, table in top.table_of("images").items()}
 
@@ -264,6 +271,16 @@ def parse(root: Path, raw: Mapping[str, Any]) -> Settings:
             local_prefixes=tuple(p.rstrip("/") for p in d.str_list("local_prefixes")),
         )
 
+    cache = top.str("cache", "none") or "none"
+    if cache not in ("none", "registry", "local"):
+        raise top.fail("cache", "one of none, registry, local")
+    password_file = top.str("password_file")
+    retries = raw.get("push_retries", 3)
+    if isinstance(retries, str) and retries.isdigit():
+        retries = int(retries)
+    if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
+        raise top.fail("push_retries", "a non-negative integer")
+
     lint = _Reader(root, top.table_of("lint"), "tool.buildkit.lint")
     test = _Reader(root, top.table_of("test"), "tool.buildkit.test")
     return Settings(
@@ -280,7 +297,22 @@ def parse(root: Path, raw: Mapping[str, Any]) -> Settings:
         lint_paths=lint.str_list("paths", (".",)),
         test_args=test.str_list("args"),
         discover=discover,
+        registry_user=top.str("registry_user"),
+        password_file=root / password_file if password_file else None,
+        own_docker_config=_bool(top, "own_docker_config", False),
+        cache=cache,
+        cache_dir=root / (top.str("cache_dir", ".buildkit-cache") or ".buildkit-cache"),
+        push_retries=retries,
     )
+
+
+def _bool(reader: _Reader, key: str, default: bool) -> bool:
+    value = reader.table.get(key, default)
+    if isinstance(value, str):  # from an env var
+        value = value.strip().lower() not in ("0", "false", "no", "off", "")
+    if not isinstance(value, bool):
+        raise reader.fail(key, "true or false")
+    return value
 
 
 def _platforms(reader: _Reader, key: str) -> tuple[str, ...]:

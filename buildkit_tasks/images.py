@@ -8,6 +8,7 @@ run's result in the local image store under a run-unique alias (see
 
 from __future__ import annotations
 
+import re
 import tempfile
 import threading
 import time
@@ -18,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import cachekey, discovery, scheduler
+from . import cachekey, credentials, discovery, scheduler
 from .config import ImageSpec, Settings
 from .engines import docker
-from .errors import BuildkitError
+from .errors import BuildkitError, CommandError
 from .graph import ImageGraph, build_graph, repository_of
 from .runner import Runner
 from .scheduler import Outcome, Status
@@ -41,6 +42,8 @@ class ImageResult:
     platforms: list[str] = field(default_factory=list)
     seconds: float = 0.0
     key: str | None = None
+    digest: str | None = None
+    platform_digests: dict[str, str] | None = None
     batch: bool | None = None
     log: str | None = None
     error: str | None = None
@@ -260,7 +263,23 @@ class ImageBuild:
             contexts=contexts,
             push=self.push,
             iidfile=Path(self._tmp.name) / f"{name}.iid",
+            cache_from=self.cache_specs(name)[0],
+            cache_to=self.cache_specs(name)[1],
         )
+
+    def cache_specs(self, name: str) -> tuple[list[str], list[str]]:
+        """``--cache-from`` / ``--cache-to`` for config ``cache``: ``registry`` uses
+        ``<repository>:buildcache`` (mode=max), ``local`` a directory per image under
+        ``cache_dir``, ``none`` nothing."""
+        s = self.settings
+        if s.cache == "registry":
+            ref = f"{s.repository(name)}:buildcache"
+            return [f"type=registry,ref={ref}"], [f"type=registry,ref={ref},mode=max"]
+        if s.cache == "local":
+            d = s.cache_dir / name
+            src = [f"type=local,src={d}"] if (d / "index.json").is_file() else []
+            return src, [f"type=local,dest={d},mode=max"]
+        return [], []
 
     def contexts(self, name: str, source: Callable[[str], str]) -> dict[str, str]:
         """Named build contexts for ``name``: each project image its Dockerfile references,
@@ -342,16 +361,46 @@ class ImageBuild:
         hit = self.hits.get(name)
         if hit is not None:
             _point_tags(self.runner, hit, self.tags[name], self.push)
-            return Status.CACHED, self.value(name, hit.image_id)
+            return Status.CACHED, {**self.value(name, hit.image_id), **self.pushed(name)}
         if name in self.built:
             # built inside the batch: its time is the batch's
-            return {**self.value(name, self.built[name]), "batch_seconds": self.batch_seconds}
+            value = self.value(name, self.built[name])
+            return {**value, **self.pushed(name), "batch_seconds": self.batch_seconds}
         contexts = self.contexts(name, self.source)
         log = self.log_path(name)
         if not self.runner.dry:
             log.write_text("")
-        image_id = docker.build(self.runner, self.request(name, contexts), log)
-        return self.value(name, image_id)
+        image_id = self.build_with_retries(name, self.request(name, contexts), log)
+        return {**self.value(name, image_id), **self.pushed(name)}
+
+    def build_with_retries(self, name: str, req: docker.BuildRequest, log: Path) -> str:
+        """Build; a push that fails for a transient reason (5xx, reset or refused
+        connections, timeouts) is tried again after 1, 2, 4... seconds, ``push_retries``
+        times. A refused authentication or authorization is never retried."""
+        attempts = 1 + (self.settings.push_retries if self.push else 0)
+        for attempt in range(attempts):
+            try:
+                return docker.build(self.runner, req, log)
+            except CommandError as exc:
+                if self.push and credentials.is_auth_error(error_lines(exc.output_tail)):
+                    raise BuildkitError(
+                        f"the registry refused the push of {req.tags[0]}: check that the "
+                        "credentials (BUILDKIT_REGISTRY_USER, BUILDKIT_REGISTRY_PASSWORD or "
+                        "password_file) may push to this repository"
+                    ) from None
+                if attempt + 1 == attempts or not is_transient(exc.output_tail):
+                    raise
+                with log.open("a") as fh:
+                    fh.write(f"\n# buildkit-tasks: transient failure, retry {attempt + 1}\n")
+                time.sleep(2**attempt)
+        raise AssertionError("unreachable")
+
+    def pushed(self, name: str) -> dict[str, Any]:
+        """With ``push``: the digests the registry reports for the image's tag."""
+        if not self.push or self.runner.dry:
+            return {}
+        digest, platforms = docker.registry_digests(self.runner, self.tags[name][0])
+        return {"digest": digest, "platform_digests": platforms}
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -437,6 +486,24 @@ def _point_tags(runner: Runner, hit: CacheHit, tags: list[str], push: bool) -> N
             docker.tag(hit.image_id, ref)
 
 
+_TRANSIENT = re.compile(
+    r"\b5\d\d (?:Internal|Bad|Service|Gateway)|status(?: code)?:? 5\d\d|connection reset|"
+    r"connection refused|i/o timeout|timed out|timeout exceeded|unexpected EOF|broken pipe|"
+    r"temporar(?:y|ily)",
+    re.I,
+)
+
+
+def error_lines(text: str) -> str:
+    """The lines of a build log that report errors."""
+    return "\n".join(ln for ln in text.splitlines() if "error" in ln.lower())
+
+
+def is_transient(text: str) -> bool:
+    """Whether a failed push's log says something worth another try (5xx, resets, timeouts)."""
+    return bool(_TRANSIENT.search(error_lines(text)))
+
+
 def to_result(settings: Settings, outcome: Outcome) -> ImageResult:
     value = outcome.value or {}
     log = settings.logs_dir / f"{outcome.name}.log"
@@ -448,6 +515,8 @@ def to_result(settings: Settings, outcome: Outcome) -> ImageResult:
         platforms=value.get("platforms", []),
         seconds=value.get("batch_seconds", outcome.seconds),
         key=value.get("key"),
+        digest=value.get("digest"),
+        platform_digests=value.get("platform_digests"),
         batch=True if "batch_seconds" in value else None,
         log=str(log)
         if outcome.status in (Status.FAILED, Status.SUCCEEDED) and log.exists()

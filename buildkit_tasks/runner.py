@@ -53,8 +53,11 @@ class Runner:
     Running processes are tracked so :meth:`terminate_all` can stop them on Ctrl-C.
     """
 
-    def __init__(self, *, dry: bool = False, echo: bool = False) -> None:
+    def __init__(
+        self, *, dry: bool = False, echo: bool = False, env: Mapping[str, str] | None = None
+    ) -> None:
         self.dry, self.echo = dry, echo
+        self.env: dict[str, str] = dict(env or {})  # added to every command's environment
         self._procs: set[subprocess.Popen[bytes]] = set()
         self._lock = threading.Lock()
 
@@ -86,7 +89,8 @@ class Runner:
             emit(shown)
         if self.dry:
             return Result(0, "")
-        full_env = {**os.environ, **env} if env else None
+        extra = {**self.env, **(env or {})}
+        full_env = {**os.environ, **extra} if extra else None
         log_fh = log.open("ab") if log else None
         try:
             try:

@@ -41,6 +41,8 @@ class BuildRequest:
     contexts: Mapping[str, str] = field(default_factory=dict)
     push: bool = False
     iidfile: Path | None = None
+    cache_from: Sequence[str] = ()
+    cache_to: Sequence[str] = ()
 
 
 def build_argv(req: BuildRequest) -> list[str]:
@@ -58,6 +60,10 @@ def build_argv(req: BuildRequest) -> list[str]:
         argv += ["--platform", ",".join(req.platforms)]
     for name, source in sorted(req.contexts.items()):
         argv += ["--build-context", f"{name}={source}"]
+    for spec in req.cache_from:
+        argv += ["--cache-from", spec]
+    for spec in req.cache_to:
+        argv += ["--cache-to", spec]
     argv.append("--push" if req.push else "--load")
     if req.iidfile:
         argv += ["--iidfile", str(req.iidfile)]
@@ -101,6 +107,10 @@ def bake_definition(requests: Mapping[str, BuildRequest], push: bool) -> dict[st
             t["target"] = req.target
         if req.platforms:
             t["platforms"] = list(req.platforms)
+        if req.cache_from:
+            t["cache-from"] = list(req.cache_from)
+        if req.cache_to:
+            t["cache-to"] = list(req.cache_to)
         contexts: dict[str, str] = {}
         uses: dict[str, int] = {}
         for key, source in sorted(req.contexts.items()):
@@ -267,6 +277,28 @@ def remote_image(runner: Runner, reference: str) -> RemoteImage | None:
     for cfg in configs:
         labels.update((cfg.get("config") or {}).get("Labels") or {})
     return RemoteImage(manifest.get("digest", ""), labels)
+
+
+def registry_digests(runner: Runner, reference: str) -> tuple[str, dict[str, str]]:
+    """The digest the registry reports for ``reference`` (the manifest list's, or the single
+    manifest's) and each platform's manifest digest (attestation entries left out)."""
+    import json
+
+    res = runner.run(
+        [DOCKER, "buildx", "imagetools", "inspect", "--format", "{{json .Manifest}}", reference],
+        capture=True,
+        what=f"reading {reference} from the registry",
+    )
+    if runner.dry:
+        return "", {}
+    manifest = json.loads(res.stdout)
+    platforms = {}
+    for m in manifest.get("manifests") or []:
+        p = m.get("platform") or {}
+        if p.get("os") and p.get("os") != "unknown":
+            key = "/".join(x for x in (p["os"], p.get("architecture"), p.get("variant")) if x)
+            platforms[key] = m["digest"]
+    return manifest.get("digest", ""), platforms
 
 
 def remote_tag(runner: Runner, source: str, target: str) -> None:

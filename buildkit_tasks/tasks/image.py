@@ -6,7 +6,7 @@ import sys
 
 from invoke import Collection, Context
 
-from .. import images, plans, report
+from .. import credentials, images, plans, report
 from ..console import emit
 from ..errors import BuildFailed, ConfigError
 from ..images import ImageResult
@@ -64,19 +64,22 @@ def run_build(
     info = version(s)
     graph = images.plan(s, name or [])
     r = runner(c)
-    results = images.build_images(
-        s,
-        graph,
-        info,
-        r,
-        push=push,
-        platforms=split_list(platform),
-        fail_fast=fail_fast,
-        force=force,
-        batch=s.batch and batch,
-        on_start=_print_start,
-        on_done=_print_done,
-    )
+    creds = credentials.resolve(s) if push or s.cache == "registry" else None
+    with credentials.docker_login(r, creds, s.own_docker_config) as env:
+        r.env.update(env)
+        results = images.build_images(
+            s,
+            graph,
+            info,
+            r,
+            push=push,
+            platforms=split_list(platform),
+            fail_fast=fail_fast,
+            force=force,
+            batch=s.batch and batch,
+            on_start=_print_start,
+            on_done=_print_done,
+        )
     print_summary(results)
     if not r.dry:
         report.update(s.report_path, info, images=[x.as_dict() for x in results])
@@ -132,6 +135,14 @@ def push(
 
     Same plan and tags as image.build; with several platforms each tag is a manifest list.
     An image the registry already holds with the same input key is not rebuilt (``cached``).
+
+    Credentials: user from config ``registry_user`` or ``BUILDKIT_REGISTRY_USER``, password
+    from ``BUILDKIT_REGISTRY_PASSWORD`` or the file ``password_file``, given to
+    ``docker login --password-stdin`` in a throw-away ``DOCKER_CONFIG`` (config
+    ``own_docker_config = true`` uses yours). A refused login or push fails at once; transient
+    push errors are retried ``push_retries`` times (default 3) with exponential backoff.
+    ``build-report.json`` records each image's pushed references, the digest the registry
+    reports and each platform's manifest digest.
     """
     run_build(c, name, platform, parallel, fail_fast, force, batch, push=True)
 

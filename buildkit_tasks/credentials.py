@@ -1,0 +1,121 @@
+"""Registry credentials and the Docker login that uses them, without ever exposing the password.
+
+The user comes from ``registry_user`` or ``BUILDKIT_REGISTRY_USER``; the password from
+``BUILDKIT_REGISTRY_PASSWORD`` or the file ``password_file``. The password reaches
+``docker login`` on its standard input only: never argv, output, logs, reports or exception
+texts. Unless ``own_docker_config`` is set, the login goes to a throw-away ``DOCKER_CONFIG``
+directory (mode 0700) that lives for one run and is removed afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .config import Settings
+from .errors import BuildkitError, ConfigError
+from .runner import Runner
+
+USER_ENV = "BUILDKIT_REGISTRY_USER"
+PASSWORD_ENV = "BUILDKIT_REGISTRY_PASSWORD"
+_AUTH_FAILURE = re.compile(r"\b(401|403)\b|unauthori[sz]ed|denied|incorrect username", re.I)
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """A user and password for ``host``. The password never shows in ``repr``."""
+
+    host: str
+    user: str
+    password: str = field(repr=False)
+
+
+def registry_host(registry: str) -> str:
+    """The host part of a repository prefix: ``localhost:5000/acme`` -> ``localhost:5000``."""
+    return registry.split("/", 1)[0]
+
+
+def resolve(settings: Settings, env: Mapping[str, str] | None = None) -> Credentials | None:
+    """Credentials for ``settings.registry``, or None when none are configured.
+
+    Raises ConfigError when only one of user and password is given, or the password file
+    cannot be read (the message names the file, never its content).
+    """
+    env = os.environ if env is None else env
+    user = settings.registry_user or env.get(USER_ENV) or None
+    password = env.get(PASSWORD_ENV) or None
+    if password is None and settings.password_file is not None:
+        try:
+            password = settings.password_file.read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as exc:
+            raise ConfigError(
+                f"password_file {settings.password_file}: cannot read it ({exc.strerror})"
+            ) from None
+    if user is None and password is None:
+        return None
+    if user is None or not password:
+        missing = (
+            "a user (registry_user or BUILDKIT_REGISTRY_USER)"
+            if user is None
+            else ("a password (BUILDKIT_REGISTRY_PASSWORD or password_file)")
+        )
+        raise ConfigError(f"registry credentials: {missing} is missing")
+    if not settings.registry:
+        raise ConfigError("registry credentials are set but [tool.buildkit] registry is empty")
+    return Credentials(registry_host(settings.registry), user, password)
+
+
+def login_argv(creds: Credentials) -> list[str]:
+    """``docker login`` reading the password from stdin (argv holds no secret)."""
+    return ["docker", "login", "--username", creds.user, "--password-stdin", creds.host]
+
+
+@contextlib.contextmanager
+def docker_login(
+    runner: Runner, creds: Credentials | None, own_config: bool = False
+) -> Iterator[dict[str, str]]:
+    """Log in for the duration of the block; yields the environment commands need
+    (``{"DOCKER_CONFIG": <temp dir>}``, or ``{}`` with the user's own config or no credentials).
+
+    Raises BuildkitError at once, without retrying, when the registry refuses the login.
+    """
+    if creds is None:
+        yield {}
+        return
+    tmp = None if own_config else Path(tempfile.mkdtemp(prefix="buildkit-docker-config-"))
+    env = {} if tmp is None else {"DOCKER_CONFIG": str(tmp)}
+    try:
+        if tmp is not None:
+            os.chmod(tmp, 0o700)
+        with tempfile.TemporaryDirectory(prefix="buildkit-login-") as scratch:
+            log = Path(scratch) / "login.log"
+            res = runner.run(
+                login_argv(creds), env=env, stdin=creds.password.encode(), log=log, check=False
+            )
+            said = log.read_text(errors="replace") if log.exists() else ""
+        if not res.ok and not runner.dry:
+            reason = (said.strip().splitlines() or ["no answer"])[-1].replace(creds.password, "***")
+            hint = (
+                "check the user and password (BUILDKIT_REGISTRY_USER, "
+                "BUILDKIT_REGISTRY_PASSWORD or password_file)"
+                if is_auth_error(said)
+                else "is the registry reachable?"
+            )
+            raise BuildkitError(
+                f"registry login to {creds.host} as {creds.user} failed: {reason}; {hint}"
+            )
+        yield env
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def is_auth_error(text: str) -> bool:
+    """Whether a registry error text is an authentication/authorization failure."""
+    return bool(_AUTH_FAILURE.search(text))
