@@ -24,6 +24,11 @@ CONFIG_DEFAULTS: dict[str, Any] = {
         "platforms": None,
         "parallel": None,
         "batch": None,
+        "cache": None,
+        "registry_user": None,
+        "password_file": None,
+        "own_docker_config": None,
+        "push_retries": None,
         "source": None,
     }
 }

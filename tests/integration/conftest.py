@@ -10,10 +10,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import time
+import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,6 +83,64 @@ def busybox() -> dict[str, Path]:
     found = {a: STATE / "busybox" / a / "busybox" for a in ("amd64", "arm64")}
     require(all(p.is_file() for p in found.values()), f"static busybox under {STATE}/busybox")
     return found
+
+
+@dataclass(frozen=True)
+class AuthRegistry:
+    """A registry on loopback that wants a user and password (htpasswd, bcrypt)."""
+
+    host: str
+    user: str
+    password: str
+    log: Path
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def auth_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthRegistry]:
+    require(
+        bool(shutil.which("docker-registry") and shutil.which("htpasswd")),
+        "docker-registry and htpasswd (apache2-utils)",
+    )
+    d = tmp_path_factory.mktemp("auth-registry")
+    user, password = "ci-pusher", f"s3cret-{uuid.uuid4().hex}"
+    htpasswd = subprocess.run(
+        ["htpasswd", "-Bbn", user, password], capture_output=True, text=True, check=True
+    ).stdout
+    (d / "htpasswd").write_text(htpasswd)
+    host = f"127.0.0.1:{_free_port()}"
+    (d / "config.yml").write_text(
+        "version: 0.1\nlog: {level: info}\n"
+        f"storage: {{filesystem: {{rootdirectory: {d / 'data'}}}}}\n"
+        f"http: {{addr: {host}}}\n"
+        f"auth: {{htpasswd: {{realm: test, path: {d / 'htpasswd'}}}}}\n"
+    )
+    log = d / "registry.log"
+    with log.open("w") as fh:
+        proc = subprocess.Popen(
+            ["docker-registry", "serve", str(d / "config.yml")], stdout=fh, stderr=subprocess.STDOUT
+        )
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(f"http://{host}/v2/", timeout=1)
+            except urllib.error.HTTPError as exc:
+                if exc.code == 401:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.1)
+        else:
+            pytest.fail(f"authenticated registry on {host} did not start: {log.read_text()}")
+        yield AuthRegistry(host, user, password, log)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
 @dataclass

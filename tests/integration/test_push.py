@@ -59,3 +59,30 @@ def test_push_one_platform(project: Project, registry: str) -> None:
     index = manifest(registry, "acme/worker", "2.3.0")
     assert platforms_of(index) == {"linux/arm64"}
     assert run_arm64(f"{REG}/worker:2.3.0", "uname", "-m") == "aarch64"
+
+
+def test_registry_build_cache_is_written_and_read(project: Project, registry: str) -> None:
+    env = {"INVOKE_BUILDKIT_CACHE": "registry"}
+    project.inv("image.push", "--name", "worker", "--no-batch", env=env)
+    for name in ("base", "worker"):
+        index = manifest(registry, f"acme/{name}", "buildcache")
+        assert index.get("manifests") or index.get("layers"), name
+    log = (project.path / "dist" / "logs" / "worker.log").read_text()
+    assert "exporting cache to registry" in log
+
+
+def test_local_build_cache_directory(project: Project) -> None:
+    project.inv("image.build", "--name", "worker", env={"INVOKE_BUILDKIT_CACHE": "local"})
+    for name in ("base", "worker"):
+        assert (project.path / ".buildkit-cache" / name / "index.json").is_file(), name
+    # the second build reads it back (forced, so the input-key skip does not hide it)
+    project.inv(
+        "image.build",
+        "--name",
+        "worker",
+        "--force",
+        "--no-batch",
+        env={"INVOKE_BUILDKIT_CACHE": "local"},
+    )
+    log = (project.path / "dist" / "logs" / "worker.log").read_text()
+    assert "importing cache manifest from local" in log
