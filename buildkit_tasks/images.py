@@ -42,6 +42,7 @@ class ImageResult:
     platforms: list[str] = field(default_factory=list)
     seconds: float = 0.0
     key: str | None = None
+    note: str | None = None
     digest: str | None = None
     platform_digests: dict[str, str] | None = None
     batch: bool | None = None
@@ -95,25 +96,20 @@ def git_remote(root: Path) -> str | None:
     return out.stdout.strip() or None
 
 
-def platforms_for(spec: ImageSpec, requested: Iterable[str], default: Iterable[str]) -> list[str]:
-    """The platforms to build ``spec`` for: ``requested`` (else ``default``, the config
-    ``platforms``), narrowed by the image's own ``platforms``. Empty means the engine's own.
-
-    Raises BuildkitError when the image allows none of the requested platforms.
-    """
+def platforms_for(
+    spec: ImageSpec, requested: Iterable[str], default: Iterable[str]
+) -> tuple[list[str], list[str]]:
+    """``(chosen, left_out)``: the platforms to build ``spec`` for, ``requested`` (else
+    ``default``, the config ``platforms``) narrowed by the image's own ``platforms``, and the
+    requested ones its ``platforms`` exclude. ``chosen`` empty with nothing left out means the
+    engine's own platform; empty with something left out means the image is skipped."""
     wanted = list(requested) or list(default)
     allowed = spec.platforms
     if not allowed:
-        return wanted
+        return wanted, []
     if not wanted:
-        return list(allowed)
-    chosen = [p for p in wanted if p in allowed]
-    if not chosen:
-        raise BuildkitError(
-            f"image {spec.name}: none of the platforms {', '.join(wanted)} is in its "
-            f"platforms ({', '.join(allowed)})"
-        )
-    return chosen
+        return list(allowed), []
+    return [p for p in wanted if p in allowed], [p for p in wanted if p not in allowed]
 
 
 def input_keys(
@@ -203,12 +199,20 @@ class ImageBuild:
             }
         self.native = [] if runner.dry else [docker.engine_platform()]
         self.plats: dict[str, list[str]] = {}
-        self.errors: dict[str, str] = {}
+        self.errors: dict[str, str] = {}  # name -> why it is skipped before anything runs
+        self.notes: dict[str, str] = {}
         for name, node in graph.nodes.items():
-            try:
-                self.plats[name] = platforms_for(node.spec, list(platforms), settings.platforms)
-            except BuildkitError as exc:
-                self.plats[name], self.errors[name] = [], str(exc)
+            chosen, left_out = platforms_for(node.spec, list(platforms), settings.platforms)
+            self.plats[name] = chosen
+            if left_out:
+                why = (
+                    f"{', '.join(left_out)} not in its platforms ({', '.join(node.spec.platforms)})"
+                )
+                if chosen:
+                    self.notes[name] = f"left out {why}"
+                else:
+                    self.errors[name] = f"skipped: {why}"
+        docker.check_platforms(runner, [p for ps in self.plats.values() for p in ps])
         self.keys = input_keys(graph, {n: p or self.native for n, p in self.plats.items()})
         self.hits: dict[str, CacheHit | None] = {}
         self.built: dict[str, str] = {}  # name -> image id, built by the batch
@@ -292,6 +296,7 @@ class ImageBuild:
 
     def value(self, name: str, image_id: str) -> dict[str, Any]:
         return {
+            **({"note": self.notes[name]} if name in self.notes else {}),
             "references": self.tags[name],
             "platforms": self.plats[name] or self.native,
             "key": self.keys[name],
@@ -357,7 +362,7 @@ class ImageBuild:
     def job(self, name: str) -> Any:
         """The scheduler's job for one image: reuse, take the batch's result, or build."""
         if name in self.errors:
-            raise BuildkitError(self.errors[name])
+            return Status.SKIPPED, self.errors[name]
         hit = self.hits.get(name)
         if hit is not None:
             _point_tags(self.runner, hit, self.tags[name], self.push)
@@ -505,7 +510,7 @@ def is_transient(text: str) -> bool:
 
 
 def to_result(settings: Settings, outcome: Outcome) -> ImageResult:
-    value = outcome.value or {}
+    value = outcome.value if isinstance(outcome.value, dict) else {}
     log = settings.logs_dir / f"{outcome.name}.log"
     return ImageResult(
         name=outcome.name,
@@ -515,6 +520,7 @@ def to_result(settings: Settings, outcome: Outcome) -> ImageResult:
         platforms=value.get("platforms", []),
         seconds=value.get("batch_seconds", outcome.seconds),
         key=value.get("key"),
+        note=value.get("note"),
         digest=value.get("digest"),
         platform_digests=value.get("platform_digests"),
         batch=True if "batch_seconds" in value else None,
@@ -526,7 +532,13 @@ def to_result(settings: Settings, outcome: Outcome) -> ImageResult:
     )
 
 
-def failed(results: Iterable[ImageResult]) -> list[ImageResult]:
-    """The results that are neither succeeded nor cached."""
+def not_built(results: Iterable[ImageResult]) -> list[ImageResult]:
+    """The results that are neither succeeded nor cached (failed or skipped)."""
     ok = (Status.SUCCEEDED.value, Status.CACHED.value)
     return [r for r in results if r.status not in ok]
+
+
+def any_failed(results: Iterable[ImageResult]) -> bool:
+    """Whether an image failed (an image skipped only because its ``platforms`` exclude what
+    was asked, and what builds on it, is not a failure)."""
+    return any(r.status == Status.FAILED.value for r in results)

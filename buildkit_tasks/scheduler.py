@@ -40,7 +40,8 @@ class Outcome:
     detail: str = ""
 
 
-# A job returns its value, or (Status.CACHED, value) to say it found its result already there.
+# A job returns its value, (Status.CACHED, value) to say it found its result already there, or
+# (Status.SKIPPED, reason) to say it has nothing to do (what needs it is skipped too).
 Job = Callable[[str], Any]
 
 
@@ -119,8 +120,8 @@ def run_graph(
                 if waiting[s] == 0 and s not in outcomes:
                     heapq.heappush(ready, (-priority[s], s))
         else:
-            skip_dependents(name, f"{name} failed")
-            if fail_fast and stop_reason is None:
+            skip_dependents(name, f"{name} {outcome.status.value}")
+            if fail_fast and outcome.status is Status.FAILED and stop_reason is None:
                 stop_reason = f"not started: --fail-fast after {name} failed"
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
@@ -167,6 +168,8 @@ def _timed(job: Job, name: str) -> Outcome:
             name, Status.FAILED, time.monotonic() - start, error=f"{exc.__class__.__name__}: {exc}"
         )
     status = Status.SUCCEEDED
+    if isinstance(value, tuple) and len(value) == 2 and value[0] is Status.SKIPPED:
+        return Outcome(name, Status.SKIPPED, time.monotonic() - start, error=str(value[1]))
     if isinstance(value, tuple) and len(value) == 2 and value[0] is Status.CACHED:
         status, value = Status.CACHED, value[1]
     return Outcome(name, status, time.monotonic() - start, value=value)

@@ -346,6 +346,37 @@ def untag(reference: str) -> None:
         pass
 
 
+BINFMT_FIX = "apt-get install qemu-user-static binfmt-support && update-binfmts --enable"
+
+
+def parse_builder_platforms(inspect_output: str) -> list[str]:
+    """The ``Platforms:`` list of ``docker buildx inspect`` output."""
+    for line in inspect_output.splitlines():
+        if line.strip().startswith("Platforms:"):
+            rest = line.split(":", 1)[1]
+            return [p.strip().rstrip("*") for p in rest.split(",") if p.strip()]
+    return []
+
+
+def check_platforms(runner: Runner, platforms: Iterable[str]) -> None:
+    """Raise BuildkitError naming every platform the current builder cannot build (no native
+    support and no qemu binfmt emulation), with the fix."""
+    wanted = list(dict.fromkeys(platforms))
+    if not wanted or runner.dry:
+        return
+    res = runner.run(
+        [DOCKER, "buildx", "inspect"], capture=True, check=False, what="docker buildx inspect"
+    )
+    known = set(parse_builder_platforms(res.stdout))
+    missing = [p for p in wanted if p not in known]
+    if missing:
+        raise BuildkitError(
+            f"--platform: the builder cannot build {', '.join(missing)} (it lists "
+            f"{', '.join(sorted(known)) or 'nothing'}); for emulation through qemu run as root: "
+            f"{BINFMT_FIX}"
+        )
+
+
 def engine_platform() -> str:
     """The engine's own platform, e.g. ``linux/amd64``."""
     info = client().version()

@@ -30,7 +30,8 @@ def _print_start(name: str) -> None:
 
 def _print_done(r: ImageResult) -> None:
     if r.status in ("succeeded", "cached"):
-        emit(f"image {r.name}: {r.status} in {r.seconds:.1f}s -> {r.references[0]}")
+        note = f" ({r.note})" if r.note else ""
+        emit(f"image {r.name}: {r.status} in {r.seconds:.1f}s -> {r.references[0]}{note}")
     else:
         emit(f"image {r.name}: {r.status}: {r.error}", err=True)
 
@@ -83,8 +84,8 @@ def run_build(
     print_summary(results)
     if not r.dry:
         report.update(s.report_path, info, images=[x.as_dict() for x in results])
-    bad = images.failed(results)
-    if bad:
+    bad = images.not_built(results)
+    if images.any_failed(results):
         raise BuildFailed(
             f"{len(bad)} of {len(results)} images did not build: "
             + ", ".join(f"{x.name} ({x.status})" for x in bad)

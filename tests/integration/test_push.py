@@ -86,3 +86,32 @@ def test_local_build_cache_directory(project: Project) -> None:
     )
     log = (project.path / "dist" / "logs" / "worker.log").read_text()
     assert "importing cache manifest from local" in log
+
+
+def test_unknown_platform_says_how_to_fix(project: Project) -> None:
+    res = project.inv("image.build", "--platform", "linux/mips", check=False)
+    assert res.returncode == 1
+    last = res.stderr.strip().splitlines()[-1]
+    assert last.startswith("buildkit: --platform: the builder cannot build linux/mips")
+    assert "update-binfmts --enable" in last
+
+
+def test_an_image_restricted_to_amd64_is_skipped_for_arm64(project: Project) -> None:
+    pyproject = project.path / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace(
+            '[tool.buildkit.images.worker]\ncontext = "images/worker"\n',
+            '[tool.buildkit.images.worker]\ncontext = "images/worker"\n'
+            'platforms = ["linux/amd64"]\n',
+        )
+    )
+    res = project.inv("image.build", "--platform", "linux/amd64,linux/arm64")
+    images = {i["name"]: i for i in project.report()["images"]}
+    assert images["worker"]["platforms"] == ["linux/amd64"]
+    assert images["worker"]["note"] == "left out linux/arm64 not in its platforms (linux/amd64)"
+    assert "left out linux/arm64" in res.stdout
+    assert images["api"]["platforms"] == ["linux/amd64", "linux/arm64"]
+    res = project.inv("image.build", "--platform", "linux/arm64", "--name", "worker")
+    worker = {i["name"]: i for i in project.report()["images"]}["worker"]
+    assert worker["status"] == "skipped"
+    assert worker["error"] == "skipped: linux/arm64 not in its platforms (linux/amd64)"

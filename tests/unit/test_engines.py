@@ -140,3 +140,9 @@ def test_split_bake_log_files_steps_by_target(tmp_path: Path) -> None:
     assert "#3 0.5 compiling" in api and "exit code: 2" in api and "#4" not in api
     base = out["base"].read_text()
     assert "#2 [base internal]" in base and "#4 DONE 0.1s" in base and "#3" not in base
+
+
+def test_builder_platforms_are_parsed() -> None:
+    out = "Name: default\nPlatforms:        linux/amd64, linux/amd64/v2, linux/arm64*\nX: y\n"
+    assert docker.parse_builder_platforms(out) == ["linux/amd64", "linux/amd64/v2", "linux/arm64"]
+    assert docker.parse_builder_platforms("no such line") == []

@@ -90,3 +90,18 @@ def test_self_reference_is_an_error(tmp_path: Path) -> None:
     s = write_project(tmp_path, {"a": "FROM a:old\n"})
     with pytest.raises(ConfigError, match="builds on itself"):
         graph.build_graph(s)
+
+
+def test_platforms_for_narrows_and_says_what_it_left_out(tmp_path: Path) -> None:
+    from buildkit_tasks.images import platforms_for
+
+    spec = config.ImageSpec("x", tmp_path, tmp_path / "D", platforms=("linux/amd64",))
+    assert platforms_for(spec, ["linux/amd64", "linux/arm64"], ()) == (
+        ["linux/amd64"],
+        ["linux/arm64"],
+    )
+    assert platforms_for(spec, ["linux/arm64"], ()) == ([], ["linux/arm64"])
+    assert platforms_for(spec, [], ["linux/amd64"]) == (["linux/amd64"], [])
+    assert platforms_for(spec, [], ()) == (["linux/amd64"], [])
+    free = config.ImageSpec("y", tmp_path, tmp_path / "D")
+    assert platforms_for(free, [], ()) == ([], [])

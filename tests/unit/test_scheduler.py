@@ -116,3 +116,13 @@ def test_cached_result_is_reported_as_cached() -> None:
     out = run_graph({"a": [], "b": ["a"]}, lambda n: (Status.CACHED, n), workers=2)
     assert out["a"].status is Status.CACHED and out["a"].value == "a"
     assert out["b"].status is Status.CACHED
+
+
+def test_a_job_may_skip_itself_and_its_dependents() -> None:
+    def job(name: str) -> object:
+        return (Status.SKIPPED, "linux/arm64 not in its platforms") if name == "a" else name
+
+    out = run_graph({"a": [], "b": ["a"], "c": []}, job, workers=2, fail_fast=True)
+    assert out["a"].status is Status.SKIPPED and "platforms" in out["a"].error
+    assert out["b"].status is Status.SKIPPED and out["b"].error == "a skipped"
+    assert out["c"].status is Status.SUCCEEDED  # a skip is not a failure: fail-fast stays calm
