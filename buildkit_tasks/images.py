@@ -256,7 +256,10 @@ class ImageBuild:
         return docker.BuildRequest(
             context=node.spec.context,
             dockerfile=node.spec.dockerfile,
-            tags=self.tags[name],
+            # A push names only the version tag: the engine (26, containerd store) sometimes
+            # pushed a second name as a single-platform manifest; `latest` is made in the
+            # registry from the version tag instead (see pushed()).
+            tags=self.tags[name][:1] if self.push else self.tags[name],
             labels={
                 **oci_labels(self.settings, self.info, name),
                 cachekey.KEY_LABEL: self.keys[name],
@@ -366,7 +369,10 @@ class ImageBuild:
         hit = self.hits.get(name)
         if hit is not None:
             _point_tags(self.runner, hit, self.tags[name], self.push)
-            return Status.CACHED, {**self.value(name, hit.image_id), **self.pushed(name)}
+            return Status.CACHED, {
+                **self.value(name, hit.image_id),
+                **self.pushed(name, built=False),
+            }
         if name in self.built:
             # built inside the batch: its time is the batch's
             value = self.value(name, self.built[name])
@@ -400,10 +406,13 @@ class ImageBuild:
                 time.sleep(2**attempt)
         raise AssertionError("unreachable")
 
-    def pushed(self, name: str) -> dict[str, Any]:
-        """With ``push``: the digests the registry reports for the image's tag."""
+    def pushed(self, name: str, built: bool = True) -> dict[str, Any]:
+        """With ``push``: point ``latest`` at what was just pushed under the version tag (in
+        the registry, the same manifest list) and return the digests the registry reports."""
         if not self.push or self.runner.dry:
             return {}
+        if built:
+            docker.remote_tag(self.runner, self.tags[name][0], self.tags[name][1])
         digest, platforms = docker.registry_digests(self.runner, self.tags[name][0])
         return {"digest": digest, "platform_digests": platforms}
 
