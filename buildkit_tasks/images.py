@@ -197,12 +197,30 @@ class ImageBuild:
             self._local = {
                 t[0]: self._pool.submit(docker.local_image, t[0]) for t in self.tags.values()
             }
+        try:
+            self._plan(platforms)
+        except BaseException:  # engine unreachable, platform refused: stop the lookups
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        self.hits: dict[str, CacheHit | None] = {}
+        self.built: dict[str, str] = {}  # name -> image id, built by the batch
+        self.batch_seconds = 0.0
+        self.run_id = uuid.uuid4().hex[:16]
+        self.sources: dict[str, str] = {}  # name -> the image its dependents build from
+        self.aliases: list[str] = []
+        self._lock = threading.Lock()
+        self._tmp = tempfile.TemporaryDirectory(prefix="buildkit-build-")
+
+    def _plan(self, platforms: Iterable[str]) -> None:
+        """Platforms per image (what is left out, what is skipped), then input keys."""
+        settings, graph, runner = self.settings, self.graph, self.runner
+        requested = list(platforms)
         self.native = [] if runner.dry else [docker.engine_platform()]
         self.plats: dict[str, list[str]] = {}
         self.errors: dict[str, str] = {}  # name -> why it is skipped before anything runs
         self.notes: dict[str, str] = {}
         for name, node in graph.nodes.items():
-            chosen, left_out = platforms_for(node.spec, list(platforms), settings.platforms)
+            chosen, left_out = platforms_for(node.spec, requested, settings.platforms)
             self.plats[name] = chosen
             if left_out:
                 why = (
@@ -214,14 +232,6 @@ class ImageBuild:
                     self.errors[name] = f"skipped: {why}"
         docker.check_platforms(runner, [p for ps in self.plats.values() for p in ps])
         self.keys = input_keys(graph, {n: p or self.native for n, p in self.plats.items()})
-        self.hits: dict[str, CacheHit | None] = {}
-        self.built: dict[str, str] = {}  # name -> image id, built by the batch
-        self.batch_seconds = 0.0
-        self.run_id = uuid.uuid4().hex[:16]
-        self.sources: dict[str, str] = {}  # name -> the image its dependents build from
-        self.aliases: list[str] = []
-        self._lock = threading.Lock()
-        self._tmp = tempfile.TemporaryDirectory(prefix="buildkit-build-")
 
     # -- plan -------------------------------------------------------------------------------
 
@@ -388,8 +398,9 @@ class ImageBuild:
         """Build; a push that fails for a transient reason (5xx, reset or refused
         connections, timeouts) is tried again after 1, 2, 4... seconds, ``push_retries``
         times. A refused authentication or authorization is never retried."""
-        attempts = 1 + (self.settings.push_retries if self.push else 0)
-        for attempt in range(attempts):
+        retries = self.settings.push_retries if self.push else 0
+        attempt = 0
+        while True:
             try:
                 return docker.build(self.runner, req, log)
             except CommandError as exc:
@@ -399,12 +410,12 @@ class ImageBuild:
                         "credentials (BUILDKIT_REGISTRY_USER, BUILDKIT_REGISTRY_PASSWORD or "
                         "password_file) may push to this repository"
                     ) from None
-                if attempt + 1 == attempts or not is_transient(exc.output_tail):
+                if attempt == retries or not is_transient(exc.output_tail):
                     raise
-                with log.open("a") as fh:
-                    fh.write(f"\n# buildkit-tasks: transient failure, retry {attempt + 1}\n")
-                time.sleep(2**attempt)
-        raise AssertionError("unreachable")
+            with log.open("a") as fh:
+                fh.write(f"\n# buildkit-tasks: transient failure, retry {attempt + 1}\n")
+            time.sleep(2**attempt)
+            attempt += 1
 
     def pushed(self, name: str, built: bool = True) -> dict[str, Any]:
         """With ``push``: point ``latest`` at what was just pushed under the version tag (in
