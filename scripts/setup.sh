@@ -67,6 +67,10 @@ docker_engine() {
     echo '{"features":{"containerd-snapshotter":true}}' >/etc/docker/daemon.json
   fi
   if ! docker info >/dev/null 2>&1; then
+    # A pid file left by a dockerd that was killed (its pid possibly reused) blocks the start.
+    if [ -f /var/run/docker.pid ] && ! ps -p "$(cat /var/run/docker.pid)" -o comm= 2>/dev/null | grep -q dockerd; then
+      rm -f /var/run/docker.pid
+    fi
     log "starting dockerd"
     (setsid dockerd >/var/log/dockerd.log 2>&1 &)
     for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
