@@ -13,7 +13,8 @@ Each namespace is importable on its own and composable with ``invoke.Collection`
 The plain Python API beneath the tasks, usable without Invoke: :mod:`buildkit_tasks.config`
 (settings), :mod:`.graph` (image dependencies), :mod:`.scheduler` (parallel DAG runs),
 :mod:`.images`, :mod:`.charts`, :mod:`.archive`, :mod:`.quality` (the build steps),
-:mod:`.versioning` and :mod:`.report`.
+:mod:`.versioning`, :mod:`.report`, :mod:`.hosts` (SSH build hosts) and :mod:`.remote`
+(tasks run on hosts).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from .tasks import build as _build
 from .tasks import helm as _helm
 from .tasks import image as _image
 from .tasks import lint as _lint
+from .tasks import remote as _remote
 from .tasks import test as _test
 from .tasks import version as _version
 from .tasks.common import CONFIG_DEFAULTS
@@ -39,5 +41,6 @@ ns = Collection(
     _helm.ns,
     _archive.ns,
     _build.ns,
+    _remote.ns,
 )
 ns.configure(CONFIG_DEFAULTS)

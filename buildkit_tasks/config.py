@@ -69,6 +69,41 @@ class Discover:
 
 
 @dataclass(frozen=True)
+class HostSpec:
+    """One ``[[tool.buildkit.hosts]]`` entry: a remote build host reached over SSH.
+
+    ``address`` ``user@host[:port]`` is split into ``user`` (default: the local user),
+    ``hostname`` and ``port`` (default 22). ``platforms`` it builds natively; ``workdir`` on the
+    host (relative paths are under the remote user's home; default ``buildkit-tasks``);
+    ``identity_file`` a local private key; ``gateway`` another host's ``name`` to jump through;
+    ``max_jobs`` how many images it builds at once (sets ``parallel`` there; default: its CPU
+    count); ``password_env`` the name of a local environment variable holding an SSH password
+    (password authentication is off unless this is set).
+    """
+
+    name: str
+    hostname: str
+    user: str
+    port: int = 22
+    platforms: tuple[str, ...] = ()
+    workdir: str = "buildkit-tasks"
+    identity_file: Path | None = None
+    gateway: str | None = None
+    max_jobs: int | None = None
+    password_env: str | None = None
+
+    @property
+    def address(self) -> str:
+        """``user@host:port`` as written for people."""
+        return f"{self.user}@{self.hostname}:{self.port}"
+
+    @property
+    def known_hosts_name(self) -> str:
+        """How ``known_hosts`` names this host: ``host`` on port 22, else ``[host]:port``."""
+        return self.hostname if self.port == 22 else f"[{self.hostname}]:{self.port}"
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything the build needs to know, with paths made absolute.
 
@@ -83,7 +118,13 @@ class Settings:
     ``BUILDKIT_REGISTRY_PASSWORD``), ``own_docker_config`` (log in to the user's own Docker
     config instead of a throw-away one; default false), ``cache`` (``none``, ``registry``:
     ``<repository>:buildcache``, or ``local``: ``cache_dir``, default ``.buildkit-cache``),
-    ``push_retries`` (default 3).
+    ``push_retries`` (default 3), ``hosts`` (``[[tool.buildkit.hosts]]``, see
+    :class:`HostSpec`), ``known_hosts`` (file checked for host keys; default
+    ``~/.ssh/known_hosts``), ``accept_new_host_keys`` (trust and record unknown host keys on first
+    use; default false), ``connect_timeout`` (seconds, default 10), ``wheelhouse`` (local
+    directory of wheels shipped to hosts that cannot reach a package index; else env
+    ``BUILDKIT_WHEELHOUSE``), ``remote_include`` (globs of git-ignored files that remote runs
+    still copy, e.g. generated build inputs).
     """
 
     root: Path
@@ -105,6 +146,22 @@ class Settings:
     cache: str = "none"
     cache_dir: Path = Path(".buildkit-cache")
     push_retries: int = 3
+    hosts: tuple[HostSpec, ...] = ()
+    known_hosts: Path = Path("~/.ssh/known_hosts")
+    accept_new_host_keys: bool = False
+    connect_timeout: float = 10.0
+    wheelhouse: Path | None = None
+    remote_include: tuple[str, ...] = ()
+
+    def host(self, name: str) -> HostSpec:
+        """The host called ``name``. Raises ConfigError listing the configured names."""
+        for h in self.hosts:
+            if h.name == name:
+                return h
+        known = ", ".join(h.name for h in self.hosts) or "none configured"
+        raise ConfigError(
+            f"--host: no host {name!r} in [[tool.buildkit.hosts]] (known: {known})"
+        )
 
     def repository(self, name: str) -> str:
         """The repository of image ``name``: ``<registry>/<name>``, or ``name`` with no registry."""
@@ -281,6 +338,16 @@ def parse(root: Path, raw: Mapping[str, Any]) -> Settings:
     if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
         raise top.fail("push_retries", "a non-negative integer")
 
+    hosts = _hosts(root, raw.get("hosts", []))
+    timeout = raw.get("connect_timeout", 10)
+    try:
+        timeout = float(timeout)
+    except (TypeError, ValueError):
+        raise top.fail("connect_timeout", "a number of seconds") from None
+    if timeout <= 0:
+        raise top.fail("connect_timeout", "a positive number of seconds")
+    wheelhouse = top.str("wheelhouse") or os.environ.get("BUILDKIT_WHEELHOUSE")
+
     lint = _Reader(root, top.table_of("lint"), "tool.buildkit.lint")
     test = _Reader(root, top.table_of("test"), "tool.buildkit.test")
     return Settings(
@@ -303,7 +370,72 @@ def parse(root: Path, raw: Mapping[str, Any]) -> Settings:
         cache=cache,
         cache_dir=root / (top.str("cache_dir", ".buildkit-cache") or ".buildkit-cache"),
         push_retries=retries,
+        hosts=hosts,
+        known_hosts=Path(
+            os.path.expanduser(top.str("known_hosts", "~/.ssh/known_hosts") or "")
+        ),
+        accept_new_host_keys=_bool(top, "accept_new_host_keys", False),
+        connect_timeout=timeout,
+        wheelhouse=(root / os.path.expanduser(wheelhouse)) if wheelhouse else None,
+        remote_include=top.str_list("remote_include"),
     )
+
+
+_ADDRESS_RE = re.compile(r"^(?:(?P<user>[^@\s]+)@)?(?P<host>[A-Za-z0-9_.-]+)(?::(?P<port>\d+))?$")
+
+
+def _hosts(root: Path, raw: Any) -> tuple[HostSpec, ...]:
+    path = root / PYPROJECT
+    if not isinstance(raw, list) or not all(isinstance(h, Mapping) for h in raw):
+        raise ConfigError(f"{path}: [[tool.buildkit.hosts]] must be an array of tables")
+    out: list[HostSpec] = []
+    for i, table in enumerate(raw):
+        r = _Reader(root, table, f"tool.buildkit.hosts.{i}")
+        name = r.str("name")
+        if not name or not valid_name(name):
+            raise r.fail("name", "a host name of lowercase letters, digits, '.', '_', '-'")
+        if any(h.name == name for h in out):
+            raise r.fail("name", "a name no other host has")
+        m = _ADDRESS_RE.match(r.str("address") or "")
+        if not m:
+            raise r.fail("address", "user@host or user@host:port")
+        port = int(m["port"] or 22)
+        if not 0 < port < 65536:
+            raise r.fail("address", "a port from 1 to 65535")
+        max_jobs = table.get("max_jobs")
+        if max_jobs is not None and (
+            not isinstance(max_jobs, int) or isinstance(max_jobs, bool) or max_jobs < 1
+        ):
+            raise r.fail("max_jobs", "a positive integer")
+        identity = r.str("identity_file")
+        out.append(
+            HostSpec(
+                name=name,
+                hostname=m["host"],
+                user=m["user"] or _local_user(),
+                port=port,
+                platforms=_platforms(r, "platforms"),
+                workdir=(r.str("workdir", "buildkit-tasks") or "buildkit-tasks").rstrip("/"),
+                identity_file=(root / os.path.expanduser(identity)) if identity else None,
+                gateway=r.str("gateway"),
+                max_jobs=max_jobs,
+                password_env=r.str("password_env"),
+            )
+        )
+    names = {h.name for h in out}
+    for i, h in enumerate(out):
+        if h.gateway is not None and (h.gateway not in names or h.gateway == h.name):
+            raise ConfigError(
+                f"{path}: [tool.buildkit.hosts.{i}] gateway: expected the name of another "
+                f"host, got {h.gateway!r}"
+            )
+    return tuple(out)
+
+
+def _local_user() -> str:
+    import getpass
+
+    return getpass.getuser()
 
 
 def _bool(reader: _Reader, key: str, default: bool) -> bool:

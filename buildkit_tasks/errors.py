@@ -28,3 +28,14 @@ class CommandError(BuildkitError):
 
 class BuildFailed(BuildkitError):
     """One or more images failed (or were skipped because something they need failed)."""
+
+
+class HostError(BuildkitError):
+    """A remote build host could not be used: refused, timed out, unknown host key, failed
+    authentication, or a remote step failed. The message names the host."""
+
+    def __init__(self, host: str, message: str, *, unreachable: bool = False) -> None:
+        super().__init__(f"host {host}: {message}")
+        self.host = host
+        #: True when the host could not be reached at all (another host may be tried).
+        self.unreachable = unreachable

@@ -18,6 +18,8 @@ from .versioning import VersionInfo
 SCHEMA = "buildkit-tasks/build-report/v1"
 SUMS = "SHA256SUMS"
 NOT_ARTIFACTS = {SUMS, "build-report.json", "build-report.md"}
+# Sub-directories of output_dir that are not this build's artifacts (logs; results of hosts).
+NOT_ARTIFACT_DIRS = {"logs", "hosts"}
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -44,11 +46,11 @@ def update(path: Path, info: VersionInfo, **sections: Any) -> dict[str, Any]:
 
 def artifacts(output_dir: Path) -> list[Path]:
     """Every artifact in ``output_dir``: all regular files except the report, ``SHA256SUMS``,
-    ``logs/`` and hidden (temporary) files; sorted."""
+    ``logs/``, ``hosts/`` (what remote hosts brought back) and hidden (temporary) files; sorted."""
     out = []
     for p in sorted(output_dir.rglob("*")):
         rel = p.relative_to(output_dir)
-        if not p.is_file() or rel.parts[0] == "logs" or p.name in NOT_ARTIFACTS:
+        if not p.is_file() or rel.parts[0] in NOT_ARTIFACT_DIRS or p.name in NOT_ARTIFACTS:
             continue
         if any(part.startswith(".") for part in rel.parts):
             continue
@@ -65,3 +67,21 @@ def write_checksums(output_dir: Path, files: Iterable[Path]) -> list[dict[str, s
     text = "".join(f"{e['sha256']}  {e['path']}\n" for e in entries)
     write_text_atomic(output_dir / SUMS, text)
     return entries
+
+
+def verify_checksums(output_dir: Path) -> list[str]:
+    """Check ``<output_dir>/SHA256SUMS`` (when present): returns the paths whose file is
+    missing or whose sha256 differs (empty when all hold or there is no such file)."""
+    sums = output_dir / SUMS
+    if not sums.is_file():
+        return []
+    bad = []
+    for line in sums.read_text(encoding="utf-8").splitlines():
+        digest, sep, name = line.partition("  ")
+        if not sep:
+            bad.append(line[:60])
+            continue
+        path = output_dir / name
+        if not path.is_file() or sha256_file(path) != digest:
+            bad.append(name)
+    return bad

@@ -58,9 +58,30 @@ def build_date() -> str:
     return when.replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+VERSION_FILE_ENV = "BUILDKIT_VERSION_FILE"
+
+
+def from_file(path: Path) -> VersionInfo:
+    """VersionInfo from a JSON file of its fields (what remote runs ship to a host, whose copy
+    of the work tree has no git history). Raises ConfigError naming the file."""
+    import json
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return VersionInfo(**{k: data[k] for k in VersionInfo.__dataclass_fields__})
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(
+            f"{path} (from ${VERSION_FILE_ENV}): expected a version JSON file ({exc})"
+        ) from None
+
+
 def detect(root: Path) -> VersionInfo:
-    """The version of the project at ``root`` from git tags (``v``-prefixed SemVer)."""
+    """The version of the project at ``root`` from git tags (``v``-prefixed SemVer), or from
+    the file named by env ``BUILDKIT_VERSION_FILE`` when set (remote runs)."""
     from dunamai import Style, Version
+
+    if os.environ.get(VERSION_FILE_ENV):
+        return from_file(Path(os.environ[VERSION_FILE_ENV]))
 
     try:
         v = Version.from_git(path=root, full_commit=True)

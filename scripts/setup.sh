@@ -136,7 +136,29 @@ helm_bin() {
 }
 
 ssh_server() {
-  apt_install openssh-server rsync
+  apt_install openssh-server openssh-client rsync python3-venv
+  # The account remote build hosts log in as (tests start their own sshd on 127.0.0.2, .3...);
+  # in the docker group it drives this machine's engine. '*' unlocks it for key logins only.
+  id bkbuild >/dev/null 2>&1 || useradd -m -s /bin/bash bkbuild
+  usermod -p '*' bkbuild
+  usermod -aG docker bkbuild
+}
+
+wheelhouse() {
+  # Dependency wheels of buildkit-tasks, shipped to build hosts that cannot reach an index
+  # (remote runs use them with BUILDKIT_WHEELHOUSE; the tests' hosts do).
+  [ "${SETUP_SKIP_VENV:-0}" = 1 ] && return 0
+  local d="$state/wheelhouse" key
+  key=$( (cat "$here/pyproject.toml"; echo wheelhouse-v2) | sha256sum | cut -c1-16)
+  [ -f "$d/.done-$key" ] && return 0
+  log "building the wheelhouse for build hosts"
+  rm -rf "$d.tmp"; mkdir -p "$d.tmp"
+  "$here/.venv/bin/pip" wheel -q --disable-pip-version-check -w "$d.tmp" "$here" >/dev/null
+  rm -f "$d.tmp"/buildkit_tasks-*.whl
+  # What building the buildkit-tasks wheel itself needs (pip wheel --no-index --find-links).
+  "$here/.venv/bin/pip" download -q --disable-pip-version-check -d "$d.tmp" "setuptools>=68" wheel >/dev/null
+  touch "$d.tmp/.done-$key"
+  rm -rf "$d"; mv "$d.tmp" "$d"
 }
 
 python_env() {
@@ -164,5 +186,6 @@ registry
 helm_bin
 ssh_server
 python_env
+wheelhouse
 examples_busybox
 log "ready: $(docker version --format 'engine {{.Server.Version}}'), $(docker buildx version | cut -d' ' -f1-2), helm $(helm version --short), registry $registry_addr"

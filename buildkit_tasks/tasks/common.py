@@ -30,6 +30,10 @@ CONFIG_DEFAULTS: dict[str, Any] = {
         "own_docker_config": None,
         "push_retries": None,
         "source": None,
+        "known_hosts": None,
+        "accept_new_host_keys": None,
+        "connect_timeout": None,
+        "wheelhouse": None,
     }
 }
 

@@ -1,0 +1,348 @@
+"""Remote build hosts: SSH connections (Fabric) that check host keys, remote commands built
+with :func:`shlex.quote`, and the health checks of ``remote.hosts``.
+
+Fabric's ``Connection`` accepts any host key (paramiko's ``AutoAddPolicy``, no ``known_hosts``):
+:func:`connect` replaces that with the ``known_hosts`` file from settings and a policy that
+rejects unknown keys, or with ``accept_new_host_keys = true`` records them on first use.
+OpenSSH clients started for the same host (rsync, ``DOCKER_HOST=ssh://``) get the same file
+and ``StrictHostKeyChecking`` through :func:`ssh_options`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import shlex
+import socket
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .config import HostSpec, Settings
+from .console import emit
+from .errors import HostError
+
+if TYPE_CHECKING:  # fabric and paramiko are imported only by the code that connects
+    from fabric import Connection
+
+_known_hosts_lock = threading.Lock()
+
+
+def fingerprint(key: Any) -> str:
+    """OpenSSH's ``SHA256:...`` fingerprint of a paramiko public key."""
+    digest = hashlib.sha256(key.asbytes()).digest()
+    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+
+
+def trust_hint(spec: HostSpec, known_hosts: Path) -> str:
+    """The command that records ``spec``'s host key in ``known_hosts`` (after a check)."""
+    return (
+        f"ssh-keyscan -p {spec.port} {shlex.quote(spec.hostname)} >> "
+        f"{shlex.quote(str(known_hosts))}"
+    )
+
+
+def _policy(spec: HostSpec, settings: Settings) -> Any:
+    import paramiko
+
+    class Policy(paramiko.MissingHostKeyPolicy):
+        """Unknown key: append it to ``known_hosts`` when trust-on-first-use is on, else
+        refuse with the key's fingerprint and how to trust it."""
+
+        def missing_host_key(self, client: Any, hostname: str, key: Any) -> None:
+            if not settings.accept_new_host_keys:
+                raise HostError(
+                    spec.name,
+                    f"unknown host key {key.get_name()} {fingerprint(key)} for "
+                    f"{hostname} (not in {settings.known_hosts}); if that fingerprint is the "
+                    f"host's, trust it with: {trust_hint(spec, settings.known_hosts)} "
+                    "(or set accept_new_host_keys = true)",
+                )
+            line = f"{hostname} {key.get_name()} {key.get_base64()}\n"
+            path = settings.known_hosts
+            with _known_hosts_lock:
+                path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+                with os.fdopen(fd, "a") as fh:
+                    fh.write(line)
+            client.get_host_keys().add(hostname, key.get_name(), key)
+            emit(f"[{spec.name}] trusted new host key {fingerprint(key)} -> {path}")
+
+    return Policy()
+
+
+def connection(spec: HostSpec, settings: Settings) -> Connection:
+    """A Fabric ``Connection`` to ``spec`` (not opened yet) that checks host keys against
+    ``settings.known_hosts``, uses ``identity_file`` when given, never tries a password unless
+    ``password_env`` names a set environment variable, and jumps through ``gateway``."""
+    from fabric import Config, Connection
+
+    kwargs: dict[str, Any] = {"allow_agent": True, "look_for_keys": True}
+    if spec.identity_file is not None:
+        kwargs["key_filename"] = str(spec.identity_file)
+    if spec.password_env:
+        password = os.environ.get(spec.password_env)
+        if not password:
+            raise HostError(
+                spec.name, f"password_env: environment variable {spec.password_env} is not set"
+            )
+        kwargs["password"] = password
+    gateway = None
+    if spec.gateway:
+        gateway = connection(settings.host(spec.gateway), settings)
+    conn = Connection(
+        spec.hostname,
+        user=spec.user,
+        port=spec.port,
+        connect_timeout=max(1, round(settings.connect_timeout)),
+        connect_kwargs=kwargs,
+        gateway=gateway,
+        config=Config(overrides={"run": {"in_stream": False}}),
+    )
+    if settings.known_hosts.is_file():
+        conn.client.load_host_keys(str(settings.known_hosts))
+    conn.client.set_missing_host_key_policy(_policy(spec, settings))
+    return conn
+
+
+def connect(spec: HostSpec, settings: Settings) -> Connection:
+    """An open connection to ``spec``. Raises HostError naming the host: ``unreachable`` for
+    refused connections, timeouts and unknown names; otherwise for host key and authentication
+    failures (which another host would not fix)."""
+    import paramiko
+
+    conn = connection(spec, settings)
+    where = f"{spec.hostname}:{spec.port}"
+    try:
+        conn.open()
+    except HostError:
+        raise
+    except paramiko.BadHostKeyException as exc:
+        raise HostError(
+            spec.name,
+            f"host key for {where} CHANGED (now {fingerprint(exc.key)}); it may be an attack. "
+            f"If the change is expected: ssh-keygen -R {shlex.quote(spec.known_hosts_name)} "
+            f"-f {shlex.quote(str(settings.known_hosts))}, then trust the new key",
+        ) from None
+    except paramiko.AuthenticationException:
+        how = "password" if spec.password_env else "key"
+        key = f" {spec.identity_file}" if spec.identity_file else ""
+        raise HostError(
+            spec.name,
+            f"{how} authentication as {spec.user} on {where} failed; check identity_file{key} "
+            "and the host's authorized_keys",
+        ) from None
+    except (TimeoutError, socket.timeout):
+        raise HostError(
+            spec.name,
+            f"timed out after {settings.connect_timeout:g}s connecting to {where}",
+            unreachable=True,
+        ) from None
+    except paramiko.ssh_exception.NoValidConnectionsError:
+        raise HostError(
+            spec.name, f"connection refused at {where} (is sshd running?)", unreachable=True
+        ) from None
+    except socket.gaierror:
+        raise HostError(spec.name, f"cannot resolve {spec.hostname}", unreachable=True) from None
+    except (OSError, EOFError, paramiko.SSHException) as exc:
+        raise HostError(
+            spec.name, f"SSH to {where} failed: {exc or exc.__class__.__name__}", unreachable=True
+        ) from None
+    return conn
+
+
+def command(argv: Sequence[str], cwd: str | None = None, env: dict[str, str] | None = None) -> str:
+    """A remote shell command line from an argv list: every part passes through
+    :func:`shlex.quote` (``cd`` and ``env`` prefixes included)."""
+    line = shlex.join(list(argv))
+    if env:
+        line = shlex.join(["env", *(f"{k}={v}" for k, v in env.items())]) + " " + line
+    if cwd:
+        line = f"cd {shlex.quote(cwd)} && {line}"
+    return line
+
+
+class LineWriter:
+    """A file-like sink for Fabric's ``out_stream``: emits whole lines prefixed ``[host] ``."""
+
+    def __init__(self, prefix: str, err: bool = False, sink: Callable[[str], None] | None = None):
+        self.prefix, self.err, self._buf = prefix, err, ""
+        self.sink = sink
+
+    def write(self, data: str) -> int:
+        self._buf += data
+        *lines, self._buf = self._buf.split("\n")
+        for line in lines:
+            self._emit(line.rstrip("\r"))
+        return len(data)
+
+    def _emit(self, line: str) -> None:
+        if self.sink:
+            self.sink(line)
+        emit(f"{self.prefix}{line}", err=self.err)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        if self._buf:
+            self._emit(self._buf)
+            self._buf = ""
+
+
+def run(
+    conn: Connection,
+    host: str,
+    argv: Sequence[str],
+    *,
+    cwd: str | None = None,
+    env: dict[str, str] | None = None,
+    stream: str | None = None,
+    check: bool = True,
+    what: str | None = None,
+) -> tuple[int, str]:
+    """Run ``argv`` on ``conn`` (to host ``host``, named in errors); returns (exit code, stdout).
+
+    ``stream``: a prefix; output then goes to the console line by line as it arrives.
+    Otherwise output is captured. Raises HostError with the last output lines when ``check``
+    and the exit code is non-zero.
+    """
+    line = command(argv, cwd, env)
+    out = err = None
+    if stream is not None:
+        out, err = LineWriter(stream), LineWriter(stream, err=True)
+    result = conn.run(
+        line, warn=True, hide=stream is None, out_stream=out, err_stream=err, pty=False
+    )
+    for w in (out, err):
+        if w:
+            w.close()
+    if check and result.exited != 0:
+        tail = "\n".join((result.stderr or result.stdout or "").strip().splitlines()[-5:])
+        raise HostError(
+            host,
+            f"{what or argv[0]} failed (exit {result.exited})" + (f": {tail}" if tail else ""),
+        )
+    return result.exited, result.stdout or ""
+
+
+def ssh_options(spec: HostSpec, settings: Settings) -> list[str]:
+    """``ssh`` options that give an OpenSSH client the same trust and identity as
+    :func:`connect`: this ``known_hosts`` file, strict checking (``accept-new`` when
+    trust-on-first-use is on), batch mode (never a password prompt), the identity file."""
+    opts = [
+        "-o",
+        f"UserKnownHostsFile={settings.known_hosts}",
+        "-o",
+        "StrictHostKeyChecking=" + ("accept-new" if settings.accept_new_host_keys else "yes"),
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        f"ConnectTimeout={max(1, round(settings.connect_timeout))}",
+        "-p",
+        str(spec.port),
+    ]
+    if spec.identity_file is not None:
+        opts += ["-o", f"IdentityFile={spec.identity_file}"]
+    return opts
+
+
+# --- remote.hosts checks ----------------------------------------------------------------------
+
+MIN_DISK_GB, WARN_DISK_GB = 2.0, 10.0
+WARN_CPUS = 2
+WARN_MEM_GB = 2.0
+MIN_ENGINE = 26
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of ``remote.hosts``: ``level`` ok|warn|fail, what was found, and the fix."""
+
+    host: str
+    what: str
+    level: str
+    found: str
+    fix: str = ""
+
+
+_PROBE = r"""
+echo "arch=$(uname -m)"
+echo "cpus=$(nproc 2>/dev/null || echo 0)"
+echo "mem_kb=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo 2>/dev/null)"
+mkdir -p WORKDIR 2>/dev/null
+echo "disk_kb=$(df -Pk WORKDIR 2>/dev/null | awk 'NR==2 {print $4}')"
+echo "engine=$(docker version --format '{{.Server.Version}}' 2>/dev/null)"
+echo "buildx=$(docker buildx version 2>/dev/null | awk '{print $2}')"
+echo "python=$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)"
+echo "rsync=$(command -v rsync)"
+"""
+
+
+def probe(conn: Connection, spec: HostSpec) -> dict[str, str]:
+    """Facts about the host: arch, cpus, mem_kb, disk_kb (free under ``workdir``), engine and
+    buildx versions, python, rsync (empty strings for what is missing)."""
+    script = _PROBE.replace("WORKDIR", shlex.quote(spec.workdir))
+    _, out = run(conn, spec.name, ["sh", "-c", script], what="probe")
+    facts = {}
+    for line in out.splitlines():
+        key, _, value = line.partition("=")
+        facts[key.strip()] = value.strip()
+    return facts
+
+
+_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm/v7", "ppc64le": "ppc64le"}
+
+
+def platform_of(arch: str) -> str:
+    """``uname -m`` -> ``linux/<arch>`` as Docker names it."""
+    return f"linux/{_ARCH.get(arch, arch)}"
+
+
+def checks(spec: HostSpec, facts: dict[str, str]) -> list[Check]:
+    """Judge ``probe`` facts against what a build needs."""
+    out: list[Check] = []
+
+    def add(what: str, level: str, found: str, fix: str = "") -> None:
+        out.append(Check(spec.name, what, level, found, fix))
+
+    native = platform_of(facts.get("arch", ""))
+    if spec.platforms and native not in spec.platforms:
+        add(
+            "architecture",
+            "warn",
+            f"{native}; configured platforms {', '.join(spec.platforms)}",
+            "set platforms to what the host builds natively (others are emulated)",
+        )
+    else:
+        add("architecture", "ok", native)
+    engine = facts.get("engine", "")
+    major = int(engine.split(".")[0]) if engine.split(".")[0].isdigit() else 0
+    if not engine:
+        add("docker engine", "fail", "not reachable", "install Docker Engine 26+ and add "
+            f"{spec.user} to the docker group")
+    elif major < MIN_ENGINE:
+        add("docker engine", "fail", engine, f"upgrade the engine to {MIN_ENGINE}+")
+    else:
+        add("docker engine", "ok", engine)
+    buildx = facts.get("buildx", "")
+    add("buildx", "ok" if buildx else "fail", buildx or "missing",
+        "" if buildx else "install the docker-buildx plugin")
+    disk_gb = int(facts.get("disk_kb") or 0) / 1024 / 1024
+    level = "fail" if disk_gb < MIN_DISK_GB else "warn" if disk_gb < WARN_DISK_GB else "ok"
+    add("free disk", level, f"{disk_gb:.1f} GB under {spec.workdir}",
+        "" if level == "ok" else f"free space (docker system prune) to {WARN_DISK_GB:g}+ GB")
+    cpus = int(facts.get("cpus") or 0)
+    add("cpus", "ok" if cpus >= WARN_CPUS else "warn", str(cpus),
+        "" if cpus >= WARN_CPUS else f"builds are slow with fewer than {WARN_CPUS} CPUs")
+    mem_gb = int(facts.get("mem_kb") or 0) / 1024 / 1024
+    add("memory", "ok" if mem_gb >= WARN_MEM_GB else "warn", f"{mem_gb:.1f} GB",
+        "" if mem_gb >= WARN_MEM_GB else f"builds may run out of memory below {WARN_MEM_GB:g} GB")
+    py = facts.get("python", "")
+    ok_py = bool(py) and tuple(int(x) for x in py.split(".")) >= (3, 10)
+    add("python", "ok" if ok_py else "fail", py or "missing",
+        "" if ok_py else "install python3 (3.10+) with venv (python3-venv)")
+    return out
