@@ -159,9 +159,7 @@ class Settings:
             if h.name == name:
                 return h
         known = ", ".join(h.name for h in self.hosts) or "none configured"
-        raise ConfigError(
-            f"--host: no host {name!r} in [[tool.buildkit.hosts]] (known: {known})"
-        )
+        raise ConfigError(f"--host: no host {name!r} in [[tool.buildkit.hosts]] (known: {known})")
 
     def repository(self, name: str) -> str:
         """The repository of image ``name``: ``<registry>/<name>``, or ``name`` with no registry."""
@@ -371,9 +369,7 @@ def parse(root: Path, raw: Mapping[str, Any]) -> Settings:
         cache_dir=root / (top.str("cache_dir", ".buildkit-cache") or ".buildkit-cache"),
         push_retries=retries,
         hosts=hosts,
-        known_hosts=Path(
-            os.path.expanduser(top.str("known_hosts", "~/.ssh/known_hosts") or "")
-        ),
+        known_hosts=Path(os.path.expanduser(top.str("known_hosts", "~/.ssh/known_hosts") or "")),
         accept_new_host_keys=_bool(top, "accept_new_host_keys", False),
         connect_timeout=timeout,
         wheelhouse=(root / os.path.expanduser(wheelhouse)) if wheelhouse else None,

@@ -135,7 +135,7 @@ def connect(spec: HostSpec, settings: Settings) -> Connection:
             f"{how} authentication as {spec.user} on {where} failed; check identity_file{key} "
             "and the host's authorized_keys",
         ) from None
-    except (TimeoutError, socket.timeout):
+    except TimeoutError:
         raise HostError(
             spec.name,
             f"timed out after {settings.connect_timeout:g}s connecting to {where}",
@@ -322,27 +322,51 @@ def checks(spec: HostSpec, facts: dict[str, str]) -> list[Check]:
     engine = facts.get("engine", "")
     major = int(engine.split(".")[0]) if engine.split(".")[0].isdigit() else 0
     if not engine:
-        add("docker engine", "fail", "not reachable", "install Docker Engine 26+ and add "
-            f"{spec.user} to the docker group")
+        add(
+            "docker engine",
+            "fail",
+            "not reachable",
+            f"install Docker Engine 26+ and add {spec.user} to the docker group",
+        )
     elif major < MIN_ENGINE:
         add("docker engine", "fail", engine, f"upgrade the engine to {MIN_ENGINE}+")
     else:
         add("docker engine", "ok", engine)
     buildx = facts.get("buildx", "")
-    add("buildx", "ok" if buildx else "fail", buildx or "missing",
-        "" if buildx else "install the docker-buildx plugin")
+    add(
+        "buildx",
+        "ok" if buildx else "fail",
+        buildx or "missing",
+        "" if buildx else "install the docker-buildx plugin",
+    )
     disk_gb = int(facts.get("disk_kb") or 0) / 1024 / 1024
     level = "fail" if disk_gb < MIN_DISK_GB else "warn" if disk_gb < WARN_DISK_GB else "ok"
-    add("free disk", level, f"{disk_gb:.1f} GB under {spec.workdir}",
-        "" if level == "ok" else f"free space (docker system prune) to {WARN_DISK_GB:g}+ GB")
+    add(
+        "free disk",
+        level,
+        f"{disk_gb:.1f} GB under {spec.workdir}",
+        "" if level == "ok" else f"free space (docker system prune) to {WARN_DISK_GB:g}+ GB",
+    )
     cpus = int(facts.get("cpus") or 0)
-    add("cpus", "ok" if cpus >= WARN_CPUS else "warn", str(cpus),
-        "" if cpus >= WARN_CPUS else f"builds are slow with fewer than {WARN_CPUS} CPUs")
+    add(
+        "cpus",
+        "ok" if cpus >= WARN_CPUS else "warn",
+        str(cpus),
+        "" if cpus >= WARN_CPUS else f"builds are slow with fewer than {WARN_CPUS} CPUs",
+    )
     mem_gb = int(facts.get("mem_kb") or 0) / 1024 / 1024
-    add("memory", "ok" if mem_gb >= WARN_MEM_GB else "warn", f"{mem_gb:.1f} GB",
-        "" if mem_gb >= WARN_MEM_GB else f"builds may run out of memory below {WARN_MEM_GB:g} GB")
+    add(
+        "memory",
+        "ok" if mem_gb >= WARN_MEM_GB else "warn",
+        f"{mem_gb:.1f} GB",
+        "" if mem_gb >= WARN_MEM_GB else f"builds may run out of memory below {WARN_MEM_GB:g} GB",
+    )
     py = facts.get("python", "")
     ok_py = bool(py) and tuple(int(x) for x in py.split(".")) >= (3, 10)
-    add("python", "ok" if ok_py else "fail", py or "missing",
-        "" if ok_py else "install python3 (3.10+) with venv (python3-venv)")
+    add(
+        "python",
+        "ok" if ok_py else "fail",
+        py or "missing",
+        "" if ok_py else "install python3 (3.10+) with venv (python3-venv)",
+    )
     return out

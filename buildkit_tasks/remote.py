@@ -170,8 +170,19 @@ def local_wheel(settings: Settings) -> Wheel:
                     else []
                 )
                 proc = subprocess.run(
-                    [sys.executable, "-m", "pip", "wheel", "--no-deps", *index, "-q",
-                     "--disable-pip-version-check", "-w", str(tmp), str(src)],
+                    [
+                        sys.executable,
+                        "-m",
+                        "pip",
+                        "wheel",
+                        "--no-deps",
+                        *index,
+                        "-q",
+                        "--disable-pip-version-check",
+                        "-w",
+                        str(tmp),
+                        str(src),
+                    ],
                     capture_output=True,
                     text=True,
                 )
@@ -214,8 +225,9 @@ class HostSession:
         """Run ``script`` with ``sh -c`` and ``args`` as "$1"...: values never touch the script
         text, so nothing user-controlled is parsed by the remote shell."""
         assert self.conn is not None
-        return hosts.run(self.conn, self.spec.name, ["sh", "-c", script, "sh", *args],
-                         what=what, check=check)
+        return hosts.run(
+            self.conn, self.spec.name, ["sh", "-c", script, "sh", *args], what=what, check=check
+        )
 
     @property
     def run_dir(self) -> str:
@@ -274,8 +286,11 @@ class HostSession:
             tmp.flush()
             remote = f"{self.run_dir}/src.tar.gz"
             self.conn.sftp().put(tmp.name, remote)
-        self.sh('tar -xzf "$1/src.tar.gz" -C "$1/src" && rm -f "$1/src.tar.gz"', self.run_dir,
-                what="unpack")
+        self.sh(
+            'tar -xzf "$1/src.tar.gz" -C "$1/src" && rm -f "$1/src.tar.gz"',
+            self.run_dir,
+            what="unpack",
+        )
 
     def install(self, wheel: Wheel) -> str:
         """Make sure ``venvs/<key>`` holds this buildkit-tasks; returns its path."""
@@ -309,8 +324,16 @@ class HostSession:
         attempts = ["--no-index", ""] if offline else [""]
         last = ""
         for flag in attempts:
-            code, out = self.sh(script, venv, deps_dir, remote_wheel, flag, wheel.key,
-                                what="pip install", check=False)
+            code, out = self.sh(
+                script,
+                venv,
+                deps_dir,
+                remote_wheel,
+                flag,
+                wheel.key,
+                what="pip install",
+                check=False,
+            )
             if code == 0:
                 return venv
             last = out
@@ -354,8 +377,10 @@ class HostSession:
         assert self.conn is not None
         out_dir = f"{self.run_dir}/src/{output_rel}"
         code, listing = self.sh(
-            'cd "$1" && find . -type f -print0 | xargs -0 -r sha256sum', out_dir,
-            what="checksums", check=False,
+            'cd "$1" && find . -type f -print0 | xargs -0 -r sha256sum',
+            out_dir,
+            what="checksums",
+            check=False,
         )
         if code != 0:
             raise HostError(self.spec.name, f"the task left no {output_rel}/ to bring back")
@@ -488,8 +513,17 @@ def run(
                 busy.add(spec.name)
             tried.append(spec.name)
             try:
-                result = _run_one(settings, spec, run_id, files, wheel, task_argv, info,
-                                  output_rel, keep_workspace)
+                result = _run_one(
+                    settings,
+                    spec,
+                    run_id,
+                    files,
+                    wheel,
+                    task_argv,
+                    info,
+                    output_rel,
+                    keep_workspace,
+                )
             except HostError as exc:
                 last = exc
                 if exc.unreachable:
@@ -530,8 +564,11 @@ def _run_one(
     try:
         facts = session.open()
         use_rsync = bool(
-            facts.get("rsync") and shutil.which("rsync") and shutil.which("ssh")
-            and not spec.gateway and not spec.password_env
+            facts.get("rsync")
+            and shutil.which("rsync")
+            and shutil.which("ssh")
+            and not spec.gateway
+            and not spec.password_env
         )
         how = session.copy(files, use_rsync)
         emit(f"[{spec.name}] copied {len(files)} files ({how}) to {session.run_dir}/src")
@@ -544,11 +581,21 @@ def _run_one(
         except HostError as exc:
             if code == 0:
                 raise
-            return HostRun(spec.name, "failed", time.monotonic() - start, code,
-                           error=f"task exited {code}; {exc}")
+            return HostRun(
+                spec.name,
+                "failed",
+                time.monotonic() - start,
+                code,
+                error=f"task exited {code}; {exc}",
+            )
         status = "succeeded" if code == 0 else "failed"
         return HostRun(
-            spec.name, status, time.monotonic() - start, code, str(dest), count,
+            spec.name,
+            status,
+            time.monotonic() - start,
+            code,
+            str(dest),
+            count,
             error=None if code == 0 else f"task exited {code}",
         )
     finally:

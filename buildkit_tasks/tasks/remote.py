@@ -93,8 +93,7 @@ def hosts_(c: Context, host: str | None = None) -> None:
     failed = [r for r in results if r.level == "fail"]
     if failed:
         raise BuildkitError(
-            f"{len(failed)} host checks failed: "
-            + ", ".join(f"{r.host} {r.what}" for r in failed)
+            f"{len(failed)} host checks failed: " + ", ".join(f"{r.host} {r.what}" for r in failed)
         )
 
 

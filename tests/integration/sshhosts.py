@@ -93,7 +93,9 @@ def start(root: Path, names: dict[str, str]) -> SshHosts:
         )
         pub = " ".join(Path(f"{key}.pub").read_text().split()[:2])
         host = SshHost(name, address, pub, log=d / "sshd.log")
-        host.proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-f", str(config), "-E", str(host.log)])
+        host.proc = subprocess.Popen(
+            ["/usr/sbin/sshd", "-D", "-f", str(config), "-E", str(host.log)]
+        )
         out.hosts[name] = host
     for host in out.hosts.values():
         _wait_port(host)
