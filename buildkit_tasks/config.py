@@ -78,7 +78,9 @@ class HostSpec:
     ``identity_file`` a local private key; ``gateway`` another host's ``name`` to jump through;
     ``max_jobs`` how many images it builds at once (sets ``parallel`` there; default: its CPU
     count); ``password_env`` the name of a local environment variable holding an SSH password
-    (password authentication is off unless this is set).
+    (password authentication is off unless this is set); ``transfer`` how the work tree is
+    copied: ``auto`` (rsync when both ends have it and no gateway or password is involved,
+    else tar over SFTP), ``rsync`` or ``sftp``.
     """
 
     name: str
@@ -91,6 +93,7 @@ class HostSpec:
     gateway: str | None = None
     max_jobs: int | None = None
     password_env: str | None = None
+    transfer: str = "auto"
 
     @property
     def address(self) -> str:
@@ -404,6 +407,9 @@ def _hosts(root: Path, raw: Any) -> tuple[HostSpec, ...]:
         ):
             raise r.fail("max_jobs", "a positive integer")
         identity = r.str("identity_file")
+        transfer = r.str("transfer", "auto") or "auto"
+        if transfer not in ("auto", "rsync", "sftp"):
+            raise r.fail("transfer", "one of auto, rsync, sftp")
         out.append(
             HostSpec(
                 name=name,
@@ -416,6 +422,7 @@ def _hosts(root: Path, raw: Any) -> tuple[HostSpec, ...]:
                 gateway=r.str("gateway"),
                 max_jobs=max_jobs,
                 password_env=r.str("password_env"),
+                transfer=transfer,
             )
         )
     names = {h.name for h in out}

@@ -11,12 +11,15 @@ and ``StrictHostKeyChecking`` through :func:`ssh_options`.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import os
 import shlex
+import shutil
 import socket
+import tempfile
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -370,3 +373,55 @@ def checks(spec: HostSpec, facts: dict[str, str]) -> list[Check]:
         "" if ok_py else "install python3 (3.10+) with venv (python3-venv)",
     )
     return out
+
+
+# --- the engine of a host, driven from here ------------------------------------------------------
+
+
+@contextlib.contextmanager
+def engine_over_ssh(spec: HostSpec, settings: Settings) -> Iterator[dict[str, str]]:
+    """Point this process's Docker CLI and SDK at ``spec``'s engine for the ``with`` block:
+    ``DOCKER_HOST=ssh://user@host:port``, with ``ssh`` on PATH replaced by a wrapper that
+    gives OpenSSH this host's ``known_hosts``, strict checking, batch mode, identity and
+    ``ProxyJump`` (the Docker CLI runs plain ``ssh``, which would otherwise use only the
+    user's own files). The host key and login are checked first through :func:`connect`, so
+    failures get the same one-line errors. Yields the environment entries that were set.
+    """
+    from .engines import docker as docker_engine
+
+    connect(spec, settings).close()
+    real_ssh = shutil.which("ssh")
+    if real_ssh is None:
+        raise HostError(spec.name, "the OpenSSH client (ssh) is needed for DOCKER_HOST=ssh://")
+    lines = ["Host *"] + [
+        f"  {opt.split('=', 1)[0]} {opt.split('=', 1)[1]}"
+        for opt in ssh_options(spec, settings)[1::2]
+        if "=" in opt
+    ]
+    if spec.gateway:
+        gw = settings.host(spec.gateway)
+        lines.append(f"  ProxyJump {gw.user}@{gw.hostname}:{gw.port}")
+    with tempfile.TemporaryDirectory(prefix="buildkit-ssh-") as tmp:
+        config = Path(tmp) / "ssh_config"
+        config.write_text("\n".join(lines) + "\n")
+        wrapper = Path(tmp) / "ssh"
+        wrapper.write_text(
+            f'#!/bin/sh\nexec {shlex.quote(real_ssh)} -F {shlex.quote(str(config))} "$@"\n'
+        )
+        wrapper.chmod(0o755)
+        env = {
+            "DOCKER_HOST": f"ssh://{spec.user}@{spec.hostname}:{spec.port}",
+            "PATH": f"{tmp}{os.pathsep}{os.environ.get('PATH', '')}",
+        }
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        docker_engine.reset_client()
+        try:
+            yield env
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+            docker_engine.reset_client()

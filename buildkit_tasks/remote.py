@@ -563,13 +563,19 @@ def _run_one(
     session = HostSession(settings, spec, run_id)
     try:
         facts = session.open()
-        use_rsync = bool(
+        can_rsync = bool(
             facts.get("rsync")
             and shutil.which("rsync")
             and shutil.which("ssh")
             and not spec.gateway
             and not spec.password_env
         )
+        if spec.transfer == "rsync" and not can_rsync:
+            raise HostError(
+                spec.name,
+                "transfer = rsync needs rsync on both ends and no gateway or password_env",
+            )
+        use_rsync = can_rsync and spec.transfer != "sftp"
         how = session.copy(files, use_rsync)
         emit(f"[{spec.name}] copied {len(files)} files ({how}) to {session.run_dir}/src")
         venv = session.install(wheel)

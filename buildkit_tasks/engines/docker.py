@@ -7,6 +7,7 @@ the ``docker`` SDK. Everything here takes argv-ready values; nothing builds a sh
 from __future__ import annotations
 
 import functools
+import os
 import re
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -218,13 +219,22 @@ def _client() -> Any:
     import docker
 
     try:
-        c = docker.from_env()
+        # ssh:// engines go through the OpenSSH client (and its host key checks), not the
+        # SDK's own paramiko transport.
+        ssh = os.environ.get("DOCKER_HOST", "").startswith("ssh://")
+        c = docker.from_env(use_ssh_client=ssh)
         c.ping()
     except Exception as exc:  # docker.errors.DockerException and connection errors
         raise BuildkitError(
             f"cannot reach the Docker engine ({exc.__class__.__name__}); is dockerd running?"
         ) from None
     return c
+
+
+def reset_client() -> None:
+    """Forget the cached SDK client (after ``DOCKER_HOST`` changed)."""
+    with _client_lock:
+        _client.cache_clear()
 
 
 def local_image(reference: str) -> LocalImage | None:

@@ -7,6 +7,7 @@ import sys
 from invoke import Collection, Context
 
 from .. import credentials, images, plans, report
+from ..config import Settings
 from ..console import emit
 from ..errors import BuildFailed, ConfigError
 from ..images import ImageResult
@@ -19,6 +20,8 @@ HELP = {
     "parallel": "How many images build at once (default 0: config 'parallel', else CPU count).",
     "fail_fast": "Stop starting new builds after the first failure.",
     "force": "Rebuild every image even when its inputs are unchanged.",
+    "host": "Drive this build host's Docker engine over SSH (DOCKER_HOST=ssh://...; a "
+    "[[tool.buildkit.hosts]] name) instead of the local one.",
     "batch": "Build what must be built in one docker buildx bake first (on unless config "
     "'batch' is false); --no-batch builds image by image.",
 }
@@ -57,11 +60,31 @@ def run_build(
     force: bool,
     batch: bool,
     push: bool,
+    host: str | None = None,
 ) -> list[ImageResult]:
     """The body shared by image.build and image.push."""
     if parallel < 0:
         raise ConfigError(f"--parallel: expected a positive integer, got {parallel}")
     s = settings(c, parallel=parallel or None)
+    if host:
+        from .. import hosts
+
+        with hosts.engine_over_ssh(s.host(host), s):
+            emit(f"engine: {host} over SSH ({s.host(host).address})")
+            return _run_build(c, s, name, platform, fail_fast, force, batch, push)
+    return _run_build(c, s, name, platform, fail_fast, force, batch, push)
+
+
+def _run_build(
+    c: Context,
+    s: Settings,
+    name: list[str] | None,
+    platform: str | None,
+    fail_fast: bool,
+    force: bool,
+    batch: bool,
+    push: bool,
+) -> list[ImageResult]:
     info = version(s)
     graph = images.plan(s, name or [])
     r = runner(c)
@@ -103,6 +126,7 @@ def build(
     fail_fast: bool = False,
     force: bool = False,
     batch: bool = True,
+    host: str | None = None,
 ) -> None:
     """Build every image with ``docker buildx build``, in dependency order, loaded into the
     local image store.
@@ -118,8 +142,12 @@ def build(
     rebuilt but reported ``cached``; ``--force`` rebuilds. Per-image logs go to
     ``<output_dir>/logs/``; results to ``build-report.json``. Exits non-zero when any image
     fails, 130 on Ctrl-C.
+
+    ``--host NAME`` builds with that build host's engine over SSH instead (the build context is
+    streamed by BuildKit, nothing is copied, images stay in the host's store); ``remote.run``
+    instead runs the whole task there and brings ``<output_dir>`` back.
     """
-    run_build(c, name, platform, parallel, fail_fast, force, batch, push=False)
+    run_build(c, name, platform, parallel, fail_fast, force, batch, push=False, host=host)
 
 
 @task(iterable=["name"], help=HELP)
@@ -131,6 +159,7 @@ def push(
     fail_fast: bool = False,
     force: bool = False,
     batch: bool = True,
+    host: str | None = None,
 ) -> None:
     """Build and push every image (or ``--name`` ones) to ``registry``.
 
@@ -145,7 +174,7 @@ def push(
     ``build-report.json`` records each image's pushed references, the digest the registry
     reports and each platform's manifest digest.
     """
-    run_build(c, name, platform, parallel, fail_fast, force, batch, push=True)
+    run_build(c, name, platform, parallel, fail_fast, force, batch, push=True, host=host)
 
 
 @task(
