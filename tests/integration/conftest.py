@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import commit_all, git
+from tests.integration import sshhosts
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
@@ -207,3 +208,43 @@ def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     if check and res.returncode != 0:
         raise AssertionError(f"docker {' '.join(args)}: {res.stderr}")
     return res
+
+
+@pytest.fixture(scope="session")
+def ssh_hosts(
+    tmp_path_factory: pytest.TempPathFactory, docker_engine: None
+) -> Iterator[sshhosts.SshHosts]:
+    """Two build hosts: sshd on 127.0.0.2:2222 ("a") and 127.0.0.3:2222 ("b")."""
+    require(sshhosts.available(), "sshd and the bkbuild account (scripts/setup.sh, as root)")
+    require((STATE / "wheelhouse").is_dir(), f"the wheelhouse {STATE}/wheelhouse")
+    hosts = sshhosts.start(tmp_path_factory.mktemp("ssh"), {"a": "127.0.0.2", "b": "127.0.0.3"})
+    try:
+        yield hosts
+    finally:
+        sshhosts.stop(hosts)
+
+
+def with_hosts(
+    project: Project,
+    hosts: sshhosts.SshHosts,
+    names: list[str],
+    *,
+    trusted: list[str] | None = None,
+    top: str = "",
+    host_extra: str = "",
+) -> Path:
+    """Add ``[[tool.buildkit.hosts]]`` for ``names`` to the project, a known_hosts file trusting
+    ``trusted`` (default: every started host) and the setup wheelhouse; commit. Returns the
+    known_hosts path."""
+    known = project.path.parent / "known_hosts"
+    trusted = list(hosts.hosts) if trusted is None else trusted
+    known.write_text("".join(hosts.hosts[n].known_hosts_line for n in trusted))
+    pyproject = project.path / "pyproject.toml"
+    text = pyproject.read_text().replace(
+        "[tool.buildkit]\n",
+        f'[tool.buildkit]\nknown_hosts = "{known}"\nwheelhouse = "{STATE / "wheelhouse"}"\n{top}',
+        1,
+    )
+    pyproject.write_text(text + "\n" + hosts.toml(names, extra=host_extra))
+    project.commit("build hosts")
+    return known

@@ -78,6 +78,12 @@ def start(root: Path, names: dict[str, str]) -> SshHosts:
     auth.write_text(Path(f"{client_key}.pub").read_text())
     auth.chmod(0o644)
     out = SshHosts(root, client_key, auth_dir=auth_dir)
+    for address in names.values():
+        try:
+            socket.create_connection((address, PORT), timeout=0.5).close()
+        except OSError:
+            continue
+        raise RuntimeError(f"something already listens on {address}:{PORT}; stop it first")
     for name, address in names.items():
         d = root / name
         d.mkdir()
