@@ -372,7 +372,7 @@ def parse(root: Path, raw: Mapping[str, Any]) -> Settings:
         cache_dir=root / (top.str("cache_dir", ".buildkit-cache") or ".buildkit-cache"),
         push_retries=retries,
         hosts=hosts,
-        known_hosts=Path(os.path.expanduser(top.str("known_hosts", "~/.ssh/known_hosts") or "")),
+        known_hosts=root / os.path.expanduser(top.str("known_hosts") or "~/.ssh/known_hosts"),
         accept_new_host_keys=_bool(top, "accept_new_host_keys", False),
         connect_timeout=timeout,
         wheelhouse=(root / os.path.expanduser(wheelhouse)) if wheelhouse else None,

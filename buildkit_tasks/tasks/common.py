@@ -40,7 +40,11 @@ CONFIG_DEFAULTS: dict[str, Any] = {
 
 class Task(invoke.Task):
     """An Invoke task that turns BuildkitError into a one-line error with its exit code, and
-    Ctrl-C into exit 130, never a traceback."""
+    Ctrl-C into exit 130, never a traceback. No argument gets ``-h`` as its short flag, so
+    ``inv TASK -h`` stays Invoke's help."""
+
+    def arg_opts(self, name: str, default: str, taken_names: set[str]) -> dict[str, Any]:
+        return super().arg_opts(name, default, taken_names | {"h"})
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         try:

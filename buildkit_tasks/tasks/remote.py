@@ -50,6 +50,11 @@ def run(
     lose the others' results; exits non-zero when any host failed or was unreachable.
     Results are recorded in ``build-report.json`` under ``hosts``.
     """
+    if task.startswith("-"):
+        raise ConfigError(
+            f"task: expected a task name such as build.all, got {task!r} "
+            "(help: inv --help remote.run)"
+        )
     s = settings(c)
     jobs = engine.targets(s, [*split_list(host), *split_list(hosts)], split_list(platform))
     try:

@@ -23,6 +23,8 @@ def test_full_collection_has_the_fixed_task_names() -> None:
         "helm.package",
         "archive.export",
         "build.all",
+        "remote.run",
+        "remote.hosts",
     }
 
 
@@ -129,3 +131,10 @@ def test_version_show_rejects_unknown_format(tmp_path: Path) -> None:
         check=True,
     )
     assert ok.stdout.strip() == "1.0"
+
+
+def test_no_task_argument_takes_dash_h_from_help() -> None:
+    for name in ns.task_names:
+        task = ns[name]
+        shorts = {n for arg in task.get_arguments() for n in arg.names if len(n) == 1}
+        assert "h" not in shorts, name
