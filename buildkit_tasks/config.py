@@ -155,6 +155,8 @@ class Settings:
     connect_timeout: float = 10.0
     wheelhouse: Path | None = None
     remote_include: tuple[str, ...] = ()
+    archive_compression: str = "auto"
+    max_size_mb: Mapping[str, float] = field(default_factory=dict)
 
     def host(self, name: str) -> HostSpec:
         """The host called ``name``. Raises ConfigError listing the configured names."""
@@ -349,6 +351,11 @@ def parse(root: Path, raw: Mapping[str, Any]) -> Settings:
         raise top.fail("connect_timeout", "a positive number of seconds")
     wheelhouse = top.str("wheelhouse") or os.environ.get("BUILDKIT_WHEELHOUSE")
 
+    arch = _Reader(root, top.table_of("archive"), "tool.buildkit.archive")
+    compression = arch.str("compression", "auto") or "auto"
+    if compression not in ("auto", "zstd", "gzip", "none"):
+        raise arch.fail("compression", "one of auto, zstd, gzip, none")
+
     lint = _Reader(root, top.table_of("lint"), "tool.buildkit.lint")
     test = _Reader(root, top.table_of("test"), "tool.buildkit.test")
     return Settings(
@@ -377,6 +384,7 @@ def parse(root: Path, raw: Mapping[str, Any]) -> Settings:
         connect_timeout=timeout,
         wheelhouse=(root / os.path.expanduser(wheelhouse)) if wheelhouse else None,
         remote_include=top.str_list("remote_include"),
+        archive_compression=compression,
     )
 
 

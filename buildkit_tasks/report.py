@@ -8,7 +8,7 @@ Writes are atomic.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -58,11 +58,16 @@ def artifacts(output_dir: Path) -> list[Path]:
     return out
 
 
-def write_checksums(output_dir: Path, files: Iterable[Path]) -> list[dict[str, str]]:
+def write_checksums(
+    output_dir: Path, files: Iterable[Path], known: Mapping[Path, str] | None = None
+) -> list[dict[str, str]]:
     """Write ``<output_dir>/SHA256SUMS`` (``sha256sum -c`` format, paths relative to
-    ``output_dir``); returns ``[{"path", "sha256"}]``."""
+    ``output_dir``); returns ``[{"path", "sha256"}]``. ``known`` digests (computed while the
+    file was written) are used as they are instead of reading the file again."""
+    known = known or {}
     entries = [
-        {"path": f.relative_to(output_dir).as_posix(), "sha256": sha256_file(f)} for f in files
+        {"path": f.relative_to(output_dir).as_posix(), "sha256": known.get(f) or sha256_file(f)}
+        for f in files
     ]
     text = "".join(f"{e['sha256']}  {e['path']}\n" for e in entries)
     write_text_atomic(output_dir / SUMS, text)

@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,6 +133,70 @@ class Runner:
                 tail(log) if log else "",
             )
         return result
+
+    def pipe(
+        self,
+        argv: Sequence[str],
+        sink: Callable[[bytes], object],
+        *,
+        chunk: int = 4 << 20,
+        what: str | None = None,
+    ) -> int:
+        """Run ``argv`` and hand its stdout to ``sink`` in chunks of up to ``chunk`` bytes as it
+        arrives (stderr is kept for the error). Returns the byte count. Raises CommandError
+        with the last stderr lines on a non-zero exit; on any exception (Ctrl-C, a failing
+        sink) the command is stopped first. In dry mode prints the command and returns 0."""
+        argv = [str(a) for a in argv]
+        if self.dry or self.echo:
+            emit(shlex.join(argv))
+        if self.dry:
+            return 0
+        env = {**os.environ, **self.env} if self.env else None
+        try:
+            proc = subprocess.Popen(
+                argv,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+            )
+        except FileNotFoundError:
+            raise CommandError(
+                f"{argv[0]}: command not found (is it installed and on PATH?)", 127
+            ) from None
+        assert proc.stdout is not None and proc.stderr is not None
+        with self._lock:
+            self._procs.add(proc)
+        total = 0
+        errs: list[bytes] = []  # read beside stdout so a chatty stderr cannot block the pipe
+        err_thread = threading.Thread(target=lambda: errs.append(proc.stderr.read()), daemon=True)
+        err_thread.start()
+        try:
+            reader = proc.stdout
+            while data := reader.read1(chunk):  # type: ignore[attr-defined]
+                sink(data)
+                total += len(data)
+            proc.wait()
+            err_thread.join()
+        except BaseException:
+            _killpg(proc, signal.SIGTERM)
+            proc.wait()
+            raise
+        finally:
+            proc.stdout.close()
+            proc.stderr.close()
+            with self._lock:
+                self._procs.discard(proc)
+        if proc.returncode != 0:
+            text = b"".join(errs).decode("utf-8", "replace").strip()
+            last = text.splitlines()[-1] if text else ""
+            raise CommandError(
+                f"{what or argv[0]} failed (exit {proc.returncode}): {last}",
+                proc.returncode,
+                "\n".join(text.splitlines()[-TAIL_LINES:]),
+            )
+        return total
 
     def terminate_all(self) -> None:
         """Send SIGTERM to every running command's process group (used on Ctrl-C)."""

@@ -198,11 +198,6 @@ def bake_digests(metadata: Path, names: Iterable[str]) -> dict[str, str]:
     return {n: (data.get(n) or {}).get("containerimage.digest", "") for n in names}
 
 
-def save_argv(references: Iterable[str], dest: Path) -> list[str]:
-    """``docker save`` of every reference into one tar at ``dest`` (shared layers once)."""
-    return [DOCKER, "save", "--output", str(dest), *references]
-
-
 _client_lock = threading.Lock()
 
 
@@ -391,3 +386,10 @@ def engine_platform() -> str:
     """The engine's own platform, e.g. ``linux/amd64``."""
     info = client().version()
     return f"{info.get('Os', 'linux')}/{info.get('Arch', 'amd64')}"
+
+
+def containerd_store() -> bool:
+    """Whether the engine keeps images in the containerd image store (``docker save`` then
+    emits the compressed layer blobs as they are)."""
+    status = client().info().get("DriverStatus") or []
+    return any("io.containerd.snapshotter" in str(v) for pair in status for v in pair)

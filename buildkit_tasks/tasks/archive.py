@@ -1,36 +1,90 @@
-"""``archive`` namespace: ``archive.export``."""
+"""``archive`` namespace: ``archive.export`` and ``archive.verify``."""
 
 from __future__ import annotations
 
 from invoke import Collection, Context
 
-from .. import archive, images, report
+from ..errors import BuildkitError
 from . import image
 from .common import CONFIG_DEFAULTS, runner, settings, task, version
 
+COMPRESSION_HELP = (
+    "auto (default: none on the containerd image store, whose docker save already holds "
+    "compressed layers; else zstd), zstd, gzip or none. Config: archive.compression."
+)
 
-@task(pre=[image.build])
-def export(c: Context) -> None:
-    """Save every built image into ``<output_dir>/images.tar`` and write ``SHA256SUMS``.
 
+@task(pre=[image.build], help={"compression": COMPRESSION_HELP})
+def export(c: Context, compression: str | None = None) -> None:
+    """Save every built image into ``<output_dir>/images.tar`` (``.zst``/``.gz`` when
+    compressed) and write ``SHA256SUMS``.
+
+    ``docker save`` streams into the file through the compressor while its sha256 is computed
+    in the same pass (no second read); written to a temporary file and renamed.
     ``docker load -i`` takes the archive as it is; layers shared by images are stored once.
     ``<output_dir>/SHA256SUMS`` (``sha256sum -c`` format) then covers every artifact in
     ``output_dir`` (archive, charts, version files; not logs or the report). Pre-task:
     image.build.
     """
+    from .. import archive, images, report
+
     s = settings(c)
     info = version(s)
     r = runner(c)
     refs = [s.reference(n, info.docker_tag) for n in images.plan(s).order()]
-    path = archive.export(s, refs, r)
+    chosen = compression or s.archive_compression
+    result = archive.export(s, refs, r, chosen)
     if r.dry:
+        print(f"# -> {result.path.relative_to(s.root)} ({result.compression})")
         return
-    print(f"archive: {len(refs)} images -> {path.relative_to(s.root)}")
-    sums = report.write_checksums(s.output_dir, report.artifacts(s.output_dir))
+    mb = result.size / 1e6
+    print(
+        f"archive: {len(refs)} images -> {result.path.relative_to(s.root)} "
+        f"({mb:.1f} MB, compression {result.compression})"
+    )
+    known = {result.path: result.sha256}
+    sums = report.write_checksums(s.output_dir, report.artifacts(s.output_dir), known)
     print(f"checksums: {len(sums)} artifacts -> {(s.output_dir / report.SUMS).relative_to(s.root)}")
-    report.update(s.report_path, info, artifacts=sums)
+    report.update(
+        s.report_path,
+        info,
+        artifacts=sums,
+        archive={
+            "path": result.path.relative_to(s.output_dir).as_posix(),
+            "compression": result.compression,
+            "size": result.size,
+            "saved_size": result.saved,
+            "sha256": result.sha256,
+            "images": refs,
+        },
+    )
+
+
+@task
+def verify(c: Context) -> None:
+    """Re-check ``<output_dir>``: every ``SHA256SUMS`` entry against its file, then read the
+    image archive through to its end (decompressing) and list the images it holds. Exits
+    non-zero naming what does not hold; reads only, never writes."""
+    from .. import archive, report
+
+    s = settings(c)
+    sums = s.output_dir / report.SUMS
+    if not sums.is_file():
+        raise BuildkitError(f"{sums}: not found; run inv archive.export first")
+    bad = report.verify_checksums(s.output_dir)
+    if bad:
+        raise BuildkitError(f"{sums}: checksum mismatch or missing file: {', '.join(bad)}")
+    count = len(sums.read_text().splitlines())
+    print(f"checksums: {count} artifacts OK")
+    found = [p for p in (archive.archive_path(s, k) for k in archive.SUFFIX) if p.exists()]
+    if not found:
+        raise BuildkitError(f"{s.output_dir}: no images.tar[.zst|.gz] to verify")
+    for path in found:
+        refs = archive.verify_archive(path)
+        print(f"archive: {path.relative_to(s.root)} OK, {len(refs)} images: {', '.join(refs)}")
 
 
 ns = Collection("archive")
 ns.add_task(export, default=True)
+ns.add_task(verify)
 ns.configure(CONFIG_DEFAULTS)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from invoke import Collection, Context
 
-from .. import report
 from . import archive, helm, image, lint, test, version
 from .common import CONFIG_DEFAULTS, settings, task
 from .common import version as project_version
@@ -24,6 +23,8 @@ def all_(c: Context) -> None:
     s = settings(c)
     if (c.config.get("run") or {}).get("dry"):
         return
+    from .. import report
+
     data = report.update(s.report_path, project_version(s), status="succeeded")
     print(
         f"\nbuild {data['version']['version']}: {len(data.get('images', []))} images, "

@@ -5,15 +5,17 @@ from __future__ import annotations
 import dataclasses
 import functools
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import invoke
 from invoke import Context, Exit
 
-from .. import config
 from ..errors import BuildkitError
-from ..runner import Runner
-from ..versioning import VersionInfo
+
+if TYPE_CHECKING:  # imported when a task runs, so `inv --list` stays fast
+    from .. import config
+    from ..runner import Runner
+    from ..versioning import VersionInfo
 
 # Keys Invoke should know (so INVOKE_BUILDKIT_* env vars are loaded); None means "not set".
 CONFIG_DEFAULTS: dict[str, Any] = {
@@ -63,6 +65,8 @@ def task(*args: Any, **kwargs: Any) -> Any:
 def project_root(c: Context) -> Path:
     """The project root: config ``buildkit.root``, else the directory of the loaded
     ``tasks.py``, else the nearest ``pyproject.toml`` at or above the current directory."""
+    from .. import config
+
     bk = c.config.get("buildkit") or {}
     if bk.get("root"):
         return Path(bk["root"]).resolve()
@@ -75,6 +79,8 @@ def project_root(c: Context) -> Path:
 def settings(c: Context, **flags: Any) -> config.Settings:
     """Settings from ``[tool.buildkit]`` + Invoke's ``buildkit`` config, then ``flags``
     (task flags; a None flag is "not given")."""
+    from .. import config
+
     bk = dict(c.config.get("buildkit") or {})
     bk.pop("root", None)
     s = config.load(project_root(c), bk)
@@ -84,6 +90,8 @@ def settings(c: Context, **flags: Any) -> config.Settings:
 
 def runner(c: Context) -> Runner:
     """A Runner honouring Invoke's ``--dry`` and ``--echo``."""
+    from ..runner import Runner
+
     run_cfg = c.config.get("run") or {}
     return Runner(dry=bool(run_cfg.get("dry")), echo=bool(run_cfg.get("echo")))
 

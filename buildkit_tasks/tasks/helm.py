@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from invoke import Collection, Context
 
-from .. import charts, report
 from .common import CONFIG_DEFAULTS, runner, settings, task, version
 
 
@@ -16,6 +15,8 @@ def package(c: Context) -> None:
     ``version`` is the SemVer form of the project version and ``appVersion`` the image tag; the
     chart source is not modified. Records the charts in ``build-report.json``.
     """
+    from .. import charts, report
+
     s = settings(c)
     info = version(s)
     r = runner(c)

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 from invoke import Collection, Context
 
-from .. import credentials, images, plans, report
-from ..config import Settings
 from ..console import emit
 from ..errors import BuildFailed, ConfigError
-from ..images import ImageResult
 from .common import CONFIG_DEFAULTS, runner, settings, split_list, task, version
+
+if TYPE_CHECKING:  # the build API is imported by the tasks that run it (fast inv --list)
+    from ..config import Settings
+    from ..images import ImageResult
 
 HELP = {
     "name": "Build only this image and what it depends on; repeat for several.",
@@ -85,6 +87,8 @@ def _run_build(
     batch: bool,
     push: bool,
 ) -> list[ImageResult]:
+    from .. import credentials, images, report
+
     info = version(s)
     graph = images.plan(s, name or [])
     r = runner(c)
@@ -191,6 +195,8 @@ def graph(c: Context, format: str = "text", name: list[str] | None = None) -> No
     "depends_on"}...], "order": [...]}`` (``context`` relative to the project root,
     ``dockerfile`` relative to the context, as in the config) and nothing else on stdout.
     """
+    from .. import images, plans
+
     if format not in plans.FORMATS:
         raise ConfigError(f"--format: expected one of {', '.join(plans.FORMATS)}, got {format!r}")
     s = settings(c)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from invoke import Collection, Context
 
-from .. import quality
 from .common import CONFIG_DEFAULTS, runner, settings, task
 
 
@@ -17,6 +16,8 @@ def all_(c: Context) -> None:
     PATH) on every image's Dockerfile, failing on errors only. Every linter runs even when one
     fails; exits non-zero naming those that failed.
     """
+    from .. import quality
+
     s = settings(c)
     quality.lint(s, runner(c))
 

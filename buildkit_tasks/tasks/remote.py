@@ -7,8 +7,6 @@ import shlex
 
 from invoke import Collection, Context
 
-from .. import remote as engine
-from .. import report
 from ..console import emit
 from ..errors import BuildkitError, ConfigError
 from .common import CONFIG_DEFAULTS, settings, split_list, task, version
@@ -55,6 +53,9 @@ def run(
             f"task: expected a task name such as build.all, got {task!r} "
             "(help: inv --help remote.run)"
         )
+    from .. import remote as engine
+    from .. import report
+
     s = settings(c)
     jobs = engine.targets(s, [*split_list(host), *split_list(hosts)], split_list(platform))
     try:
@@ -88,6 +89,8 @@ def hosts_(c: Context, host: str | None = None) -> None:
     Docker engine (26+) and buildx versions, free disk under ``workdir`` (fail below 2 GB, warn
     below 10 GB), CPUs (warn below 2), memory (warn below 2 GB), python 3.10+. Prints one line
     per check with ok/warn/fail and the fix; exits non-zero when any check fails."""
+    from .. import remote as engine
+
     s = settings(c)
     results = engine.check_hosts(s, split_list(host))
     hw = max(len(r.host) for r in results)

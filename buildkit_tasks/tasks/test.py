@@ -6,7 +6,6 @@ import shlex
 
 from invoke import Collection, Context
 
-from .. import quality
 from .common import CONFIG_DEFAULTS, runner, settings, task
 
 
@@ -17,6 +16,8 @@ def all_(c: Context, args: str = "") -> None:
     Arguments come from ``[tool.buildkit.test] args`` (default none), then ``--args``.
     Exits non-zero when pytest does (including exit 5: no tests collected).
     """
+    from .. import quality
+
     s = settings(c)
     quality.test(s, runner(c), shlex.split(args))
 

@@ -6,7 +6,6 @@ import json
 
 from invoke import Collection, Context
 
-from .. import versioning
 from ..errors import ConfigError
 from .common import CONFIG_DEFAULTS, settings, task, version
 
@@ -46,6 +45,8 @@ def stamp(c: Context) -> None:
     if (c.config.get("run") or {}).get("dry"):
         print(f"# would write {', '.join(vf.path for vf in s.version_files)} in {s.output_dir}")
         return
+    from .. import versioning
+
     for path in versioning.stamp(s, version(s)):
         print(f"version: wrote {path.relative_to(s.root)}")
 

@@ -51,15 +51,7 @@ def test_buildx_argv_loads_by_default() -> None:
     assert "--load" in argv and "--push" not in argv and "--platform" not in argv
 
 
-def test_save_and_helm_argv() -> None:
-    assert docker.save_argv(["a:1", "b:1"], Path("/o/i.tar")) == [
-        "docker",
-        "save",
-        "--output",
-        "/o/i.tar",
-        "a:1",
-        "b:1",
-    ]
+def test_helm_argv() -> None:
     assert helm.package_argv(Path("/c"), "1.0.0", "1.0.0", Path("/d")) == [
         "helm",
         "package",
