@@ -23,6 +23,7 @@ from invoke import Collection
 
 from .tasks import archive as _archive
 from .tasks import build as _build
+from .tasks import doctor as _doctor
 from .tasks import helm as _helm
 from .tasks import image as _image
 from .tasks import lint as _lint
@@ -42,5 +43,6 @@ ns = Collection(
     _archive.ns,
     _build.ns,
     _remote.ns,
+    _doctor.ns,
 )
 ns.configure(CONFIG_DEFAULTS)

@@ -23,6 +23,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
 PYPROJECT = "pyproject.toml"
+LINT_TOOLS = ("ruff", "black", "isort", "mypy")
 # A repository path component as the OCI distribution spec allows it.
 _NAME_RE = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
 _PLATFORM_RE = re.compile(r"^[a-z0-9]+/[a-z0-9_]+(?:/[a-z0-9]+)?$")
@@ -34,7 +35,8 @@ class ImageSpec:
 
     ``name`` is the repository name (the last part of the image reference); ``context`` an
     absolute build context directory; ``dockerfile`` an absolute path; ``platforms`` the
-    platforms this image may be built for (empty: any).
+    platforms this image may be built for (empty: any); ``max_size_mb`` its size budget
+    (megabytes, 10^6 bytes; a build over it fails).
     """
 
     name: str
@@ -43,6 +45,7 @@ class ImageSpec:
     build_args: Mapping[str, str] = field(default_factory=dict)
     target: str | None = None
     platforms: tuple[str, ...] = ()
+    max_size_mb: float | None = None
 
 
 @dataclass(frozen=True)
@@ -127,7 +130,12 @@ class Settings:
     use; default false), ``connect_timeout`` (seconds, default 10), ``wheelhouse`` (local
     directory of wheels shipped to hosts that cannot reach a package index; else env
     ``BUILDKIT_WHEELHOUSE``), ``remote_include`` (globs of git-ignored files that remote runs
-    still copy, e.g. generated build inputs).
+    still copy, e.g. generated build inputs), ``archive.compression`` (``auto``, ``zstd``,
+    ``gzip``, ``none``), ``progress`` (``auto``: live view on a terminal, plain lines in CI or
+    when piped; or ``live``, ``plain``, ``verbose``, ``quiet``), ``lint.tools`` (from ``ruff``,
+    ``black``, ``isort``, ``mypy``; default ``["ruff"]``), ``test.coverage`` (a floor in
+    percent: pytest runs under coverage and fails below it), ``scan.severity`` (what trivy
+    findings fail ``image.scan``; default ``CRITICAL``).
     """
 
     root: Path
@@ -156,6 +164,10 @@ class Settings:
     wheelhouse: Path | None = None
     remote_include: tuple[str, ...] = ()
     archive_compression: str = "auto"
+    progress: str = "auto"
+    lint_tools: tuple[str, ...] = ("ruff",)
+    coverage_floor: float | None = None
+    scan_severity: str = "CRITICAL"
     max_size_mb: Mapping[str, float] = field(default_factory=dict)
 
     def host(self, name: str) -> HostSpec:
@@ -351,6 +363,9 @@ def parse(root: Path, raw: Mapping[str, Any]) -> Settings:
         raise top.fail("connect_timeout", "a positive number of seconds")
     wheelhouse = top.str("wheelhouse") or os.environ.get("BUILDKIT_WHEELHOUSE")
 
+    progress = top.str("progress", "auto") or "auto"
+    if progress not in ("auto", "live", "plain", "verbose", "quiet"):
+        raise top.fail("progress", "one of auto, live, plain, verbose, quiet")
     arch = _Reader(root, top.table_of("archive"), "tool.buildkit.archive")
     compression = arch.str("compression", "auto") or "auto"
     if compression not in ("auto", "zstd", "gzip", "none"):
@@ -358,6 +373,19 @@ def parse(root: Path, raw: Mapping[str, Any]) -> Settings:
 
     lint = _Reader(root, top.table_of("lint"), "tool.buildkit.lint")
     test = _Reader(root, top.table_of("test"), "tool.buildkit.test")
+    tools = lint.str_list("tools", ("ruff",))
+    unknown = [t for t in tools if t not in LINT_TOOLS]
+    if unknown:
+        raise lint.fail("tools", f"a list from {', '.join(LINT_TOOLS)}")
+    floor = test.table.get("coverage")
+    if floor is not None and (
+        isinstance(floor, bool) or not isinstance(floor, (int, float)) or not 0 <= floor <= 100
+    ):
+        raise test.fail("coverage", "a percentage from 0 to 100")
+    scan = _Reader(root, top.table_of("scan"), "tool.buildkit.scan")
+    severity = scan.str("severity", "CRITICAL") or "CRITICAL"
+    if not set(severity.split(",")) <= {"UNKNOWN", "LOW", "MEDIUM", "HIGH", "CRITICAL"}:
+        raise scan.fail("severity", "comma-separated trivy severities, e.g. HIGH,CRITICAL")
     return Settings(
         root=root,
         registry=registry,
@@ -385,6 +413,10 @@ def parse(root: Path, raw: Mapping[str, Any]) -> Settings:
         wheelhouse=(root / os.path.expanduser(wheelhouse)) if wheelhouse else None,
         remote_include=top.str_list("remote_include"),
         archive_compression=compression,
+        progress=progress,
+        lint_tools=tools,
+        coverage_floor=float(floor) if floor is not None else None,
+        scan_severity=severity,
     )
 
 
@@ -490,6 +522,11 @@ def _image(root: Path, name: str, table: Any) -> ImageSpec:
     dockerfile = context / (r.str("dockerfile", "Dockerfile") or "Dockerfile")
     if not dockerfile.is_file():
         raise r.fail("dockerfile", f"a file relative to the context ({dockerfile} does not exist)")
+    budget = table.get("max_size_mb")
+    if budget is not None and (
+        isinstance(budget, bool) or not isinstance(budget, (int, float)) or budget <= 0
+    ):
+        raise r.fail("max_size_mb", "a positive number of megabytes")
     build_args = r.table_of("build_args")
     if not all(isinstance(v, (str, int, float, bool)) for v in build_args.values()):
         raise r.fail("build_args", "a table of string values")
@@ -500,4 +537,5 @@ def _image(root: Path, name: str, table: Any) -> ImageSpec:
         build_args={str(k): str(v) for k, v in build_args.items()},
         target=r.str("target"),
         platforms=_platforms(r, "platforms"),
+        max_size_mb=float(budget) if budget is not None else None,
     )

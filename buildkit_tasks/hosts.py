@@ -20,7 +20,6 @@ import socket
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -253,126 +252,13 @@ def ssh_options(spec: HostSpec, settings: Settings) -> list[str]:
     return opts
 
 
-# --- remote.hosts checks ----------------------------------------------------------------------
-
-MIN_DISK_GB, WARN_DISK_GB = 2.0, 10.0
-WARN_CPUS = 2
-WARN_MEM_GB = 2.0
-MIN_ENGINE = 26
-
-
-@dataclass(frozen=True)
-class Check:
-    """One line of ``remote.hosts``: ``level`` ok|warn|fail, what was found, and the fix."""
-
-    host: str
-    what: str
-    level: str
-    found: str
-    fix: str = ""
-
-
-_PROBE = r"""
-echo "arch=$(uname -m)"
-echo "cpus=$(nproc 2>/dev/null || echo 0)"
-echo "mem_kb=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo 2>/dev/null)"
-mkdir -p WORKDIR 2>/dev/null
-echo "disk_kb=$(df -Pk WORKDIR 2>/dev/null | awk 'NR==2 {print $4}')"
-echo "engine=$(docker version --format '{{.Server.Version}}' 2>/dev/null)"
-echo "buildx=$(docker buildx version 2>/dev/null | awk '{print $2}')"
-echo "python=$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)"
-echo "rsync=$(command -v rsync)"
-"""
-
-
 def probe(conn: Connection, spec: HostSpec) -> dict[str, str]:
-    """Facts about the host: arch, cpus, mem_kb, disk_kb (free under ``workdir``), engine and
-    buildx versions, python, rsync (empty strings for what is missing)."""
-    script = _PROBE.replace("WORKDIR", shlex.quote(spec.workdir))
-    _, out = run(conn, spec.name, ["sh", "-c", script], what="probe")
-    facts = {}
-    for line in out.splitlines():
-        key, _, value = line.partition("=")
-        facts[key.strip()] = value.strip()
-    return facts
+    """:func:`buildkit_tasks.health.probe_script` facts about the host (free disk measured
+    under its ``workdir``)."""
+    from . import health
 
-
-_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm/v7", "ppc64le": "ppc64le"}
-
-
-def platform_of(arch: str) -> str:
-    """``uname -m`` -> ``linux/<arch>`` as Docker names it."""
-    return f"linux/{_ARCH.get(arch, arch)}"
-
-
-def checks(spec: HostSpec, facts: dict[str, str]) -> list[Check]:
-    """Judge ``probe`` facts against what a build needs."""
-    out: list[Check] = []
-
-    def add(what: str, level: str, found: str, fix: str = "") -> None:
-        out.append(Check(spec.name, what, level, found, fix))
-
-    native = platform_of(facts.get("arch", ""))
-    if spec.platforms and native not in spec.platforms:
-        add(
-            "architecture",
-            "warn",
-            f"{native}; configured platforms {', '.join(spec.platforms)}",
-            "set platforms to what the host builds natively (others are emulated)",
-        )
-    else:
-        add("architecture", "ok", native)
-    engine = facts.get("engine", "")
-    major = int(engine.split(".")[0]) if engine.split(".")[0].isdigit() else 0
-    if not engine:
-        add(
-            "docker engine",
-            "fail",
-            "not reachable",
-            f"install Docker Engine 26+ and add {spec.user} to the docker group",
-        )
-    elif major < MIN_ENGINE:
-        add("docker engine", "fail", engine, f"upgrade the engine to {MIN_ENGINE}+")
-    else:
-        add("docker engine", "ok", engine)
-    buildx = facts.get("buildx", "")
-    add(
-        "buildx",
-        "ok" if buildx else "fail",
-        buildx or "missing",
-        "" if buildx else "install the docker-buildx plugin",
-    )
-    disk_gb = int(facts.get("disk_kb") or 0) / 1024 / 1024
-    level = "fail" if disk_gb < MIN_DISK_GB else "warn" if disk_gb < WARN_DISK_GB else "ok"
-    add(
-        "free disk",
-        level,
-        f"{disk_gb:.1f} GB under {spec.workdir}",
-        "" if level == "ok" else f"free space (docker system prune) to {WARN_DISK_GB:g}+ GB",
-    )
-    cpus = int(facts.get("cpus") or 0)
-    add(
-        "cpus",
-        "ok" if cpus >= WARN_CPUS else "warn",
-        str(cpus),
-        "" if cpus >= WARN_CPUS else f"builds are slow with fewer than {WARN_CPUS} CPUs",
-    )
-    mem_gb = int(facts.get("mem_kb") or 0) / 1024 / 1024
-    add(
-        "memory",
-        "ok" if mem_gb >= WARN_MEM_GB else "warn",
-        f"{mem_gb:.1f} GB",
-        "" if mem_gb >= WARN_MEM_GB else f"builds may run out of memory below {WARN_MEM_GB:g} GB",
-    )
-    py = facts.get("python", "")
-    ok_py = bool(py) and tuple(int(x) for x in py.split(".")) >= (3, 10)
-    add(
-        "python",
-        "ok" if ok_py else "fail",
-        py or "missing",
-        "" if ok_py else "install python3 (3.10+) with venv (python3-venv)",
-    )
-    return out
+    _, out = run(conn, spec.name, ["sh", "-c", health.probe_script(spec.workdir)], what="probe")
+    return health.parse_facts(out)
 
 
 # --- the engine of a host, driven from here ------------------------------------------------------

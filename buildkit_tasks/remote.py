@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import hosts, report, versioning
+from . import health, hosts, report, versioning
 from .config import HostSpec, Settings
 from .console import emit
 from .errors import BuildkitError, ConfigError, HostError
@@ -608,27 +608,28 @@ def _run_one(
         session.close(keep_workspace)
 
 
-def check_hosts(settings: Settings, names: Sequence[str] = ()) -> list[hosts.Check]:
+def check_hosts(settings: Settings, names: Sequence[str] = ()) -> list[health.Check]:
     """``remote.hosts``: connect to each host (all, or ``names``) in parallel and judge it."""
     specs = [settings.host(n) for n in names] if names else list(settings.hosts)
     if not specs:
         raise ConfigError("remote.hosts: no [[tool.buildkit.hosts]] configured")
 
-    def one(spec: HostSpec) -> list[hosts.Check]:
+    def one(spec: HostSpec) -> list[health.Check]:
         try:
             conn = hosts.connect(spec, settings)
         except HostError as exc:
             fix = (
                 f"start sshd on {spec.hostname}:{spec.port} or fix the address"
                 if exc.unreachable
-                else "see the message"
+                else ""  # the message itself says what to do
             )
-            return [hosts.Check(spec.name, "reachable", "fail", str(exc), fix)]
+            return [health.Check(spec.name, "reachable", "fail", str(exc), fix)]
         try:
-            reach = hosts.Check(spec.name, "reachable", "ok", spec.address)
-            return [reach, *hosts.checks(spec, hosts.probe(conn, spec))]
+            reach = health.Check(spec.name, "reachable", "ok", spec.address)
+            facts = hosts.probe(conn, spec)
+            return [reach, *health.judge(spec.name, facts, spec.workdir, spec.platforms)]
         except HostError as exc:
-            return [hosts.Check(spec.name, "probe", "fail", str(exc), "see the message")]
+            return [health.Check(spec.name, "probe", "fail", str(exc))]
         finally:
             conn.close()
 

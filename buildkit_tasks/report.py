@@ -1,8 +1,9 @@
-"""``build-report.json`` and ``SHA256SUMS`` in ``<output_dir>``.
+"""``build-report.json``, ``build-report.md`` and ``SHA256SUMS`` in ``<output_dir>``.
 
-Each task writes its own section of the report (``images``, ``charts``, ``artifacts``) so a
+Each task writes its own section of the report (``images``, ``charts``, ``artifacts``...) so a
 task run alone still leaves a report; a report written for another version is started afresh.
-Writes are atomic.
+The JSON follows :data:`SCHEMA_FILE` (JSON Schema 2020-12, shipped in the wheel); the Markdown
+twin is a summary for CI job pages. Writes are atomic.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from .versioning import VersionInfo
 
 SCHEMA = "buildkit-tasks/build-report/v1"
 SUMS = "SHA256SUMS"
+SCHEMA_FILE = "build-report-v1.schema.json"
+MARKDOWN = "build-report.md"
 NOT_ARTIFACTS = {SUMS, "build-report.json", "build-report.md"}
 # Sub-directories of output_dir that are not this build's artifacts (logs; results of hosts).
 NOT_ARTIFACT_DIRS = {"logs", "hosts"}
@@ -41,7 +44,96 @@ def update(path: Path, info: VersionInfo, **sections: Any) -> dict[str, Any]:
     report["version"] = info.as_dict()
     report.update(sections)
     write_text_atomic(path, json.dumps(report, indent=2, sort_keys=False) + "\n")
+    write_text_atomic(path.with_name(MARKDOWN), markdown(report))
     return report
+
+
+def schema() -> dict[str, Any]:
+    """The JSON Schema of ``build-report.json`` (``buildkit_tasks/schema/``)."""
+    from importlib import resources
+
+    text = resources.files("buildkit_tasks.schema").joinpath(SCHEMA_FILE).read_text("utf-8")
+    return json.loads(text)  # type: ignore[no-any-return]
+
+
+def _cell(value: Any) -> str:
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """``build-report.md``: the version, then a table per section present."""
+    v = report.get("version", {})
+    commit = (v.get("commit") or "")[:12] or "no git"
+    status = f"; status **{report['status']}**" if report.get("status") else ""
+    lines = [
+        f"# Build {v.get('version', '?')}",
+        "",
+        f"Commit `{commit}`{' (dirty)' if v.get('dirty') else ''}, branch "
+        f"`{v.get('branch') or '-'}`, built {v.get('build_date', '?')}{status}.",
+    ]
+
+    def table(title: str, head: str, rows: list[str]) -> None:
+        if rows:
+            cols = head.count("|") - 1
+            align = "|" + "|".join([" --- "] * cols) + "|"
+            lines.extend(["", f"## {title}", "", head, align, *rows])
+
+    table(
+        "Images",
+        "| image | status | seconds | reference |",
+        [
+            f"| {_cell(i.get('name', '?'))} | {i.get('status', '?')} | "
+            f"{i.get('seconds', 0):.1f} | "
+            f"`{_cell((i.get('references') or [''])[0] or i.get('error', ''))}` |"
+            for i in report.get("images") or []
+        ],
+    )
+    table(
+        "Size budgets",
+        "| image | size MB | budget MB | |",
+        [
+            f"| {_cell(b.get('name', '?'))} | {b.get('size_mb', 0):.1f} | "
+            f"{b.get('max_size_mb', 0):g} | {'**over**' if b.get('over') else 'ok'} |"
+            for b in report.get("size_budgets") or []
+        ],
+    )
+    table(
+        "Charts",
+        "| chart | version | appVersion | file |",
+        [
+            f"| {_cell(c.get('name', '?'))} | {c.get('version', '')} | "
+            f"{c.get('app_version', '')} | `{_cell(c.get('path', ''))}` |"
+            for c in report.get("charts") or []
+        ],
+    )
+    arch = report.get("archive")
+    if arch:
+        lines += [
+            "",
+            "## Archive",
+            "",
+            f"`{arch.get('path')}`: {len(arch.get('images', []))} images, "
+            f"{arch.get('size', 0) / 1e6:.1f} MB, compression {arch.get('compression')}, "
+            f"sha256 `{str(arch.get('sha256', ''))[:16]}…`",
+        ]
+    table(
+        "Hosts",
+        "| host | status | seconds | result |",
+        [
+            f"| {_cell(h.get('host', '?'))} | {h.get('status', '?')} | "
+            f"{h.get('seconds', 0):.1f} | {_cell(h.get('artifacts') or h.get('error') or '')} |"
+            for h in report.get("hosts") or []
+        ],
+    )
+    table(
+        "Artifacts",
+        "| file | sha256 |",
+        [
+            f"| `{_cell(a.get('path', '?'))}` | `{a.get('sha256', '')}` |"
+            for a in report.get("artifacts") or []
+        ],
+    )
+    return "\n".join(lines) + "\n"
 
 
 def artifacts(output_dir: Path) -> list[Path]:

@@ -242,16 +242,19 @@ def local_image(reference: str) -> LocalImage | None:
         return None
     tags = tuple(attrs.get("RepoTags") or ())
     labels = (attrs.get("Config") or {}).get("Labels") or {}
-    return LocalImage(attrs["Id"], tags, labels)
+    return LocalImage(attrs["Id"], tags, labels, int(attrs.get("Size") or 0))
 
 
 @dataclass(frozen=True)
 class LocalImage:
-    """An image in the local store: its ID, every ``repository:tag`` naming it, its labels."""
+    """An image in the local store: its ID, every ``repository:tag`` naming it, its labels,
+    and ``size`` in bytes as the engine reports it (for the containerd store: the compressed
+    content of the engine's platform)."""
 
     image_id: str
     tags: tuple[str, ...]
     labels: Mapping[str, str]
+    size: int = 0
 
 
 @dataclass(frozen=True)

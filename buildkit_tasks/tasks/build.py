@@ -11,11 +11,20 @@ from .common import version as project_version
 
 @task(
     name="all",
-    pre=[lint.all_, test.all_, version.stamp, image.build, helm.package, archive.export],
+    pre=[
+        lint.all_,
+        test.all_,
+        version.stamp,
+        image.build,
+        image.scan,
+        helm.package,
+        archive.export,
+    ],
 )
 def all_(c: Context) -> None:
-    """The whole build: lint.all, test.all, version.stamp, image.build, helm.package and
-    archive.export (as pre-tasks, in that order), then ``<output_dir>/build-report.json``.
+    """The whole build: lint.all, test.all, version.stamp, image.build, image.scan,
+    helm.package and archive.export (as pre-tasks, in that order), then
+    ``<output_dir>/build-report.json`` and ``build-report.md``.
 
     The report holds the version info, every image (references, image ID, platforms, status,
     seconds), every chart (name, version, path) and every artifact (path, sha256).

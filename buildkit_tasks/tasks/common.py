@@ -36,6 +36,7 @@ CONFIG_DEFAULTS: dict[str, Any] = {
         "accept_new_host_keys": None,
         "connect_timeout": None,
         "wheelhouse": None,
+        "progress": None,
     }
 }
 

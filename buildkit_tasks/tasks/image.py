@@ -24,30 +24,24 @@ HELP = {
     "force": "Rebuild every image even when its inputs are unchanged.",
     "host": "Drive this build host's Docker engine over SSH (DOCKER_HOST=ssh://...; a "
     "[[tool.buildkit.hosts]] name) instead of the local one.",
+    "quiet": "Print nothing until the summary (failures still print). Config: progress.",
+    "verbose": "Plain timestamped lines plus every BuildKit step as it runs.",
     "batch": "Build what must be built in one docker buildx bake first (on unless config "
     "'batch' is false); --no-batch builds image by image.",
 }
 
 
-def _print_start(name: str) -> None:
-    emit(f"image {name}: building")
-
-
-def _print_done(r: ImageResult) -> None:
-    if r.status in ("succeeded", "cached"):
-        note = f" ({r.note})" if r.note else ""
-        emit(f"image {r.name}: {r.status} in {r.seconds:.1f}s -> {r.references[0]}{note}")
-    else:
-        emit(f"image {r.name}: {r.status}: {r.error}", err=True)
-
-
-def print_summary(results: list[ImageResult]) -> None:
-    """One line per image, and the last log lines of each failure."""
+def print_summary(results: list[ImageResult], brief: bool = False) -> None:
+    """One line per image (only the references when ``brief``: the live view showed the rest),
+    and the last log lines of each failure."""
     width = max((len(r.name) for r in results), default=4)
     print("\nimages:")
     for r in results:
         ref = r.references[0] if r.references else (r.error or "")
-        print(f"  {r.name:<{width}}  {r.status:<9}  {r.seconds:6.1f}s  {ref}")
+        if brief:
+            print(f"  {r.name:<{width}}  {ref}")
+        else:
+            print(f"  {r.name:<{width}}  {r.status:<9}  {r.seconds:6.1f}s  {ref}")
     for r in results:
         if r.status == "failed" and r.log_tail:
             print(f"\n--- {r.name}: last lines of {r.log} ---\n{r.log_tail}", file=sys.stderr)
@@ -63,6 +57,8 @@ def run_build(
     batch: bool,
     push: bool,
     host: str | None = None,
+    quiet: bool = False,
+    verbose: bool = False,
 ) -> list[ImageResult]:
     """The body shared by image.build and image.push."""
     if parallel < 0:
@@ -73,8 +69,8 @@ def run_build(
 
         with hosts.engine_over_ssh(s.host(host), s):
             emit(f"engine: {host} over SSH ({s.host(host).address})")
-            return _run_build(c, s, name, platform, fail_fast, force, batch, push)
-    return _run_build(c, s, name, platform, fail_fast, force, batch, push)
+            return _run_build(c, s, name, platform, fail_fast, force, batch, push, quiet, verbose)
+    return _run_build(c, s, name, platform, fail_fast, force, batch, push, quiet, verbose)
 
 
 def _run_build(
@@ -86,14 +82,20 @@ def _run_build(
     force: bool,
     batch: bool,
     push: bool,
+    quiet: bool,
+    verbose: bool,
 ) -> list[ImageResult]:
-    from .. import credentials, images, report
+    from .. import credentials, images, progress, quality, report
 
     info = version(s)
     graph = images.plan(s, name or [])
     r = runner(c)
+    mode = progress.choose(quiet, verbose) if s.progress == "auto" else s.progress
+    if r.dry and mode == "live":
+        mode = "plain"
     creds = credentials.resolve(s) if push or s.cache == "registry" else None
-    with credentials.docker_login(r, creds, s.own_docker_config) as env:
+    view = progress.Progress(mode, graph.order(), s.logs_dir)
+    with credentials.docker_login(r, creds, s.own_docker_config) as env, view:
         r.env.update(env)
         results = images.build_images(
             s,
@@ -105,12 +107,31 @@ def _run_build(
             fail_fast=fail_fast,
             force=force,
             batch=s.batch and batch,
-            on_start=_print_start,
-            on_done=_print_done,
+            on_start=view.on_start,
+            on_done=view.on_done,
         )
-    print_summary(results)
+    print_summary(results, brief=mode == "live")
+    built = {x.name: x.references[0] for x in results if x.status in ("succeeded", "cached")}
+    sizes = [] if r.dry else quality.size_budgets(s, built)
+    for sc in sizes:
+        verdict = "OVER" if sc.over else "ok"
+        print(f"size {sc.name}: {sc.size_mb:.1f} MB of max_size_mb {sc.max_size_mb:g} ({verdict})")
     if not r.dry:
-        report.update(s.report_path, info, images=[x.as_dict() for x in results])
+        report.update(
+            s.report_path,
+            info,
+            images=[x.as_dict() for x in results],
+            size_budgets=[
+                {
+                    "name": sc.name,
+                    "reference": sc.reference,
+                    "size_mb": round(sc.size_mb, 3),
+                    "max_size_mb": sc.max_size_mb,
+                    "over": sc.over,
+                }
+                for sc in sizes
+            ],
+        )
     bad = images.not_built(results)
     if images.any_failed(results):
         raise BuildFailed(
@@ -118,6 +139,7 @@ def _run_build(
             + ", ".join(f"{x.name} ({x.status})" for x in bad)
             + f"; see {s.report_path}"
         )
+    quality.enforce_budgets(sizes)
     return results
 
 
@@ -131,6 +153,8 @@ def build(
     force: bool = False,
     batch: bool = True,
     host: str | None = None,
+    quiet: bool = False,
+    verbose: bool = False,
 ) -> None:
     """Build every image with ``docker buildx build``, in dependency order, loaded into the
     local image store.
@@ -151,7 +175,19 @@ def build(
     streamed by BuildKit, nothing is copied, images stay in the host's store); ``remote.run``
     instead runs the whole task there and brings ``<output_dir>`` back.
     """
-    run_build(c, name, platform, parallel, fail_fast, force, batch, push=False, host=host)
+    run_build(
+        c,
+        name,
+        platform,
+        parallel,
+        fail_fast,
+        force,
+        batch,
+        push=False,
+        host=host,
+        quiet=quiet,
+        verbose=verbose,
+    )
 
 
 @task(iterable=["name"], help=HELP)
@@ -164,6 +200,8 @@ def push(
     force: bool = False,
     batch: bool = True,
     host: str | None = None,
+    quiet: bool = False,
+    verbose: bool = False,
 ) -> None:
     """Build and push every image (or ``--name`` ones) to ``registry``.
 
@@ -178,7 +216,19 @@ def push(
     ``build-report.json`` records each image's pushed references, the digest the registry
     reports and each platform's manifest digest.
     """
-    run_build(c, name, platform, parallel, fail_fast, force, batch, push=True, host=host)
+    run_build(
+        c,
+        name,
+        platform,
+        parallel,
+        fail_fast,
+        force,
+        batch,
+        push=True,
+        host=host,
+        quiet=quiet,
+        verbose=verbose,
+    )
 
 
 @task(
@@ -203,8 +253,23 @@ def graph(c: Context, format: str = "text", name: list[str] | None = None) -> No
     print(plans.render(images.plan(s, name or []), s.root, format))
 
 
+@task(iterable=["name"], help={"name": "Scan only this image; repeat for several."})
+def scan(c: Context, name: list[str] | None = None) -> None:
+    """Scan the built images (``<registry>/<name>:<version>``) with trivy when it is installed,
+    failing on findings of config ``scan.severity`` (default ``CRITICAL``). Without trivy it
+    prints a warning and succeeds: the scan is a gate only where trivy exists."""
+    from .. import images, quality
+
+    s = settings(c)
+    info = version(s)
+    refs = [s.reference(n, info.docker_tag) for n in images.plan(s, name or []).order()]
+    if quality.scan(s, refs, runner(c)):
+        print(f"scan: {len(refs)} images, no {s.scan_severity} findings")
+
+
 ns = Collection("image")
 ns.add_task(build, default=True)
+ns.add_task(scan)
 ns.add_task(push)
 ns.add_task(graph)
 ns.configure(CONFIG_DEFAULTS)

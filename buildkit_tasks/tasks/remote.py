@@ -10,6 +10,7 @@ from invoke import Collection, Context
 from ..console import emit
 from ..errors import BuildkitError, ConfigError
 from .common import CONFIG_DEFAULTS, settings, split_list, task, version
+from .doctor import print_checks
 
 
 @task(
@@ -92,17 +93,7 @@ def hosts_(c: Context, host: str | None = None) -> None:
     from .. import remote as engine
 
     s = settings(c)
-    results = engine.check_hosts(s, split_list(host))
-    hw = max(len(r.host) for r in results)
-    ww = max(len(r.what) for r in results)
-    for r in results:
-        fix = f"  -> {r.fix}" if r.fix and r.level != "ok" else ""
-        print(f"{r.host:<{hw}}  {r.level:<4}  {r.what:<{ww}}  {r.found}{fix}")
-    failed = [r for r in results if r.level == "fail"]
-    if failed:
-        raise BuildkitError(
-            f"{len(failed)} host checks failed: " + ", ".join(f"{r.host} {r.what}" for r in failed)
-        )
+    print_checks(engine.check_hosts(s, split_list(host)))
 
 
 ns = Collection("remote")

@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -7,7 +8,7 @@ from buildkit_tasks.errors import ConfigError
 
 
 def project(tmp_path: Path, table: str) -> Path:
-    (tmp_path / "img").mkdir()
+    (tmp_path / "img").mkdir(parents=True)
     (tmp_path / "img" / "Dockerfile").write_text("FROM scratch\n")
     (tmp_path / "pyproject.toml").write_text(table)
     return tmp_path
@@ -106,3 +107,41 @@ def test_merge_is_deep_and_skips_none() -> None:
         {"helm": {"charts": ["a"], "x": 1}, "k": 1}, {"helm": {"charts": ["b"]}, "k": None}
     )
     assert merged == {"helm": {"charts": ["b"], "x": 1}, "k": 1}
+
+
+def test_quality_and_output_keys(tmp_path: Path) -> None:
+    s = config.load(
+        project(
+            tmp_path,
+            BASIC.replace('target = "runtime"', 'target = "runtime"\nmax_size_mb = 12.5')
+            + '[tool.buildkit.lint]\ntools = ["black", "isort", "mypy"]\n'
+            "[tool.buildkit.test]\ncoverage = 80\n"
+            '[tool.buildkit.archive]\ncompression = "zstd"\n'
+            '[tool.buildkit.scan]\nseverity = "HIGH,CRITICAL"\n',
+        )
+    )
+    assert s.images["api"].max_size_mb == 12.5
+    assert s.lint_tools == ("black", "isort", "mypy")
+    assert s.coverage_floor == 80.0 and s.archive_compression == "zstd"
+    assert s.scan_severity == "HIGH,CRITICAL" and s.progress == "auto"
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ('[tool.buildkit.lint]\ntools = ["pylint"]\n', "lint] tools: expected a list from ruff"),
+        ("[tool.buildkit.test]\ncoverage = 120\n", "test] coverage: expected a percentage"),
+        ('[tool.buildkit.archive]\ncompression = "xz"\n', "compression: expected one of auto"),
+        ('[tool.buildkit.scan]\nseverity = "BAD"\n', "severity: expected comma-separated"),
+    ],
+)
+def test_bad_quality_keys(tmp_path: Path, extra: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message).replace("\\ ", " ")):
+        config.load(project(tmp_path, BASIC + extra))
+
+
+def test_bad_budget_and_progress(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="max_size_mb: expected a positive number"):
+        config.load(project(tmp_path, BASIC + "max_size_mb = -1\n"))
+    with pytest.raises(ConfigError, match="progress: expected one of auto, live"):
+        config.load(project(tmp_path / "p2", '[tool.buildkit]\nprogress = "fancy"\n'))

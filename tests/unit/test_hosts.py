@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from buildkit_tasks import config, hosts
+from buildkit_tasks import config, health, hosts
 from buildkit_tasks.config import HostSpec
 from buildkit_tasks.errors import ConfigError
 
@@ -117,7 +117,7 @@ def test_checks_judge_host_facts() -> None:
         "buildx": "",
         "python": "3.11",
     }
-    levels = {c.what: c.level for c in hosts.checks(spec, facts)}
+    levels = {c.what: c.level for c in health.judge(spec.name, facts, "w", spec.platforms)}
     assert levels == {
         "architecture": "warn",
         "docker engine": "fail",
@@ -136,11 +136,11 @@ def test_checks_judge_host_facts() -> None:
         "engine": "26.1.5",
         "buildx": "0.13.1",
     }
-    assert {c.level for c in hosts.checks(spec, good)} == {"ok"}
-    fixes = [c.fix for c in hosts.checks(spec, {**good, "engine": ""})]
+    assert {c.level for c in health.judge("h", good, "w", spec.platforms)} == {"ok"}
+    fixes = [c.fix for c in health.judge("h", {**good, "engine": ""}, "w")]
     assert any("docker group" in f for f in fixes)
 
 
 def test_platform_of_uname() -> None:
-    assert hosts.platform_of("x86_64") == "linux/amd64"
-    assert hosts.platform_of("aarch64") == "linux/arm64"
+    assert health.platform_of("x86_64") == "linux/amd64"
+    assert health.platform_of("aarch64") == "linux/arm64"

@@ -22,19 +22,23 @@ def test_full_collection_has_the_fixed_task_names() -> None:
         "image.graph",
         "helm.package",
         "archive.export",
+        "archive.verify",
         "build.all",
         "remote.run",
         "remote.hosts",
+        "image.scan",
+        "doctor.check",
     }
 
 
 def test_build_all_pre_tasks_in_order() -> None:
     pre = [t.name for t in ns.collections["build"]["all"].pre]
-    assert pre == ["all", "all", "stamp", "build", "package", "export"]
+    assert pre == ["all", "all", "stamp", "build", "scan", "package", "export"]
     assert [t.body.__module__.rsplit(".", 1)[1] for t in ns.collections["build"]["all"].pre] == [
         "lint",
         "test",
         "version",
+        "image",
         "image",
         "helm",
         "archive",
@@ -43,7 +47,7 @@ def test_build_all_pre_tasks_in_order() -> None:
 
 def test_namespaces_compose_on_their_own() -> None:
     mine = Collection(image.ns)
-    assert set(mine.task_names) == {"image.build", "image.push", "image.graph"}
+    assert set(mine.task_names) == {"image.build", "image.push", "image.graph", "image.scan"}
 
 
 def test_every_task_argument_has_help() -> None:
@@ -138,3 +142,14 @@ def test_no_task_argument_takes_dash_h_from_help() -> None:
         task = ns[name]
         shorts = {n for arg in task.get_arguments() for n in arg.names if len(n) == 1}
         assert "h" not in shorts, name
+
+
+def test_importing_the_collection_stays_light() -> None:
+    # `inv --list` must not pay for the build engines: they are imported by the tasks that run.
+    code = (
+        "import sys, buildkit_tasks; heavy = ('docker', 'fabric', 'paramiko', 'jinja2', 'rich',"
+        " 'dunamai', 'zstandard', 'tomllib', 'buildkit_tasks.images');"
+        " print(','.join(m for m in heavy if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""

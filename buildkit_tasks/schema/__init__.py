@@ -1,0 +1,1 @@
+"""The JSON Schema of build-report.json, shipped in the wheel."""
