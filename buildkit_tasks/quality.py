@@ -98,7 +98,8 @@ def test(settings: Settings, runner: Runner, extra: Iterable[str] = ()) -> None:
         raise ConfigError("test.coverage needs the coverage package (pip install coverage)")
     data = settings.output_dir / ".coverage"
     env = {"COVERAGE_FILE": str(data)}
-    settings.output_dir.mkdir(parents=True, exist_ok=True)
+    if not runner.dry:
+        settings.output_dir.mkdir(parents=True, exist_ok=True)
     runner.run(
         [*python_module("coverage"), "run", "-m", "pytest", *args],
         cwd=settings.root,

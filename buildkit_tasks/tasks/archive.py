@@ -69,6 +69,9 @@ def verify(c: Context) -> None:
 
     s = settings(c)
     sums = s.output_dir / report.SUMS
+    if (c.config.get("run") or {}).get("dry"):
+        print(f"# would check {sums.relative_to(s.root)} and read the images archive through")
+        return
     if not sums.is_file():
         raise BuildkitError(f"{sums}: not found; run inv archive.export first")
     bad = report.verify_checksums(s.output_dir)

@@ -90,9 +90,16 @@ def hosts_(c: Context, host: str | None = None) -> None:
     Docker engine (26+) and buildx versions, free disk under ``workdir`` (fail below 2 GB, warn
     below 10 GB), CPUs (warn below 2), memory (warn below 2 GB), python 3.10+. Prints one line
     per check with ok/warn/fail and the fix; exits non-zero when any check fails."""
+    from .. import health
     from .. import remote as engine
 
     s = settings(c)
+    if (c.config.get("run") or {}).get("dry"):
+        specs = [s.host(n) for n in split_list(host)] or list(s.hosts)
+        for spec in specs:
+            probe = shlex.join(["sh", "-c", health.probe_script(spec.workdir)])
+            print(f"ssh {spec.address} {shlex.quote(probe)}")
+        return
     print_checks(engine.check_hosts(s, split_list(host)))
 
 

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import uuid
+
+import jsonschema
+
+from buildkit_tasks import report as buildkit_report
 
 from .conftest import Project, docker
 
@@ -99,6 +104,15 @@ def test_build_all_end_to_end(project: Project) -> None:
         assert ref in loaded
         assert docker("image", "inspect", ref, check=False).returncode == 0
     assert "hello from acme api" in docker("run", "--rm", refs[1]).stdout
+
+    # the report follows its published schema; its Markdown twin summarises it
+    jsonschema.validate(report, buildkit_report.schema())
+    md = (dist / "build-report.md").read_text()
+    assert md.startswith("# Build 2.3.0\n") and "status **succeeded**" in md
+    assert "| api | succeeded |" in md and "## Charts" in md and "## Artifacts" in md
+    assert report["archive"]["compression"] == "none"  # containerd store: layers already compressed
+    # not a terminal: plain, timestamped progress lines
+    assert re.search(r"^\d\d:\d\d:\d\d image base: succeeded in ", res.stdout, re.M)
 
 
 def test_dependents_build_from_this_runs_base_not_the_registry(
