@@ -138,6 +138,6 @@ def test_dry_run_prints_commands_in_order_and_writes_nothing(project: Project) -
     assert len(builds) == 3
     assert "/images/base" in builds[0].rsplit(" ", 1)[1]
     assert any(x.startswith("helm package ") for x in lines)
-    assert any(x.startswith("docker save --output ") for x in lines)
+    assert any(x.startswith("docker save ") for x in lines)
     assert lines.index(builds[-1]) < [i for i, x in enumerate(lines) if "docker save" in x][0]
     assert not (project.path / "dist").exists()
