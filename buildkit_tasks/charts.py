@@ -1,22 +1,38 @@
-"""Package the project's Helm charts with the project version.
+"""Package the project's Helm charts with the project version, reproducibly.
 
-Each chart becomes ``<output_dir>/charts/<name>-<chart_version>.tgz`` with ``version`` set to
-the SemVer form of the project version and ``appVersion`` to the image tag, so a template's
-``{{ .Values.x.image.tag | default .Chart.AppVersion }}`` renders the tag this build pushed.
+Each chart is staged in a temporary copy (the source tree is never touched): local ``file://``
+dependencies are packaged and vendored into its ``charts/``, remote ones fetched with
+``helm dependency build``; image values named in ``[tool.buildkit.helm.image_values]`` are set
+to this build's references; then ``helm package`` writes
+``<output_dir>/charts/<name>-<chart_version>.tgz`` with ``version`` the SemVer form of the
+project version and ``appVersion`` the image tag. The archive is then rewritten in a fixed
+form (sorted entries, normalised modes and owners, times from ``SOURCE_DATE_EPOCH`` or the
+commit date) so the same inputs give the same bytes.
 """
 
 from __future__ import annotations
 
+import contextlib
+import gzip
+import io
 import os
+import shutil
+import subprocess
+import tarfile
 import tempfile
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .config import Settings
 from .engines import helm
-from .errors import CommandError
+from .errors import CommandError, ConfigError
+from .fsutil import atomic_path
 from .runner import Runner
 from .versioning import VersionInfo
+
+DEFAULT_EPOCH = 315532800  # 1980-01-01, the earliest time a zip or tar tool agrees on
 
 
 @dataclass(frozen=True)
@@ -27,11 +43,198 @@ class ChartResult:
     path: Path
 
 
+def _yaml() -> Any:
+    from ruamel.yaml import YAML
+
+    y = YAML()  # round-trip: comments and key order survive in the stamped copy
+    y.preserve_quotes = True
+    return y
+
+
+def load_yaml(path: Path) -> Any:
+    """A YAML file (round-trip form). Raises ConfigError naming it when it does not parse."""
+    try:
+        return _yaml().load(path.read_text(encoding="utf-8")) or {}
+    except Exception as exc:  # ruamel.yaml's YAMLError family
+        raise ConfigError(f"{path}: invalid YAML: {str(exc).splitlines()[0]}") from None
+
+
+def dump_yaml(data: Any, path: Path) -> None:
+    buf = io.StringIO()
+    _yaml().dump(data, buf)
+    path.write_text(buf.getvalue(), encoding="utf-8")
+
+
+def source_epoch(root: Path) -> int:
+    """``SOURCE_DATE_EPOCH`` when set, else the commit date of ``HEAD``, else 1980-01-01."""
+    env = os.environ.get("SOURCE_DATE_EPOCH", "")
+    if env.isdigit():
+        return int(env)
+    try:
+        out = subprocess.run(
+            ["git", "log", "-1", "--format=%ct"], cwd=root, capture_output=True, text=True
+        ).stdout.strip()
+    except OSError:
+        out = ""
+    return int(out) if out.isdigit() else DEFAULT_EPOCH
+
+
+def set_image_values(
+    values: Any, mapping: Mapping[str, str], references: Mapping[str, tuple[str, str]], where: str
+) -> None:
+    """Set image values in ``values`` (a parsed values.yaml) in place.
+
+    ``mapping``: value path -> image name (``"api.image" = "api"``); ``references``: image
+    name -> (repository, tag). A path holding a mapping (or missing) gets ``repository`` and
+    ``tag``; a path holding a plain string gets the whole reference ``repository:tag``.
+    Raises ConfigError naming ``where`` for unknown images or paths through non-mappings.
+    """
+    for path, image in mapping.items():
+        if image not in references:
+            known = ", ".join(sorted(references)) or "none"
+            raise ConfigError(
+                f"{where}: image_values {path!r} names image {image!r}; known images: {known}"
+            )
+        repository, tag = references[image]
+        *parents, last = path.split(".")
+        node = values
+        for key in parents:
+            child = node.get(key) if isinstance(node, Mapping) else None
+            if child is None:
+                node[key] = {}
+                child = node[key]
+            if not isinstance(child, Mapping):
+                raise ConfigError(f"{where}: image_values {path!r}: {key!r} is not a mapping")
+            node = child
+        current = node.get(last)
+        if isinstance(current, str):
+            node[last] = f"{repository}:{tag}"
+        elif current is None or isinstance(current, Mapping):
+            if current is None:
+                node[last] = {}
+            node[last]["repository"] = repository
+            node[last]["tag"] = tag
+        else:
+            raise ConfigError(
+                f"{where}: image_values {path!r} holds {type(current).__name__}, expected a "
+                "mapping (repository/tag) or a string (whole reference)"
+            )
+
+
+def dependencies(chart: Path) -> list[dict[str, Any]]:
+    """``dependencies`` of ``chart/Chart.yaml``."""
+    data = load_yaml(chart / "Chart.yaml")
+    deps = data.get("dependencies") or []
+    if not isinstance(deps, list):
+        raise ConfigError(f"{chart / 'Chart.yaml'}: dependencies must be a list")
+    return [dict(d) for d in deps]
+
+
+def reproducible(src: Path, dest: Path, epoch: int) -> None:
+    """Rewrite the chart archive ``src`` to ``dest``: entries sorted by name, owner 0:0 with
+    no names, modes 0644/0755, every time ``epoch``, gzip header without name or time."""
+    with tarfile.open(src, "r:gz") as tin:
+        members = sorted(tin.getmembers(), key=lambda m: m.name)
+        blobs = {m.name: tin.extractfile(m).read() for m in members if m.isfile()}  # type: ignore[union-attr]
+    raw = io.BytesIO()
+    with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=epoch, compresslevel=9) as gz:
+        with tarfile.open(fileobj=gz, mode="w", format=tarfile.GNU_FORMAT) as tout:
+            for m in members:
+                if not (m.isfile() or m.isdir()):
+                    raise CommandError(f"{src}: unexpected entry {m.name} in the chart archive")
+                info = tarfile.TarInfo(m.name)
+                info.type = m.type
+                info.mtime = epoch
+                info.uid = info.gid = 0
+                info.uname = info.gname = ""
+                info.mode = 0o755 if m.isdir() or m.mode & 0o111 else 0o644
+                data = blobs.get(m.name, b"")
+                info.size = len(data) if m.isfile() else 0
+                tout.addfile(info, io.BytesIO(data) if m.isfile() else None)
+    dest.write_bytes(raw.getvalue())
+
+
+class _Stager:
+    """Builds the staged copy of one chart (and, recursively, its file:// subcharts)."""
+
+    def __init__(self, settings: Settings, info: VersionInfo, runner: Runner, work: Path):
+        self.s, self.info, self.runner, self.work = settings, info, runner, work
+        self.refs = {
+            name: (settings.repository(name), info.docker_tag) for name in _image_names(settings)
+        }
+
+    def stage(self, chart: Path, top: bool) -> Path:
+        """Copy ``chart`` into the work dir and make it ready for ``helm package``."""
+        dest = Path(tempfile.mkdtemp(prefix="stage-", dir=self.work)) / chart.name
+        shutil.copytree(chart, dest, symlinks=False)
+        local, remote = [], []
+        for dep in dependencies(chart):
+            repo = str(dep.get("repository") or "")
+            (local if repo.startswith("file://") else remote).append(dep)
+        for dep in local:
+            sub = (chart / dep["repository"][len("file://") :]).resolve()
+            if not (sub / "Chart.yaml").is_file():
+                raise ConfigError(
+                    f"{chart / 'Chart.yaml'}: dependency {dep.get('name')!r}: {sub} is not a chart"
+                )
+            staged = self.stage(sub, top=False)
+            (dest / "charts").mkdir(exist_ok=True)
+            self._package(staged, dest / "charts", version=None)
+        if remote:
+            self.runner.run(
+                [helm.HELM, "dependency", "build", str(dest)],
+                capture=True,
+                what=f"helm dependency build {chart.name} (remote dependencies "
+                f"{', '.join(str(d.get('repository')) for d in remote)} must be reachable)",
+            )
+        if top and self.s.image_values:
+            values_path = dest / "values.yaml"
+            values = load_yaml(values_path) if values_path.is_file() else {}
+            set_image_values(
+                values, self.s.image_values, self.refs, "[tool.buildkit.helm.image_values]"
+            )
+            dump_yaml(values, values_path)
+        return dest
+
+    def _package(self, chart: Path, dest_dir: Path, version: VersionInfo | None) -> Path:
+        out = Path(tempfile.mkdtemp(prefix="pkg-", dir=self.work))
+        if version is None:  # a vendored subchart keeps its own version
+            argv = [helm.HELM, "package", str(chart), "--destination", str(out)]
+        else:
+            argv = helm.package_argv(chart, version.chart_version, version.docker_tag, out)
+        self.runner.run(argv, capture=True, what=f"helm package {chart.name}")
+        made = list(out.glob("*.tgz"))
+        if len(made) != 1:
+            raise CommandError(f"helm package {chart}: expected one .tgz, found {len(made)}")
+        final = dest_dir / made[0].name
+        reproducible(made[0], final, source_epoch(self.s.root))
+        return final
+
+
+def _image_names(settings: Settings) -> list[str]:
+    from . import discovery
+
+    return list(discovery.all_images(settings))
+
+
+@contextlib.contextmanager
+def staged(
+    settings: Settings, info: VersionInfo, runner: Runner
+) -> Iterator[list[tuple[Path, Path]]]:
+    """Staged copies of every chart (dependencies vendored, image values set) for the
+    ``with`` block: ``[(source chart, staged chart)]``, removed afterwards. ``helm lint`` and
+    ``helm package`` both work on these, so what is linted is what ships."""
+    with tempfile.TemporaryDirectory(prefix="buildkit-charts-") as tmp:
+        stager = _Stager(settings, info, runner, Path(tmp))
+        yield [(chart, stager.stage(chart, top=True)) for chart in settings.charts]
+
+
 def package_all(settings: Settings, info: VersionInfo, runner: Runner) -> list[ChartResult]:
     """Package every chart of ``[tool.buildkit.helm] charts``; returns what was written.
 
-    Each package is made in a temporary directory inside ``<output_dir>/charts`` and renamed
-    into place, so a failed run leaves no partial ``.tgz``. Raises CommandError.
+    Each package is made from a staged copy and renamed into ``<output_dir>/charts``, so a
+    failed run leaves no partial ``.tgz`` and the source tree is never modified. Raises
+    CommandError (helm failed, a remote dependency unreachable) or ConfigError.
     """
     dest_dir = settings.output_dir / "charts"
     if runner.dry:
@@ -40,19 +243,14 @@ def package_all(settings: Settings, info: VersionInfo, runner: Runner) -> list[C
         return []
     dest_dir.mkdir(parents=True, exist_ok=True)
     results = []
-    for chart in settings.charts:
-        with tempfile.TemporaryDirectory(prefix=".helm-", dir=dest_dir) as tmp:
-            runner.run(
-                helm.package_argv(chart, info.chart_version, info.docker_tag, Path(tmp)),
-                capture=True,
-                what=f"helm package {chart}",
-            )
-            made = list(Path(tmp).glob("*.tgz"))
-            if len(made) != 1:
-                raise CommandError(f"helm package {chart}: expected one .tgz, found {len(made)}")
-            suffix = f"-{info.chart_version}.tgz"
-            name = made[0].name[: -len(suffix)] if made[0].name.endswith(suffix) else chart.name
-            final = dest_dir / made[0].name
-            os.replace(made[0], final)
-        results.append(ChartResult(name, info.chart_version, info.docker_tag, final))
+    with tempfile.TemporaryDirectory(prefix=".helm-", dir=dest_dir) as tmp:
+        stager = _Stager(settings, info, runner, Path(tmp))
+        for chart in settings.charts:
+            staged = stager.stage(chart, top=True)
+            made = stager._package(staged, Path(tmp), info)
+            name = load_yaml(staged / "Chart.yaml").get("name") or chart.name
+            final = dest_dir / made.name
+            with atomic_path(final) as part:
+                os.replace(made, part)
+            results.append(ChartResult(str(name), info.chart_version, info.docker_tag, final))
     return results

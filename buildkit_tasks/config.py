@@ -118,7 +118,9 @@ class Settings:
     ``source`` (URL for the
     ``org.opencontainers.image.source`` label; default: git's ``origin`` remote),
     ``parallel`` (default: CPU count), ``batch`` (build what must be built in one bake
-    first; default true), ``images``, ``helm.charts``, ``version.files``,
+    first; default true), ``images``, ``helm.charts``, ``helm.image_values`` (value path ->
+    image name: the stamped chart copy gets this build's references), ``helm.repository``
+    (``oci://`` target of ``helm.push``; default ``oci://<registry>/charts``), ``version.files``,
     ``lint.paths`` (default ``["."]``), ``test.args`` (default ``[]``), ``registry_user``
     (else env ``BUILDKIT_REGISTRY_USER``), ``password_file`` (else env
     ``BUILDKIT_REGISTRY_PASSWORD``), ``own_docker_config`` (log in to the user's own Docker
@@ -165,6 +167,8 @@ class Settings:
     remote_include: tuple[str, ...] = ()
     archive_compression: str = "auto"
     progress: str = "auto"
+    image_values: Mapping[str, str] = field(default_factory=dict)
+    helm_repository: str | None = None
     lint_tools: tuple[str, ...] = ("ruff",)
     coverage_floor: float | None = None
     scan_severity: str = "CRITICAL"
@@ -313,6 +317,13 @@ def parse(root: Path, raw: Mapping[str, Any]) -> Settings:
             raise helm.fail("charts", f"chart directories holding Chart.yaml ({path} has none)")
         charts.append(path)
 
+    image_values = helm.table_of("image_values")
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in image_values.items()):
+        raise helm.fail("image_values", 'a table of "value.path" = "image name"')
+    helm_repository = helm.str("repository")
+    if helm_repository is not None and not helm_repository.startswith("oci://"):
+        raise helm.fail("repository", "an oci:// reference, e.g. oci://registry.example/charts")
+
     version = _Reader(root, top.table_of("version"), "tool.buildkit.version")
     files = version.table.get("files")
     version_files: tuple[VersionFile, ...] = Settings.version_files
@@ -414,6 +425,8 @@ def parse(root: Path, raw: Mapping[str, Any]) -> Settings:
         remote_include=top.str_list("remote_include"),
         archive_compression=compression,
         progress=progress,
+        image_values=dict(image_values),
+        helm_repository=helm_repository.rstrip("/") if helm_repository else None,
         lint_tools=tools,
         coverage_floor=float(floor) if floor is not None else None,
         scan_severity=severity,

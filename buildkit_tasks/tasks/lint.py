@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from invoke import Collection, Context
 
-from .common import CONFIG_DEFAULTS, runner, settings, task
+from .common import CONFIG_DEFAULTS, runner, settings, task, version
 
 
 @task(name="all")
@@ -19,7 +19,7 @@ def all_(c: Context) -> None:
     from .. import quality
 
     s = settings(c)
-    quality.lint(s, runner(c))
+    quality.lint(s, runner(c), version(s))
 
 
 ns = Collection("lint")
