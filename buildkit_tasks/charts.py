@@ -159,9 +159,11 @@ class _Stager:
 
     def __init__(self, settings: Settings, info: VersionInfo, runner: Runner, work: Path):
         self.s, self.info, self.runner, self.work = settings, info, runner, work
-        self.refs = {
-            name: (settings.repository(name), info.docker_tag) for name in _image_names(settings)
-        }
+        from . import versioning
+
+        names = _image_names(settings)
+        tags = versioning.image_tags(settings, info, names)
+        self.refs = {name: (settings.repository(name), tags[name]) for name in names}
 
     def stage(self, chart: Path, top: bool) -> Path:
         """Copy ``chart`` into the work dir and make it ready for ``helm package``."""
@@ -254,3 +256,67 @@ def package_all(settings: Settings, info: VersionInfo, runner: Runner) -> list[C
                 os.replace(made, part)
             results.append(ChartResult(str(name), info.chart_version, info.docker_tag, final))
     return results
+
+
+def oci_target(settings: Settings) -> str:
+    """Where ``helm.push`` puts charts: ``[tool.buildkit.helm] repository``, else
+    ``oci://<registry>/charts``. Raises ConfigError when neither is set."""
+    if settings.helm_repository:
+        return settings.helm_repository
+    if not settings.registry:
+        raise ConfigError(
+            "helm.push: set [tool.buildkit] registry or [tool.buildkit.helm] repository"
+        )
+    return f"oci://{settings.registry}/charts"
+
+
+def plain_http(target: str) -> bool:
+    """Loopback registries speak plain HTTP (as Docker assumes for them)."""
+    host = target.removeprefix("oci://").split("/", 1)[0]
+    return host.startswith(("localhost", "127."))
+
+
+@dataclass(frozen=True)
+class PushResult:
+    name: str
+    version: str
+    reference: str
+    digest: str | None
+
+
+def push_all(
+    settings: Settings,
+    results: list[ChartResult],
+    runner: Runner,
+    login_args: list[str],
+    force: bool = False,
+) -> list[PushResult]:
+    """``helm push`` every packaged chart to :func:`oci_target`. A chart version the registry
+    already holds is refused unless ``force``. Raises BuildkitError / CommandError."""
+    from .errors import BuildkitError
+
+    target = oci_target(settings)
+    http = ["--plain-http"] if plain_http(target) else []
+    pushed = []
+    for ch in results:
+        ref = f"{target}/{ch.name}"
+        show = [helm.HELM, "show", "chart", ref, "--version", ch.version, *http, *login_args]
+        if not force and runner.run(show, capture=True, check=False, stderr_to_devnull=True).ok:
+            if not runner.dry:
+                raise BuildkitError(
+                    f"helm.push: chart {ch.name} {ch.version} is already in {target}; "
+                    "a chart version is immutable: bump the version, or --force to overwrite"
+                )
+        with tempfile.TemporaryDirectory(prefix="buildkit-helm-push-") as tmp:
+            log = Path(tmp) / "push.log"
+            runner.run(
+                [helm.HELM, "push", str(ch.path), target, *http, *login_args],
+                log=log,
+                what=f"helm push {ch.name}",
+            )
+            said = log.read_text(errors="replace") if log.exists() else ""
+        digest = next(
+            (ln.split()[-1] for ln in said.splitlines() if ln.startswith("Digest:")), None
+        )
+        pushed.append(PushResult(ch.name, ch.version, f"{ref}:{ch.version}", digest))
+    return pushed

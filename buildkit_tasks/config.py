@@ -36,7 +36,8 @@ class ImageSpec:
     ``name`` is the repository name (the last part of the image reference); ``context`` an
     absolute build context directory; ``dockerfile`` an absolute path; ``platforms`` the
     platforms this image may be built for (empty: any); ``max_size_mb`` its size budget
-    (megabytes, 10^6 bytes; a build over it fails).
+    (megabytes, 10^6 bytes; a build over it fails); ``version_paths`` (relative to the project
+    root): when set, the image gets its own version from the last commit touching them.
     """
 
     name: str
@@ -46,6 +47,7 @@ class ImageSpec:
     target: str | None = None
     platforms: tuple[str, ...] = ()
     max_size_mb: float | None = None
+    version_paths: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -121,7 +123,10 @@ class Settings:
     first; default true), ``images``, ``helm.charts``, ``helm.image_values`` (value path ->
     image name: the stamped chart copy gets this build's references), ``helm.repository``
     (``oci://`` target of ``helm.push``; default ``oci://<registry>/charts``), ``version.files``,
-    ``lint.paths`` (default ``["."]``), ``test.args`` (default ``[]``), ``registry_user``
+    ``version.tag_pattern`` (glob of release tags, ``*`` standing for the version; default
+    ``v*``, e.g. ``api-v*`` in a monorepo), ``version.dev_style`` (``bump``: 2.3.1.dev3, or
+    ``post``: 2.3.0.post3.dev0), ``lint.paths`` (default ``["."]``), ``test.args`` (default
+    ``[]``), ``registry_user``
     (else env ``BUILDKIT_REGISTRY_USER``), ``password_file`` (else env
     ``BUILDKIT_REGISTRY_PASSWORD``), ``own_docker_config`` (log in to the user's own Docker
     config instead of a throw-away one; default false), ``cache`` (``none``, ``registry``:
@@ -169,6 +174,8 @@ class Settings:
     progress: str = "auto"
     image_values: Mapping[str, str] = field(default_factory=dict)
     helm_repository: str | None = None
+    tag_pattern: str = "v*"
+    dev_style: str = "bump"
     lint_tools: tuple[str, ...] = ("ruff",)
     coverage_floor: float | None = None
     scan_severity: str = "CRITICAL"
@@ -325,6 +332,12 @@ def parse(root: Path, raw: Mapping[str, Any]) -> Settings:
         raise helm.fail("repository", "an oci:// reference, e.g. oci://registry.example/charts")
 
     version = _Reader(root, top.table_of("version"), "tool.buildkit.version")
+    tag_pattern = version.str("tag_pattern", "v*") or "v*"
+    if tag_pattern.count("*") != 1 or not tag_pattern.endswith("*"):
+        raise version.fail("tag_pattern", "a glob ending in one '*' for the version, e.g. 'api-v*'")
+    dev_style = version.str("dev_style", "bump") or "bump"
+    if dev_style not in ("bump", "post"):
+        raise version.fail("dev_style", "bump (2.3.1.dev3) or post (2.3.0.post3.dev0)")
     files = version.table.get("files")
     version_files: tuple[VersionFile, ...] = Settings.version_files
     if files is not None:
@@ -427,6 +440,8 @@ def parse(root: Path, raw: Mapping[str, Any]) -> Settings:
         progress=progress,
         image_values=dict(image_values),
         helm_repository=helm_repository.rstrip("/") if helm_repository else None,
+        tag_pattern=tag_pattern,
+        dev_style=dev_style,
         lint_tools=tools,
         coverage_floor=float(floor) if floor is not None else None,
         scan_severity=severity,
@@ -551,4 +566,5 @@ def _image(root: Path, name: str, table: Any) -> ImageSpec:
         target=r.str("target"),
         platforms=_platforms(r, "platforms"),
         max_size_mb=float(budget) if budget is not None else None,
+        version_paths=r.str_list("version_paths"),
     )

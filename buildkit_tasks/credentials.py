@@ -116,6 +116,51 @@ def docker_login(
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def helm_login_argv(creds: Credentials, config: Path, plain_http: bool) -> list[str]:
+    """``helm registry login`` reading the password from stdin into ``config``."""
+    return [
+        "helm",
+        "registry",
+        "login",
+        creds.host,
+        "--username",
+        creds.user,
+        "--password-stdin",
+        "--registry-config",
+        str(config),
+        *(["--plain-http"] if plain_http else []),
+    ]
+
+
+@contextlib.contextmanager
+def helm_login(runner: Runner, creds: Credentials | None, plain_http: bool) -> Iterator[list[str]]:
+    """Log helm in to ``creds.host`` for the block, in a throw-away registry config; yields
+    the arguments later helm commands need (``--registry-config <file>``; nothing without
+    credentials). Raises BuildkitError when the registry refuses."""
+    if creds is None:
+        yield []
+        return
+    with tempfile.TemporaryDirectory(prefix="buildkit-helm-registry-") as tmp:
+        os.chmod(tmp, 0o700)
+        config = Path(tmp) / "config.json"
+        log = Path(tmp) / "login.log"
+        res = runner.run(
+            helm_login_argv(creds, config, plain_http),
+            stdin=creds.password.encode(),
+            log=log,
+            check=False,
+        )
+        if not res.ok and not runner.dry:
+            said = log.read_text(errors="replace") if log.exists() else ""
+            reason = (said.strip().splitlines() or ["no answer"])[-1].replace(creds.password, "***")
+            raise BuildkitError(
+                f"helm registry login to {creds.host} as {creds.user} failed: {reason}; "
+                "check the user and password (BUILDKIT_REGISTRY_USER, "
+                "BUILDKIT_REGISTRY_PASSWORD or password_file)"
+            )
+        yield ["--registry-config", str(config)]
+
+
 def is_auth_error(text: str) -> bool:
     """Whether a registry error text is an authentication/authorization failure."""
     return bool(_AUTH_FAILURE.search(text))

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import cachekey, credentials, discovery, scheduler
+from . import cachekey, credentials, discovery, scheduler, versioning
 from .config import ImageSpec, Settings
 from .engines import docker
 from .errors import BuildkitError, CommandError
@@ -186,8 +186,12 @@ class ImageBuild:
     ) -> None:
         self.settings, self.graph, self.info, self.runner = settings, graph, info, runner
         self.push, self.force = push, force
+        self.versions = versioning.image_versions(settings)  # images with version_paths
         self.tags = {
-            n: [settings.reference(n, info.docker_tag), settings.reference(n, "latest")]
+            n: [
+                settings.reference(n, self.version_of(n).docker_tag),
+                settings.reference(n, "latest"),
+            ]
             for n in graph.nodes
         }
         # Local lookups need no key: start them now, beside the hashing below.
@@ -210,6 +214,10 @@ class ImageBuild:
         self.aliases: list[str] = []
         self._lock = threading.Lock()
         self._tmp = tempfile.TemporaryDirectory(prefix="buildkit-build-")
+
+    def version_of(self, name: str) -> VersionInfo:
+        """Image ``name``'s version: its own (``version_paths``) or the project's."""
+        return self.versions.get(name, self.info)
 
     def _plan(self, platforms: Iterable[str]) -> None:
         """Platforms per image (what is left out, what is skipped), then input keys."""
@@ -271,7 +279,7 @@ class ImageBuild:
             # registry from the version tag instead (see pushed()).
             tags=self.tags[name][:1] if self.push else self.tags[name],
             labels={
-                **oci_labels(self.settings, self.info, name),
+                **oci_labels(self.settings, self.version_of(name), name),
                 cachekey.KEY_LABEL: self.keys[name],
             },
             build_args=node.spec.build_args,

@@ -3,7 +3,8 @@
 On tag ``v2.3.0`` the version is ``2.3.0``; N commits past it, ``2.3.1.devN+<commit>``; a dirty
 work tree adds ``.dirty`` (``+dirty`` on a tag). Images are tagged with a Docker-safe form
 (``+`` becomes ``-``) and charts get a SemVer form (``2.3.1-pre.N+<commit>``). Without git the
-version falls back to ``[project].version`` of ``pyproject.toml``, then ``0.0.0``.
+version comes from a ``VERSION`` file, then ``[project].version`` of ``pyproject.toml``, then
+``0.0.0``. Release tags match ``version.tag_pattern`` (default ``v*``).
 """
 
 from __future__ import annotations
@@ -11,12 +12,15 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+import subprocess
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from .config import Settings, read_pyproject
+from .console import emit
 from .errors import ConfigError
 from .fsutil import write_text_atomic
 
@@ -75,45 +79,140 @@ def from_file(path: Path) -> VersionInfo:
         ) from None
 
 
-def detect(root: Path) -> VersionInfo:
-    """The version of the project at ``root`` from git tags (``v``-prefixed SemVer), or from
-    the file named by env ``BUILDKIT_VERSION_FILE`` when set (remote runs)."""
+def tag_regex(tag_pattern: str) -> str:
+    """A dunamai tag pattern (regex with a ``base`` group) from a glob like ``api-v*``: the
+    text before ``*`` is a literal prefix and ``*`` a PEP 440 / SemVer version."""
+    prefix = tag_pattern[: tag_pattern.index("*")]
+    return (
+        "^" + re.escape(prefix) + r"((?P<epoch>\d+)!)?(?P<base>\d+(\.\d+)*)"
+        r"([-._]?((?P<stage>[a-zA-Z]+)[-._]?(?P<revision>\d+)?))?"
+        r"(\+(?P<tagged_metadata>.+))?$"
+    )
+
+
+def _git(root: Path, *args: str) -> str | None:
+    try:
+        res = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
+    except OSError:
+        return None
+    return res.stdout.strip() if res.returncode == 0 else None
+
+
+def _shallow_warning(root: Path) -> None:
+    if _git(root, "rev-parse", "--is-shallow-repository") == "true":
+        emit(
+            f"version: warning: {root} is a shallow clone; tags or history may be missing, so "
+            "the version is a best effort (git fetch --unshallow --tags for an exact one)",
+            err=True,
+        )
+
+
+def _make(
+    base: str,
+    stage: str | None,
+    revision: int | None,
+    distance: int,
+    commit: str | None,
+    dirty: bool,
+    branch: str | None,
+    dev_style: str,
+) -> VersionInfo:
     from dunamai import Style, Version
 
-    if os.environ.get(VERSION_FILE_ENV):
-        return from_file(Path(os.environ[VERSION_FILE_ENV]))
-
-    try:
-        v = Version.from_git(path=root, full_commit=True)
-    except Exception:  # not a git checkout, or git missing: dunamai raises RuntimeError
-        return _without_git(root)
     short = Version(
-        v.base,
-        stage=(v.stage, v.revision),
-        distance=v.distance,
-        commit=(v.commit or "")[:7] or None,
-        dirty=v.dirty,
-        branch=v.branch,
+        base,
+        stage=(stage, revision),
+        distance=distance,
+        commit=(commit or "")[:7] or None,
+        dirty=dirty,
+        branch=branch,
     )
-    pep440 = short.serialize(bump=True, dirty=True)
+    bump = dev_style == "bump"
+    pep440 = short.serialize(bump=bump, dirty=True)
     return VersionInfo(
         version=pep440,
         docker_tag=docker_tag(pep440),
-        chart_version=short.serialize(style=Style.SemVer, bump=True, dirty=True),
-        commit=v.commit,
-        branch=v.branch,
-        dirty=bool(v.dirty),
-        distance=v.distance,
+        chart_version=short.serialize(style=Style.SemVer, bump=bump, dirty=True),
+        commit=commit,
+        branch=branch,
+        dirty=dirty,
+        distance=distance,
         build_date=build_date(),
     )
 
 
+def detect(root: Path, tag_pattern: str = "v*", dev_style: str = "bump") -> VersionInfo:
+    """The version of the project at ``root`` from git tags matching ``tag_pattern`` (config
+    ``version.tag_pattern``), or from the file named by env ``BUILDKIT_VERSION_FILE`` when set
+    (remote runs). Without git: ``VERSION`` file, then ``[project].version``, then ``0.0.0``.
+    A shallow clone gives a warning on stderr and a best-effort version, never an error."""
+    from dunamai import Version
+
+    if os.environ.get(VERSION_FILE_ENV):
+        return from_file(Path(os.environ[VERSION_FILE_ENV]))
+    if _git(root, "rev-parse", "--git-dir") is None:
+        return _without_git(root)
+    _shallow_warning(root)
+    try:
+        v = Version.from_git(path=root, full_commit=True, pattern=tag_regex(tag_pattern))
+    except Exception:  # dunamai raises RuntimeError on odd repositories (no commits...)
+        return _without_git(root)
+    return _make(
+        v.base, v.stage, v.revision, v.distance, v.commit, bool(v.dirty), v.branch, dev_style
+    )
+
+
+def for_paths(
+    root: Path, paths: tuple[str, ...], tag_pattern: str = "v*", dev_style: str = "bump"
+) -> VersionInfo:
+    """chartpress-style: the version of the last commit touching ``paths`` (relative to
+    ``root``): the newest ``tag_pattern`` tag reachable from that commit, the commits from it
+    to that commit, and dirty when those paths have uncommitted changes. Falls back to
+    :func:`detect` when the paths were never committed or git is missing."""
+    if os.environ.get(VERSION_FILE_ENV) or _git(root, "rev-parse", "--git-dir") is None:
+        return detect(root, tag_pattern, dev_style)
+    commit = _git(root, "log", "-1", "--format=%H", "--", *paths)
+    if not commit:
+        return detect(root, tag_pattern, dev_style)
+    tag = _git(root, "describe", "--tags", "--abbrev=0", "--match", tag_pattern, commit)
+    base, stage, revision = "0.0.0", None, None
+    if tag:
+        m = re.match(tag_regex(tag_pattern), tag)
+        if m:
+            base, stage = m["base"], m["stage"]
+            revision = int(m["revision"]) if m["revision"] else None
+        distance = int(_git(root, "rev-list", "--count", f"{tag}..{commit}") or 0)
+    else:
+        distance = int(_git(root, "rev-list", "--count", commit) or 0)
+    dirty = bool(_git(root, "status", "--porcelain", "--untracked-files=no", "--", *paths))
+    branch = _git(root, "rev-parse", "--abbrev-ref", "HEAD")
+    return _make(base, stage, revision, distance, commit, dirty, branch, dev_style)
+
+
+def image_versions(settings: Settings) -> dict[str, VersionInfo]:
+    """The version of every image with ``version_paths`` (the others use the project's)."""
+    return {
+        name: for_paths(settings.root, spec.version_paths, settings.tag_pattern, settings.dev_style)
+        for name, spec in settings.images.items()
+        if spec.version_paths
+    }
+
+
+def image_tags(settings: Settings, info: VersionInfo, names: Iterable[str]) -> dict[str, str]:
+    """The tag of each image in ``names``: its own version's when it has ``version_paths``,
+    else the project's ``info.docker_tag``."""
+    own = image_versions(settings)
+    return {n: own[n].docker_tag if n in own else info.docker_tag for n in names}
+
+
 def _without_git(root: Path) -> VersionInfo:
-    version = read_pyproject(root).get("project", {}).get("version") or "0.0.0"
+    version_file = root / "VERSION"
+    text = version_file.read_text(encoding="utf-8").strip() if version_file.is_file() else ""
+    version = text or str(read_pyproject(root).get("project", {}).get("version") or "0.0.0")
     return VersionInfo(
-        version=str(version),
-        docker_tag=docker_tag(str(version)),
-        chart_version=str(version),
+        version=version,
+        docker_tag=docker_tag(version),
+        chart_version=version,
         commit=None,
         branch=None,
         dirty=False,

@@ -26,12 +26,14 @@ def export(c: Context, compression: str | None = None) -> None:
     ``output_dir`` (archive, charts, version files; not logs or the report). Pre-task:
     image.build.
     """
-    from .. import archive, images, report
+    from .. import archive, images, report, versioning
 
     s = settings(c)
     info = version(s)
     r = runner(c)
-    refs = [s.reference(n, info.docker_tag) for n in images.plan(s).order()]
+    names = images.plan(s).order()
+    tags = versioning.image_tags(s, info, names)
+    refs = [s.reference(n, tags[n]) for n in names]
     chosen = compression or s.archive_compression
     result = archive.export(s, refs, r, chosen)
     if r.dry:

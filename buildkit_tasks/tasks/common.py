@@ -98,15 +98,15 @@ def runner(c: Context) -> Runner:
 
 
 @functools.lru_cache(maxsize=8)
-def _version(root: Path) -> VersionInfo:
+def _version(root: Path, tag_pattern: str, dev_style: str) -> VersionInfo:
     from .. import versioning
 
-    return versioning.detect(root)
+    return versioning.detect(root, tag_pattern, dev_style)
 
 
 def version(s: config.Settings) -> VersionInfo:
     """The project version, computed once per process (so every pre-task agrees)."""
-    return _version(s.root)
+    return _version(s.root, s.tag_pattern, s.dev_style)
 
 
 def split_list(value: str | None) -> list[str]:

@@ -258,11 +258,13 @@ def scan(c: Context, name: list[str] | None = None) -> None:
     """Scan the built images (``<registry>/<name>:<version>``) with trivy when it is installed,
     failing on findings of config ``scan.severity`` (default ``CRITICAL``). Without trivy it
     prints a warning and succeeds: the scan is a gate only where trivy exists."""
-    from .. import images, quality
+    from .. import images, quality, versioning
 
     s = settings(c)
     info = version(s)
-    refs = [s.reference(n, info.docker_tag) for n in images.plan(s, name or []).order()]
+    names = images.plan(s, name or []).order()
+    tags = versioning.image_tags(s, info, names)
+    refs = [s.reference(n, tags[n]) for n in names]
     if quality.scan(s, refs, runner(c)):
         print(f"scan: {len(refs)} images, no {s.scan_severity} findings")
 

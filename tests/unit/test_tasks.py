@@ -28,6 +28,7 @@ def test_full_collection_has_the_fixed_task_names() -> None:
         "remote.hosts",
         "image.scan",
         "doctor.check",
+        "helm.push",
     }
 
 
