@@ -28,6 +28,7 @@ from .tasks import helm as _helm
 from .tasks import image as _image
 from .tasks import lint as _lint
 from .tasks import remote as _remote
+from .tasks import scaffold as _scaffold
 from .tasks import test as _test
 from .tasks import version as _version
 from .tasks.common import CONFIG_DEFAULTS
@@ -44,5 +45,6 @@ ns = Collection(
     _build.ns,
     _remote.ns,
     _doctor.ns,
+    _scaffold.ns,
 )
 ns.configure(CONFIG_DEFAULTS)
