@@ -29,6 +29,7 @@ def test_full_collection_has_the_fixed_task_names() -> None:
         "image.scan",
         "doctor.check",
         "helm.push",
+        "scaffold.new",
     }
 
 

@@ -80,3 +80,67 @@ def test_stamp_writes_builtin_and_custom_templates(repo: Path) -> None:
     assert data["branch"] == "main" and data["dirty"] is False
     assert data["build_date"].endswith("Z") and "T" in data["build_date"]
     assert written[1].read_text() == f"2.3.0 {info.commit}\n"
+
+
+def test_tag_pattern_picks_this_components_tags(repo: Path) -> None:
+    git(repo, "tag", "-a", "api-v1.4.0", "-m", "api")
+    git(repo, "tag", "-a", "web-v7.0.0", "-m", "web")
+    (repo / "f").write_text("x")
+    head = commit_all(repo, "second")
+    assert versioning.detect(repo, "api-v*").version == f"1.4.1.dev1+{head[:7]}"
+    assert versioning.detect(repo, "web-v*").version == f"7.0.1.dev1+{head[:7]}"
+    assert versioning.detect(repo).version.startswith("0.0.1.dev2")  # no v* tag at all
+    assert versioning.detect(repo, "api-v*", "post").version == f"1.4.0.post1.dev0+{head[:7]}"
+
+
+def test_tag_regex() -> None:
+    import re
+
+    assert re.match(versioning.tag_regex("api-v*"), "api-v1.2.3rc1")
+    assert not re.match(versioning.tag_regex("api-v*"), "v1.2.3")
+    assert not re.match(versioning.tag_regex("v*"), "api-v1.2.3")
+
+
+def test_without_git_a_version_file_wins(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\nversion = '9.9.9'\n")
+    assert versioning.detect(tmp_path).version == "9.9.9"
+    (tmp_path / "VERSION").write_text("4.5.6\n")
+    info = versioning.detect(tmp_path)
+    assert (info.version, info.commit, info.distance) == ("4.5.6", None, 0)
+
+
+def test_shallow_clone_warns_and_still_gives_a_version(
+    repo: Path, tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    git(repo, "tag", "-a", "v3.0.0", "-m", "v3.0.0")
+    for i in range(3):
+        (repo / "f").write_text(str(i))
+        commit_all(repo, f"c{i}")
+    clone = tmp_path_factory.mktemp("shallow") / "c"
+    git(repo, "clone", "-q", "--depth", "1", f"file://{repo}", str(clone))
+    info = versioning.detect(clone)
+    assert info.version and info.commit == git(repo, "rev-parse", "HEAD")
+    assert "shallow clone" in capsys.readouterr().err
+
+
+def test_version_of_paths_is_the_last_commit_touching_them(repo: Path) -> None:
+    (repo / "api").mkdir()
+    (repo / "worker").mkdir()
+    (repo / "api" / "a").write_text("1")
+    (repo / "worker" / "w").write_text("1")
+    commit_all(repo, "both")
+    git(repo, "tag", "-a", "v1.0.0", "-m", "v1.0.0")
+    (repo / "worker" / "w").write_text("2")
+    worker_commit = commit_all(repo, "worker only")
+    (repo / "api" / "a").write_text("2")
+    commit_all(repo, "api only")
+    (repo / "README").write_text("docs")
+    commit_all(repo, "neither")
+    worker = versioning.for_paths(repo, ("worker",))
+    assert worker.version == f"1.0.1.dev1+{worker_commit[:7]}" and worker.commit == worker_commit
+    api = versioning.for_paths(repo, ("api",))
+    assert api.distance == 2
+    assert versioning.detect(repo).distance == 3
+    (repo / "worker" / "w").write_text("dirty")
+    assert versioning.for_paths(repo, ("worker",)).dirty
+    assert not versioning.for_paths(repo, ("api",)).dirty
