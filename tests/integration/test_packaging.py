@@ -1,4 +1,5 @@
-"""The wheel carries the templates: built with ``python -m build``, installed with pip."""
+"""The wheel carries the templates, the report schema and the console script: built with
+``pip wheel`` (build requirements from the setup wheelhouse: no network), installed with pip."""
 
 from __future__ import annotations
 
@@ -8,19 +9,45 @@ import sys
 import zipfile
 from pathlib import Path
 
-from .conftest import REPO
+from .conftest import REPO, STATE, require
 
 
 def test_wheel_ships_templates_and_works_installed(tmp_path: Path) -> None:
+    wheelhouse = STATE / "wheelhouse"
+    require(wheelhouse.is_dir(), f"the wheelhouse {wheelhouse}")
     subprocess.run(
-        [sys.executable, "-m", "build", "--wheel", "--outdir", str(tmp_path / "w"), str(REPO)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-index",
+            "--find-links",
+            str(wheelhouse),
+            "-q",
+            "-w",
+            str(tmp_path / "w"),
+            str(REPO),
+        ],
         check=True,
         capture_output=True,
     )
     (wheel,) = (tmp_path / "w").glob("buildkit_tasks-*.whl")
-    names = zipfile.ZipFile(wheel).namelist()
-    assert "buildkit_tasks/templates/version.json.j2" in names
-    assert "buildkit_tasks/tasks/image.py" in names
+    zf = zipfile.ZipFile(wheel)
+    names = zf.namelist()
+    for name in (
+        "buildkit_tasks/templates/version.json.j2",
+        "buildkit_tasks/templates/python/Dockerfile.j2",
+        "buildkit_tasks/templates/node/Dockerfile.j2",
+        "buildkit_tasks/templates/chart/templates/deployment.yaml.j2",
+        "buildkit_tasks/templates/common/tasks.py.j2",
+        "buildkit_tasks/schema/build-report-v1.schema.json",
+        "buildkit_tasks/tasks/image.py",
+    ):
+        assert name in names, name
+    [entry_points] = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
+    assert "buildkit-tasks = buildkit_tasks.cli:main" in zf.read(entry_points).decode()
     target = tmp_path / "site"
     subprocess.run(
         [
