@@ -57,7 +57,7 @@ def test_dry_run_of_every_task_prints_commands_and_writes_nothing(project: Proje
     out = project.inv("--dry", "archive.export").stdout
     assert re.search(r"^docker save \S+/base:\S+ \S+/api:\S+ \S+/worker:\S+$", out, re.M), out
     out = project.inv("--dry", "lint.all").stdout
-    assert out.index(" -m ruff check ") < out.index("helm lint --strict") < out.index("hadolint")
+    assert out.index(" -m ruff check ") < out.index("hadolint") < out.index("helm lint --strict")
     out = project.inv("--dry", "remote.hosts").stdout
     assert out.startswith("ssh ci@127.0.0.9:2222 'sh -c ")
 
