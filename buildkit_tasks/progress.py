@@ -77,7 +77,9 @@ class LogTail:
                     name = first if first in self.names else None
                 if name is None or where.endswith("internal") or where == "internal":
                     continue
-                step = f"[{where.split(' ', 1)[-1] if image is None else where}] {text}"
+                stage = where.split(" ", 1)[1] if image is None and " " in where else ""
+                stage = where if image is not None else stage
+                step = f"[{stage}] {text}" if stage else text
                 self.step[name] = step[:70]
                 out.append((name, step))
         return out
@@ -165,6 +167,7 @@ class Progress:
     def render(self) -> Any:
         """The live table (rich renderable)."""
         from rich.table import Table
+        from rich.text import Text
 
         colours = {
             "succeeded": "green",
@@ -187,5 +190,6 @@ class Progress:
                 secs = 0.0
             step = self.tail.step.get(name, "") if state == "building" else ""
             colour = colours.get(state, "dim")
-            table.add_row(name, f"[{colour}]{state}[/]", f"{secs:5.1f}s", step)
+            # the step is log text: never read as rich markup ("[build 1/3]" is not a style)
+            table.add_row(name, f"[{colour}]{state}[/]", f"{secs:5.1f}s", Text(step))
         return table

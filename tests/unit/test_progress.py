@@ -78,11 +78,22 @@ def test_live_table_rows(tmp_path: Path) -> None:
     from rich.console import Console
 
     (tmp_path / "base.log").write_text("#4 [2/2] RUN make all\n")
+    (tmp_path / "bake.log").write_text(
+        "#9 [api build 1/3] COPY x /y\n#10 [api] exporting to image\n"
+    )
     view = progress.Progress("plain", ["base", "api"], tmp_path)
     view.on_start("base")
+    view.on_start("api")
     view.tail.poll()
     console = Console(record=True, width=100)
     console.print(view.render())
     text = console.export_text()
     assert re.search(r"base\s+building\s+\d+\.\ds\s+\[2/2\] RUN make all", text), text
-    assert re.search(r"api\s+waiting\s+0\.0s", text), text
+    assert re.search(r"api\s+building\s+\d+\.\ds\s+exporting to image", text), text
+    view.tail.step.pop("api")
+    (tmp_path / "bake.log").write_text("#9 [api build 1/3] COPY x /y\n")
+    view.tail._pos.clear()
+    view.tail.poll()
+    console = Console(record=True, width=100)
+    console.print(view.render())
+    assert "[build 1/3] COPY x /y" in console.export_text()  # brackets are text, not markup
