@@ -127,6 +127,23 @@ def test_changed_host_key_is_refused(project: Project, ssh_hosts: sshhosts.SshHo
     assert "CHANGED" in res.stderr and "ssh-keygen -R" in res.stderr
 
 
+def test_host_behind_a_gateway(project: Project, ssh_hosts: sshhosts.SshHosts) -> None:
+    """b is reached through a (ProxyJump over a's SSH connection); both host keys are checked
+    and the copy falls back to tar over SFTP (rsync would need its own jump)."""
+    with_hosts(project, ssh_hosts, ["a"])
+    pyproject = project.path / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text() + "\n" + ssh_hosts.toml(["b"], extra='gateway = "a"\n')
+    )
+    project.commit("b behind a")
+    before_a, before_b = _accepted(ssh_hosts, "a"), _accepted(ssh_hosts, "b")
+    res = project.inv("remote.run", "--host", "b", "version.stamp")
+    assert "(tar+sftp)" in res.stdout
+    assert (project.path / "dist" / "hosts" / "b" / "version.json").is_file()
+    # only b was asked for: a logged in too, as the jump host
+    assert _accepted(ssh_hosts, "a") > before_a and _accepted(ssh_hosts, "b") > before_b
+
+
 def test_down_host_falls_back_to_the_next_host_of_the_platform(
     project: Project, ssh_hosts: sshhosts.SshHosts
 ) -> None:
