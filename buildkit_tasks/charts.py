@@ -183,8 +183,10 @@ class _Stager:
             (dest / "charts").mkdir(exist_ok=True)
             self._package(staged, dest / "charts", version=None)
         if remote:
+            loopback = any(plain_http(str(d.get("repository"))) for d in remote)
             self.runner.run(
-                [helm.HELM, "dependency", "build", str(dest)],
+                [helm.HELM, "dependency", "build", str(dest)]
+                + (["--plain-http"] if loopback else []),
                 capture=True,
                 what=f"helm dependency build {chart.name} (remote dependencies "
                 f"{', '.join(str(d.get('repository')) for d in remote)} must be reachable)",

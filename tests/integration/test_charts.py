@@ -80,6 +80,28 @@ def test_unreachable_remote_dependency_is_a_clear_error(project: Project) -> Non
     assert not list((project.path / "dist" / "charts").glob("*.tgz"))
 
 
+def test_remote_oci_dependency_is_fetched(project: Project, tmp_path: Path) -> None:
+    """acme-config published to the loopback registry, then required from there."""
+    repo = f"localhost:5000/deps-{uuid.uuid4().hex[:8]}"
+    subprocess.run(
+        ["helm", "package", str(project.path / "charts/acme-config"), "-d", str(tmp_path)],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        ["helm", "push", str(tmp_path / "acme-config-0.1.0.tgz"), f"oci://{repo}", "--plain-http"],
+        check=True,
+        capture_output=True,
+    )
+    chart_yaml = project.path / "charts/acme/Chart.yaml"
+    chart_yaml.write_text(chart_yaml.read_text().replace("file://../acme-config", f"oci://{repo}"))
+    project.commit("acme-config from the registry")
+    project.inv("helm.package")
+    with tarfile.open(_chart(project)) as tar:
+        assert "acme/charts/acme-config/templates/configmap.yaml" in tar.getnames()
+    assert not (project.path / "charts/acme/charts").exists()  # fetched into the staged copy
+
+
 def _own_chart_repository(project: Project) -> str:
     """A chart repository no other test run uses (every test project is version 2.3.0)."""
     repo = f"localhost:5000/charts-{uuid.uuid4().hex[:8]}"
