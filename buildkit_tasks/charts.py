@@ -181,7 +181,7 @@ class _Stager:
                 )
             staged = self.stage(sub, top=False)
             (dest / "charts").mkdir(exist_ok=True)
-            self._package(staged, dest / "charts", version=None)
+            self._package(staged, dest / "charts")
         if remote:
             loopback = any(plain_http(str(d.get("repository"))) for d in remote)
             self.runner.run(
@@ -200,12 +200,18 @@ class _Stager:
             dump_yaml(values, values_path)
         return dest
 
-    def _package(self, chart: Path, dest_dir: Path, version: VersionInfo | None) -> Path:
+    def _package(
+        self,
+        chart: Path,
+        dest_dir: Path,
+        version: str | None = None,
+        app_version: str | None = None,
+    ) -> Path:
         out = Path(tempfile.mkdtemp(prefix="pkg-", dir=self.work))
-        if version is None:  # a vendored subchart keeps its own version
+        if version is None or app_version is None:  # a vendored subchart keeps its own
             argv = [helm.HELM, "package", str(chart), "--destination", str(out)]
         else:
-            argv = helm.package_argv(chart, version.chart_version, version.docker_tag, out)
+            argv = helm.package_argv(chart, version, app_version, out)
         self.runner.run(argv, capture=True, what=f"helm package {chart.name}")
         made = list(out.glob("*.tgz"))
         if len(made) != 1:
@@ -233,6 +239,18 @@ def staged(
         yield [(chart, stager.stage(chart, top=True)) for chart in settings.charts]
 
 
+def chart_version(settings: Settings, info: VersionInfo, chart: Path) -> VersionInfo:
+    """The version ``chart`` is packaged with: its own from ``helm.version_paths`` (the last
+    commit touching those paths, chartpress-style), else the project's ``info``. Its
+    ``appVersion`` stays the project's image tag (the images this build made)."""
+    from . import versioning
+
+    paths = settings.chart_version_paths.get(chart)
+    if not paths:
+        return info
+    return versioning.for_paths(settings.root, paths, settings.tag_pattern, settings.dev_style)
+
+
 def package_all(settings: Settings, info: VersionInfo, runner: Runner) -> list[ChartResult]:
     """Package every chart of ``[tool.buildkit.helm] charts``; returns what was written.
 
@@ -251,12 +269,13 @@ def package_all(settings: Settings, info: VersionInfo, runner: Runner) -> list[C
         stager = _Stager(settings, info, runner, Path(tmp))
         for chart in settings.charts:
             staged = stager.stage(chart, top=True)
-            made = stager._package(staged, Path(tmp), info)
+            own = chart_version(settings, info, chart)
+            made = stager._package(staged, Path(tmp), own.chart_version, info.docker_tag)
             name = load_yaml(staged / "Chart.yaml").get("name") or chart.name
             final = dest_dir / made.name
             with atomic_path(final) as part:
                 os.replace(made, part)
-            results.append(ChartResult(str(name), info.chart_version, info.docker_tag, final))
+            results.append(ChartResult(str(name), own.chart_version, info.docker_tag, final))
     return results
 
 

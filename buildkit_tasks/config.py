@@ -122,7 +122,9 @@ class Settings:
     ``parallel`` (default: CPU count), ``batch`` (build what must be built in one bake
     first; default true), ``images``, ``helm.charts``, ``helm.image_values`` (value path ->
     image name: the stamped chart copy gets this build's references), ``helm.repository``
-    (``oci://`` target of ``helm.push``; default ``oci://<registry>/charts``), ``version.files``,
+    (``oci://`` target of ``helm.push``; default ``oci://<registry>/charts``),
+    ``helm.version_paths`` (chart directory -> paths: that chart's own version from the last
+    commit touching them), ``version.files``,
     ``version.tag_pattern`` (glob of release tags, ``*`` standing for the version; default
     ``v*``, e.g. ``api-v*`` in a monorepo), ``version.dev_style`` (``bump``: 2.3.1.dev3, or
     ``post``: 2.3.0.post3.dev0), ``lint.paths`` (default ``["."]``), ``test.args`` (default
@@ -173,6 +175,7 @@ class Settings:
     archive_compression: str = "auto"
     progress: str = "auto"
     image_values: Mapping[str, str] = field(default_factory=dict)
+    chart_version_paths: Mapping[Path, tuple[str, ...]] = field(default_factory=dict)
     helm_repository: str | None = None
     tag_pattern: str = "v*"
     dev_style: str = "bump"
@@ -327,6 +330,12 @@ def parse(root: Path, raw: Mapping[str, Any]) -> Settings:
     image_values = helm.table_of("image_values")
     if not all(isinstance(k, str) and isinstance(v, str) for k, v in image_values.items()):
         raise helm.fail("image_values", 'a table of "value.path" = "image name"')
+    chart_paths: dict[Path, tuple[str, ...]] = {}
+    vp = _Reader(root, helm.table_of("version_paths"), "tool.buildkit.helm.version_paths")
+    for key in vp.table:
+        if (root / key) not in charts:
+            raise vp.fail(key, "a chart directory listed in [tool.buildkit.helm] charts")
+        chart_paths[root / key] = vp.str_list(key)
     helm_repository = helm.str("repository")
     if helm_repository is not None and not helm_repository.startswith("oci://"):
         raise helm.fail("repository", "an oci:// reference, e.g. oci://registry.example/charts")
@@ -439,6 +448,7 @@ def parse(root: Path, raw: Mapping[str, Any]) -> Settings:
         archive_compression=compression,
         progress=progress,
         image_values=dict(image_values),
+        chart_version_paths=chart_paths,
         helm_repository=helm_repository.rstrip("/") if helm_repository else None,
         tag_pattern=tag_pattern,
         dev_style=dev_style,

@@ -170,3 +170,28 @@ def test_image_with_version_paths_keeps_its_tag_until_its_paths_change(project: 
     with values(_chart(project)) as tar:
         text = tar.extractfile("acme/values.yaml").read().decode()  # type: ignore[union-attr]
     assert 'tag: "2.3.0"' in text and f'tag: "2.3.1.dev1-{head[:7]}"' in text
+
+
+def test_chart_with_version_paths_keeps_its_version_until_they_change(project: Project) -> None:
+    pyproject = project.path / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace(
+            "[tool.buildkit.helm.image_values]\n",
+            '[tool.buildkit.helm.version_paths]\n"charts/acme" = ["charts"]\n\n'
+            "[tool.buildkit.helm.image_values]\n",
+        )
+    )
+    head = project.commit("chart versioned by its own paths")
+    project.inv("helm.package")
+    [chart] = project.report()["charts"]
+    assert chart["version"] == "2.3.0"  # no commit touched charts/ since the tag
+    assert chart["app_version"] == f"2.3.1.dev1-{head[:7]}"  # the images this build made
+    (project.path / "charts/acme/values.yaml").write_text(
+        (project.path / "charts/acme/values.yaml")
+        .read_text()
+        .replace("replicas: 1", "replicas: 2", 1)
+    )
+    head = project.commit("chart change")
+    project.inv("helm.package")
+    [chart] = project.report()["charts"]
+    assert chart["version"].startswith("2.3.1-") and head[:7] in chart["version"]

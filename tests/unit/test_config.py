@@ -145,3 +145,14 @@ def test_bad_budget_and_progress(tmp_path: Path) -> None:
         config.load(project(tmp_path, BASIC + "max_size_mb = -1\n"))
     with pytest.raises(ConfigError, match="progress: expected one of auto, live"):
         config.load(project(tmp_path / "p2", '[tool.buildkit]\nprogress = "fancy"\n'))
+
+
+def test_chart_version_paths_must_name_a_listed_chart(tmp_path: Path) -> None:
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "Chart.yaml").write_text("name: c\n")
+    ok = '[tool.buildkit.helm]\ncharts = ["c"]\n[tool.buildkit.helm.version_paths]\nc = ["c"]\n'
+    s = config.load(project(tmp_path, ok))
+    assert s.chart_version_paths == {tmp_path.resolve() / "c": ("c",)}
+    (tmp_path / "pyproject.toml").write_text(ok.replace("\nc = ", "\nother = "))
+    with pytest.raises(ConfigError, match="version_paths\\] other: expected a chart directory"):
+        config.load(tmp_path)
