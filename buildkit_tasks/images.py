@@ -394,13 +394,14 @@ class ImageBuild:
         if name in self.built:
             # built inside the batch: its time is the batch's
             value = self.value(name, self.built[name])
-            return {**value, **self.pushed(name), "batch_seconds": self.batch_seconds}
+            pushed = self.pushed(name, digest=self.built[name])
+            return {**value, **pushed, "batch_seconds": self.batch_seconds}
         contexts = self.contexts(name, self.source)
         log = self.log_path(name)
         if not self.runner.dry:
             log.write_text("")
         image_id = self.build_with_retries(name, self.request(name, contexts), log)
-        return {**self.value(name, image_id), **self.pushed(name)}
+        return {**self.value(name, image_id), **self.pushed(name, digest=image_id)}
 
     def build_with_retries(self, name: str, req: docker.BuildRequest, log: Path) -> str:
         """Build; a push that fails for a transient reason (5xx, reset or refused
@@ -425,15 +426,24 @@ class ImageBuild:
             time.sleep(2**attempt)
             attempt += 1
 
-    def pushed(self, name: str, built: bool = True) -> dict[str, Any]:
-        """With ``push``: point ``latest`` at what was just pushed under the version tag (in
-        the registry, the same manifest list) and return the digests the registry reports."""
+    def pushed(self, name: str, built: bool = True, digest: str | None = None) -> dict[str, Any]:
+        """With ``push``: check that the version tag names what the build pushed (``digest``,
+        from the build's metadata), point ``latest`` at it (in the registry, the same manifest
+        list) and return the digests the registry reports.
+
+        With buildx 0.13.1 on the containerd image store the tag has been seen naming another
+        manifest than the one just pushed (a single-platform one); the tag is then pointed at
+        the pushed manifest list by digest, and a mismatch that remains is an error."""
         if not self.push or self.runner.dry:
             return {}
+        version_ref, latest_ref = self.tags[name]
+        if built and digest and digest.startswith("sha256:"):
+            got, platforms = docker.ensure_tag(self.runner, version_ref, digest)
+        else:
+            got, platforms = docker.registry_digests(self.runner, version_ref)
         if built:
-            docker.remote_tag(self.runner, self.tags[name][0], self.tags[name][1])
-        digest, platforms = docker.registry_digests(self.runner, self.tags[name][0])
-        return {"digest": digest, "platform_digests": platforms}
+            docker.remote_tag(self.runner, version_ref, latest_ref)
+        return {"digest": got, "platform_digests": platforms}
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

@@ -309,6 +309,22 @@ def registry_digests(runner: Runner, reference: str) -> tuple[str, dict[str, str
     return manifest.get("digest", ""), platforms
 
 
+def ensure_tag(runner: Runner, reference: str, digest: str) -> tuple[str, dict[str, str]]:
+    """Make the registry's ``reference`` name the manifest ``digest`` (what a build pushed):
+    when it names something else, it is pointed at ``<repository>@<digest>``. Returns
+    :func:`registry_digests` of the result. Raises CommandError when it still differs."""
+    got, platforms = registry_digests(runner, reference)
+    if got == digest or runner.dry:
+        return got, platforms
+    repository = reference.rsplit(":", 1)[0]
+    emit(f"registry: {reference} named {got[:19]}, not the pushed {digest[:19]}; re-pointing it")
+    remote_tag(runner, f"{repository}@{digest}", reference)
+    got, platforms = registry_digests(runner, reference)
+    if got != digest:
+        raise CommandError(f"the registry's {reference} names {got}, not the pushed {digest}")
+    return got, platforms
+
+
 def remote_tag(runner: Runner, source: str, target: str) -> None:
     """Point ``target`` at what ``source`` names, inside the registry (no pull, no push)."""
     runner.run(

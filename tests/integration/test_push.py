@@ -42,11 +42,17 @@ def run_arm64(ref: str, *cmd: str) -> str:
 
 
 def test_push_two_platforms_makes_manifest_lists(project: Project, registry: str) -> None:
-    project.inv("image.push", "--platform", "linux/amd64,linux/arm64")
+    res = project.inv("image.push", "--platform", "linux/amd64,linux/arm64")
     for name in ("base", "api", "worker"):
         for tag in ("2.3.0", "latest"):
             index = manifest(registry, f"acme/{name}", tag)
-            assert platforms_of(index) == {"linux/amd64", "linux/arm64"}, (name, tag)
+            assert platforms_of(index) == {"linux/amd64", "linux/arm64"}, (
+                name,
+                tag,
+                index,
+                res.stdout,
+                (project.path / "dist/build-report.json").read_text(),
+            )
     images = {i["name"]: i for i in project.report()["images"]}
     assert images["api"]["platforms"] == ["linux/amd64", "linux/arm64"]
     docker("rmi", f"{REG}/api:2.3.0", check=False)
@@ -115,3 +121,23 @@ def test_an_image_restricted_to_amd64_is_skipped_for_arm64(project: Project) -> 
     worker = {i["name"]: i for i in project.report()["images"]}["worker"]
     assert worker["status"] == "skipped"
     assert worker["error"] == "skipped: linux/arm64 not in its platforms (linux/amd64)"
+
+
+def test_a_version_tag_naming_another_manifest_is_pointed_back(
+    project: Project, registry: str
+) -> None:
+    """The engine has been seen leaving a pushed tag on a single-platform manifest; the build
+    checks the tag against the digest it pushed and re-points it."""
+    from buildkit_tasks.engines import docker as engine
+    from buildkit_tasks.runner import Runner
+
+    project.inv("image.push", "--platform", "linux/amd64,linux/arm64", "--name", "base")
+    ref = f"{registry}/acme/base:2.3.0"
+    index = manifest(registry, "acme/base", "2.3.0")
+    pushed = project.report()["images"][0]["digest"]
+    one = next(m["digest"] for m in index["manifests"] if m["platform"]["architecture"] == "arm64")
+    docker("buildx", "imagetools", "create", "--tag", ref, f"{registry}/acme/base@{one}")
+    assert platforms_of(manifest(registry, "acme/base", "2.3.0")) == {"linux/arm64"}  # wrong
+    got, platforms = engine.ensure_tag(Runner(), ref, pushed)
+    assert got == pushed and set(platforms) == {"linux/amd64", "linux/arm64"}
+    assert platforms_of(manifest(registry, "acme/base", "2.3.0")) == {"linux/amd64", "linux/arm64"}
