@@ -17,7 +17,6 @@ import gzip
 import io
 import os
 import shutil
-import subprocess
 import tarfile
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -26,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import Settings
-from .engines import helm
+from .engines import git, helm
 from .errors import CommandError, ConfigError
 from .fsutil import atomic_path
 from .runner import Runner
@@ -37,10 +36,28 @@ DEFAULT_EPOCH = 315532800  # 1980-01-01, the earliest time a zip or tar tool agr
 
 @dataclass(frozen=True)
 class ChartResult:
+    """A packaged chart: ``path`` of its ``.tgz``."""
+
     name: str
     version: str
     app_version: str
     path: Path
+
+    def as_dict(self, output_dir: Path) -> dict[str, str]:
+        """The report entry (``path`` relative to ``output_dir``)."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "app_version": self.app_version,
+            "path": self.path.relative_to(output_dir).as_posix(),
+        }
+
+    @classmethod
+    def from_dict(cls, entry: dict[str, str], output_dir: Path) -> ChartResult:
+        """Back from a report entry written by :meth:`as_dict`."""
+        return cls(
+            entry["name"], entry["version"], entry["app_version"], output_dir / entry["path"]
+        )
 
 
 def _yaml() -> Any:
@@ -70,12 +87,7 @@ def source_epoch(root: Path) -> int:
     env = os.environ.get("SOURCE_DATE_EPOCH", "")
     if env.isdigit():
         return int(env)
-    try:
-        out = subprocess.run(
-            ["git", "log", "-1", "--format=%ct"], cwd=root, capture_output=True, text=True
-        ).stdout.strip()
-    except OSError:
-        out = ""
+    out = git.line(root, "log", "-1", "--format=%ct") or ""
     return int(out) if out.isdigit() else DEFAULT_EPOCH
 
 
@@ -169,7 +181,8 @@ class _Stager:
         """Copy ``chart`` into the work dir and make it ready for ``helm package``."""
         dest = Path(tempfile.mkdtemp(prefix="stage-", dir=self.work)) / chart.name
         shutil.copytree(chart, dest, symlinks=False)
-        local, remote = [], []
+        local: list[dict[str, Any]] = []
+        remote: list[dict[str, Any]] = []
         for dep in dependencies(chart):
             repo = str(dep.get("repository") or "")
             (local if repo.startswith("file://") else remote).append(dep)

@@ -7,6 +7,7 @@ project root, Invoke config under ``buildkit`` (``invoke.yaml``, ``INVOKE_BUILDK
 
 from __future__ import annotations
 
+import builtins
 import os
 import re
 import sys
@@ -270,22 +271,24 @@ def load(root: Path, overrides: Mapping[str, Any] | None = None) -> Settings:
 class _Reader:
     """Typed access to one table, with errors that name the file and the key."""
 
-    def __init__(self, root: Path, table: Mapping[str, Any], where: str) -> None:
+    def __init__(self, root: Path, table: Mapping[builtins.str, Any], where: builtins.str) -> None:
         self.root, self.table, self.where = root, table, where
 
-    def fail(self, key: str, expected: str) -> ConfigError:
+    def fail(self, key: builtins.str, expected: builtins.str) -> ConfigError:
         got = self.table.get(key)
         return ConfigError(
             f"{self.root / PYPROJECT}: [{self.where}] {key}: expected {expected}, got {got!r}"
         )
 
-    def str(self, key: str, default: str | None = None) -> str | None:
+    def str(self, key: builtins.str, default: builtins.str | None = None) -> builtins.str | None:
         value = self.table.get(key, default)
         if value is not None and not isinstance(value, str):
             raise self.fail(key, "a string")
         return value
 
-    def str_list(self, key: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
+    def str_list(
+        self, key: builtins.str, default: tuple[builtins.str, ...] = ()
+    ) -> tuple[builtins.str, ...]:
         value = self.table.get(key, default)
         if isinstance(value, str):  # INVOKE_BUILDKIT_PLATFORMS=a,b arrives as a string
             value = [v.strip() for v in value.split(",") if v.strip()]
@@ -293,7 +296,7 @@ class _Reader:
             raise self.fail(key, "a list of strings")
         return tuple(value)
 
-    def table_of(self, key: str) -> Mapping[str, Any]:
+    def table_of(self, key: builtins.str) -> Mapping[builtins.str, Any]:
         value = self.table.get(key, {})
         if not isinstance(value, Mapping):
             raise self.fail(key, "a table")

@@ -93,23 +93,7 @@ def docker_login(
     try:
         if tmp is not None:
             os.chmod(tmp, 0o700)
-        with tempfile.TemporaryDirectory(prefix="buildkit-login-") as scratch:
-            log = Path(scratch) / "login.log"
-            res = runner.run(
-                login_argv(creds), env=env, stdin=creds.password.encode(), log=log, check=False
-            )
-            said = log.read_text(errors="replace") if log.exists() else ""
-        if not res.ok and not runner.dry:
-            reason = (said.strip().splitlines() or ["no answer"])[-1].replace(creds.password, "***")
-            hint = (
-                "check the user and password (BUILDKIT_REGISTRY_USER, "
-                "BUILDKIT_REGISTRY_PASSWORD or password_file)"
-                if is_auth_error(said)
-                else "is the registry reachable?"
-            )
-            raise BuildkitError(
-                f"registry login to {creds.host} as {creds.user} failed: {reason}; {hint}"
-            )
+        _login(runner, login_argv(creds), creds, "registry login", env)
         yield env
     finally:
         if tmp is not None:
@@ -143,22 +127,33 @@ def helm_login(runner: Runner, creds: Credentials | None, plain_http: bool) -> I
     with tempfile.TemporaryDirectory(prefix="buildkit-helm-registry-") as tmp:
         os.chmod(tmp, 0o700)
         config = Path(tmp) / "config.json"
-        log = Path(tmp) / "login.log"
-        res = runner.run(
-            helm_login_argv(creds, config, plain_http),
-            stdin=creds.password.encode(),
-            log=log,
-            check=False,
-        )
-        if not res.ok and not runner.dry:
-            said = log.read_text(errors="replace") if log.exists() else ""
-            reason = (said.strip().splitlines() or ["no answer"])[-1].replace(creds.password, "***")
-            raise BuildkitError(
-                f"helm registry login to {creds.host} as {creds.user} failed: {reason}; "
-                "check the user and password (BUILDKIT_REGISTRY_USER, "
-                "BUILDKIT_REGISTRY_PASSWORD or password_file)"
-            )
+        _login(runner, helm_login_argv(creds, config, plain_http), creds, "helm registry login")
         yield ["--registry-config", str(config)]
+
+
+def _login(
+    runner: Runner,
+    argv: list[str],
+    creds: Credentials,
+    what: str,
+    env: Mapping[str, str] | None = None,
+) -> None:
+    """Run a ``--password-stdin`` login; raise BuildkitError at once (no retry) when refused,
+    with the tool's last line (password masked) and what to check."""
+    with tempfile.TemporaryDirectory(prefix="buildkit-login-") as scratch:
+        log = Path(scratch) / "login.log"
+        res = runner.run(argv, env=env, stdin=creds.password.encode(), log=log, check=False)
+        said = log.read_text(errors="replace") if log.exists() else ""
+    if res.ok or runner.dry:
+        return
+    reason = (said.strip().splitlines() or ["no answer"])[-1].replace(creds.password, "***")
+    hint = (
+        "check the user and password (BUILDKIT_REGISTRY_USER, "
+        "BUILDKIT_REGISTRY_PASSWORD or password_file)"
+        if is_auth_error(said)
+        else "is the registry reachable?"
+    )
+    raise BuildkitError(f"{what} to {creds.host} as {creds.user} failed: {reason}; {hint}")
 
 
 def is_auth_error(text: str) -> bool:

@@ -65,7 +65,7 @@ def parse_facts(out: str) -> dict[str, str]:
 def local_facts(workdir: Path) -> dict[str, str]:
     """The probe run on this machine (free disk under ``workdir``)."""
     out = subprocess.run(
-        ["sh", "-c", _PROBE, "sh", str(workdir)], capture_output=True, text=True, timeout=60
+        ["sh", "-c", probe_script(str(workdir))], capture_output=True, text=True, timeout=60
     ).stdout
     return parse_facts(out)
 

@@ -81,19 +81,9 @@ def oci_labels(settings: Settings, info: VersionInfo, name: str) -> dict[str, st
 
 def git_remote(root: Path) -> str | None:
     """``git remote get-url origin`` in ``root``, or None."""
-    import subprocess
+    from .engines import git
 
-    try:
-        out = subprocess.run(
-            ["git", "remote", "get-url", "origin"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-    except OSError:
-        return None
-    return out.stdout.strip() or None
+    return git.line(root, "remote", "get-url", "origin")
 
 
 def platforms_for(
@@ -158,7 +148,8 @@ def find_cached(
             if remote is not None and remote.labels.get(cachekey.KEY_LABEL) == key:
                 local = local_image(ref)
                 same = local is not None and local.labels.get(cachekey.KEY_LABEL) == key
-                return CacheHit(remote.digest, (ref,), local.image_id if same else None)
+                image_id = local.image_id if local is not None and same else None
+                return CacheHit(remote.digest, (ref,), image_id)
         else:
             image = local_image(ref)
             if image is not None and image.labels.get(cachekey.KEY_LABEL) == key:
@@ -389,7 +380,7 @@ class ImageBuild:
             _point_tags(self.runner, hit, self.tags[name], self.push)
             return Status.CACHED, {
                 **self.value(name, hit.image_id),
-                **self.pushed(name, built=False),
+                **self.pushed(name),
             }
         if name in self.built:
             # built inside the batch: its time is the batch's
@@ -426,10 +417,11 @@ class ImageBuild:
             time.sleep(2**attempt)
             attempt += 1
 
-    def pushed(self, name: str, built: bool = True, digest: str | None = None) -> dict[str, Any]:
-        """With ``push``: check that the version tag names what the build pushed (``digest``,
-        from the build's metadata), point ``latest`` at it (in the registry, the same manifest
-        list) and return the digests the registry reports.
+    def pushed(self, name: str, digest: str | None = None) -> dict[str, Any]:
+        """With ``push``: return the digests the registry reports for the version tag. For an
+        image this run built (``digest`` from the build's metadata), first check that the tag
+        names what was pushed and point ``latest`` at it (in the registry, the same manifest
+        list); a cached image's tags were already pointed (``digest`` None).
 
         With buildx 0.13.1 on the containerd image store the tag has been seen naming another
         manifest than the one just pushed (a single-platform one); the tag is then pointed at
@@ -437,11 +429,11 @@ class ImageBuild:
         if not self.push or self.runner.dry:
             return {}
         version_ref, latest_ref = self.tags[name]
-        if built and digest and digest.startswith("sha256:"):
+        if digest is not None and digest.startswith("sha256:"):
             got, platforms = docker.ensure_tag(self.runner, version_ref, digest)
         else:
             got, platforms = docker.registry_digests(self.runner, version_ref)
-        if built:
+        if digest is not None:
             docker.remote_tag(self.runner, version_ref, latest_ref)
         return {"digest": got, "platform_digests": platforms}
 

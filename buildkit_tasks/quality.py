@@ -6,13 +6,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .config import Settings
 from .console import emit
 from .engines import helm
 from .errors import BuildFailed, CommandError, ConfigError
 from .runner import Runner, find_tool, python_module
-from .versioning import VersionInfo
+
+if TYPE_CHECKING:
+    from .versioning import VersionInfo
 
 
 def linter_argvs(tool: str, paths: Sequence[str]) -> list[list[str]]:

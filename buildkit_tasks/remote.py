@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from . import health, hosts, report, versioning
 from .config import HostSpec, Settings
 from .console import emit
+from .engines import git
 from .errors import BuildkitError, ConfigError, HostError
 from .fsutil import sha256_file
 from .versioning import VersionInfo
@@ -82,15 +83,10 @@ def workspace_files(settings: Settings) -> list[str]:
     files it does not ignore, plus ignored files matching ``remote_include`` globs; never
     ``output_dir``. Without git: every file except ``output_dir`` and dot-directories."""
     root = settings.root
-    try:
-        out = subprocess.run(
-            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-            cwd=root,
-            capture_output=True,
-            check=True,
-        ).stdout.decode("utf-8", "surrogateescape")
-        names = [n for n in out.split("\0") if n]
-    except (OSError, subprocess.CalledProcessError):
+    listed = git.output(root, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
+    if listed is not None:
+        names = [n for n in listed.split("\0") if n]
+    else:
         names = [
             p.relative_to(root).as_posix()
             for p in root.rglob("*")
@@ -161,7 +157,8 @@ def local_wheel(settings: Settings) -> Wheel:
         out = _cache_dir() / key
         found = sorted(out.glob("buildkit_tasks-*.whl")) if out.is_dir() else []
         if not found:
-            tmp = Path(tempfile.mkdtemp(prefix="wheel-", dir=_mkdirs(_cache_dir())))
+            _cache_dir().mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix="wheel-", dir=_cache_dir()))
             try:
                 # Build requirements come from the wheelhouse when there is one (no network).
                 index = (
@@ -202,11 +199,6 @@ def local_wheel(settings: Settings) -> Wheel:
         if found:
             return Wheel(found[0], version, f"{version}-{sha256_file(found[0])[:12]}")
     return Wheel(None, version, f"{version}-release")
-
-
-def _mkdirs(p: Path) -> Path:
-    p.mkdir(parents=True, exist_ok=True)
-    return p
 
 
 # --- one host -----------------------------------------------------------------------------------

@@ -170,7 +170,8 @@ class Runner:
             self._procs.add(proc)
         total = 0
         errs: list[bytes] = []  # read beside stdout so a chatty stderr cannot block the pipe
-        err_thread = threading.Thread(target=lambda: errs.append(proc.stderr.read()), daemon=True)
+        stderr = proc.stderr
+        err_thread = threading.Thread(target=lambda: errs.append(stderr.read()), daemon=True)
         err_thread.start()
         try:
             reader = proc.stdout

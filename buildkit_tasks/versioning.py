@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
-import subprocess
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from importlib import resources
@@ -21,6 +20,7 @@ from typing import Any
 
 from .config import Settings, read_pyproject
 from .console import emit
+from .engines import git
 from .errors import ConfigError
 from .fsutil import write_text_atomic
 
@@ -90,16 +90,8 @@ def tag_regex(tag_pattern: str) -> str:
     )
 
 
-def _git(root: Path, *args: str) -> str | None:
-    try:
-        res = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
-    except OSError:
-        return None
-    return res.stdout.strip() if res.returncode == 0 else None
-
-
 def _shallow_warning(root: Path) -> None:
-    if _git(root, "rev-parse", "--is-shallow-repository") == "true":
+    if git.line(root, "rev-parse", "--is-shallow-repository") == "true":
         emit(
             f"version: warning: {root} is a shallow clone; tags or history may be missing, so "
             "the version is a best effort (git fetch --unshallow --tags for an exact one)",
@@ -121,7 +113,7 @@ def _make(
 
     short = Version(
         base,
-        stage=(stage, revision),
+        stage=(stage, revision) if stage else None,
         distance=distance,
         commit=(commit or "")[:7] or None,
         dirty=dirty,
@@ -150,7 +142,7 @@ def detect(root: Path, tag_pattern: str = "v*", dev_style: str = "bump") -> Vers
 
     if os.environ.get(VERSION_FILE_ENV):
         return from_file(Path(os.environ[VERSION_FILE_ENV]))
-    if _git(root, "rev-parse", "--git-dir") is None:
+    if git.line(root, "rev-parse", "--git-dir") is None:
         return _without_git(root)
     _shallow_warning(root)
     try:
@@ -169,23 +161,23 @@ def for_paths(
     ``root``): the newest ``tag_pattern`` tag reachable from that commit, the commits from it
     to that commit, and dirty when those paths have uncommitted changes. Falls back to
     :func:`detect` when the paths were never committed or git is missing."""
-    if os.environ.get(VERSION_FILE_ENV) or _git(root, "rev-parse", "--git-dir") is None:
+    if os.environ.get(VERSION_FILE_ENV) or git.line(root, "rev-parse", "--git-dir") is None:
         return detect(root, tag_pattern, dev_style)
-    commit = _git(root, "log", "-1", "--format=%H", "--", *paths)
+    commit = git.line(root, "log", "-1", "--format=%H", "--", *paths)
     if not commit:
         return detect(root, tag_pattern, dev_style)
-    tag = _git(root, "describe", "--tags", "--abbrev=0", "--match", tag_pattern, commit)
+    tag = git.line(root, "describe", "--tags", "--abbrev=0", "--match", tag_pattern, commit)
     base, stage, revision = "0.0.0", None, None
     if tag:
         m = re.match(tag_regex(tag_pattern), tag)
         if m:
             base, stage = m["base"], m["stage"]
             revision = int(m["revision"]) if m["revision"] else None
-        distance = int(_git(root, "rev-list", "--count", f"{tag}..{commit}") or 0)
+        distance = int(git.line(root, "rev-list", "--count", f"{tag}..{commit}") or 0)
     else:
-        distance = int(_git(root, "rev-list", "--count", commit) or 0)
-    dirty = bool(_git(root, "status", "--porcelain", "--untracked-files=no", "--", *paths))
-    branch = _git(root, "rev-parse", "--abbrev-ref", "HEAD")
+        distance = int(git.line(root, "rev-list", "--count", commit) or 0)
+    dirty = bool(git.line(root, "status", "--porcelain", "--untracked-files=no", "--", *paths))
+    branch = git.line(root, "rev-parse", "--abbrev-ref", "HEAD")
     return _make(base, stage, revision, distance, commit, dirty, branch, dev_style)
 
 

@@ -281,7 +281,7 @@ def remote_image(runner: Runner, reference: str) -> RemoteImage | None:
     data = json.loads(res.stdout)
     manifest, image = data.get("manifest") or {}, data.get("image") or {}
     configs = [image] if "config" in image else list(image.values())
-    labels = {}
+    labels: dict[str, str] = {}
     for cfg in configs:
         labels.update((cfg.get("config") or {}).get("Labels") or {})
     return RemoteImage(manifest.get("digest", ""), labels)

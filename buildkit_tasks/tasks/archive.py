@@ -6,7 +6,7 @@ from invoke import Collection, Context
 
 from ..errors import BuildkitError
 from . import image
-from .common import CONFIG_DEFAULTS, runner, settings, task, version
+from .common import CONFIG_DEFAULTS, dry, runner, settings, task, version
 
 COMPRESSION_HELP = (
     "auto (default: none on the containerd image store, whose docker save already holds "
@@ -71,7 +71,7 @@ def verify(c: Context) -> None:
 
     s = settings(c)
     sums = s.output_dir / report.SUMS
-    if (c.config.get("run") or {}).get("dry"):
+    if dry(c):
         print(f"# would check {sums.relative_to(s.root)} and read the images archive through")
         return
     if not sums.is_file():

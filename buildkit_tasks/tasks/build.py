@@ -5,7 +5,7 @@ from __future__ import annotations
 from invoke import Collection, Context
 
 from . import archive, helm, image, lint, test, version
-from .common import CONFIG_DEFAULTS, settings, task
+from .common import CONFIG_DEFAULTS, dry, settings, task
 from .common import version as project_version
 
 
@@ -30,7 +30,7 @@ def all_(c: Context) -> None:
     seconds), every chart (name, version, path) and every artifact (path, sha256).
     """
     s = settings(c)
-    if (c.config.get("run") or {}).get("dry"):
+    if dry(c):
         return
     from .. import report
 

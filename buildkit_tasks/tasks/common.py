@@ -89,12 +89,16 @@ def settings(c: Context, **flags: Any) -> config.Settings:
     return dataclasses.replace(s, **given) if given else s
 
 
+def dry(c: Context) -> bool:
+    """Whether Invoke runs with ``--dry`` (print commands, write nothing)."""
+    return bool((c.config.get("run") or {}).get("dry"))
+
+
 def runner(c: Context) -> Runner:
     """A Runner honouring Invoke's ``--dry`` and ``--echo``."""
     from ..runner import Runner
 
-    run_cfg = c.config.get("run") or {}
-    return Runner(dry=bool(run_cfg.get("dry")), echo=bool(run_cfg.get("echo")))
+    return Runner(dry=dry(c), echo=bool((c.config.get("run") or {}).get("echo")))
 
 
 @functools.lru_cache(maxsize=8)

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import shlex
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from invoke import Collection, Context
 
 from ..errors import BuildkitError
-from .common import CONFIG_DEFAULTS, settings, task
+from .common import CONFIG_DEFAULTS, dry, settings, task
+
+if TYPE_CHECKING:
+    from ..health import Check
 
 
 @task(name="check")
@@ -20,7 +25,7 @@ def check(c: Context) -> None:
     from .. import health
 
     s = settings(c)
-    if (c.config.get("run") or {}).get("dry"):
+    if dry(c):
         print(shlex.join(["sh", "-c", health.probe_script(str(s.root))]))
         print(
             "# then: docker info, helm version --short, docker buildx inspect, GET <registry>/v2/"
@@ -29,7 +34,7 @@ def check(c: Context) -> None:
     print_checks(health.doctor(s))
 
 
-def print_checks(checks: list) -> None:  # type: ignore[type-arg]
+def print_checks(checks: Sequence[Check]) -> None:
     """The ok/warn/fail table shared with remote.hosts; raises BuildkitError on a fail."""
     hw = max(len(x.host) for x in checks)
     ww = max(len(x.what) for x in checks)

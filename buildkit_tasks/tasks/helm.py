@@ -7,18 +7,6 @@ from invoke import Collection, Context
 from .common import CONFIG_DEFAULTS, runner, settings, task, version
 
 
-def _chart_entries(results: list, root: object) -> list[dict]:  # type: ignore[type-arg]
-    return [
-        {
-            "name": ch.name,
-            "version": ch.version,
-            "app_version": ch.app_version,
-            "path": ch.path.relative_to(root).as_posix(),  # type: ignore[arg-type]
-        }
-        for ch in results
-    ]
-
-
 @task
 def package(c: Context) -> None:
     """Package each chart of ``[tool.buildkit.helm] charts`` into
@@ -41,7 +29,7 @@ def package(c: Context) -> None:
     for ch in results:
         print(f"chart {ch.name}: {ch.version} -> {ch.path.relative_to(s.root)}")
     if not r.dry:
-        report.update(s.report_path, info, charts=_chart_entries(results, s.output_dir))
+        report.update(s.report_path, info, charts=[ch.as_dict(s.output_dir) for ch in results])
 
 
 @task(pre=[package], help={"force": "Overwrite a chart version the registry already holds."})
@@ -62,7 +50,7 @@ def push(c: Context, force: bool = False) -> None:
     info = version(s)
     r = runner(c)
     results = [
-        charts.ChartResult(e["name"], e["version"], e["app_version"], s.output_dir / e["path"])
+        charts.ChartResult.from_dict(e, s.output_dir)
         for e in report.load(s.report_path).get("charts", [])
     ]
     if r.dry:

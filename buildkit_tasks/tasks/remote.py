@@ -9,7 +9,7 @@ from invoke import Collection, Context
 
 from ..console import emit
 from ..errors import BuildkitError, ConfigError
-from .common import CONFIG_DEFAULTS, settings, split_list, task, version
+from .common import CONFIG_DEFAULTS, dry, settings, split_list, task, version
 from .doctor import print_checks
 
 
@@ -64,7 +64,7 @@ def run(
     except ValueError as exc:
         raise ConfigError(f"task: cannot split {task!r}: {exc}") from None
     info = version(s)
-    if (c.config.get("run") or {}).get("dry"):
+    if dry(c):
         for job in jobs:
             names = ", ".join(h.name for h in job.candidates)
             emit(f"[{job.label}] would run on {names}: inv {shlex.join(argv)}")
@@ -94,7 +94,7 @@ def hosts_(c: Context, host: str | None = None) -> None:
     from .. import remote as engine
 
     s = settings(c)
-    if (c.config.get("run") or {}).get("dry"):
+    if dry(c):
         specs = [s.host(n) for n in split_list(host)] or list(s.hosts)
         for spec in specs:
             probe = shlex.join(["sh", "-c", health.probe_script(spec.workdir)])

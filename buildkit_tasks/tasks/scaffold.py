@@ -7,7 +7,7 @@ from pathlib import Path
 
 from invoke import Collection, Context
 
-from .common import CONFIG_DEFAULTS, task
+from .common import CONFIG_DEFAULTS, dry, task
 
 
 @task(
@@ -46,7 +46,7 @@ def new(
 
     root = Path(directory).resolve()
     plan = scaffold.render(kind, name or scaffold.default_name(root), root, base_image, registry)
-    if (c.config.get("run") or {}).get("dry"):
+    if dry(c):
         for rel in plan.files:
             print(f"# would write {rel}")
         if plan.append:

@@ -7,7 +7,7 @@ import json
 from invoke import Collection, Context
 
 from ..errors import ConfigError
-from .common import CONFIG_DEFAULTS, settings, task, version
+from .common import CONFIG_DEFAULTS, dry, settings, task, version
 
 FORMATS = ("text", "json", "pep440", "semver", "docker")
 
@@ -42,7 +42,7 @@ def stamp(c: Context) -> None:
     ``template`` is a Jinja2 file (relative to pyproject.toml) seeing those fields as variables.
     """
     s = settings(c)
-    if (c.config.get("run") or {}).get("dry"):
+    if dry(c):
         print(f"# would write {', '.join(vf.path for vf in s.version_files)} in {s.output_dir}")
         return
     from .. import versioning

@@ -1,0 +1,22 @@
+"""git: one way to ask a work tree something."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+
+def output(root: Path, *args: str) -> str | None:
+    """stdout of ``git <args>`` run in ``root`` (undecodable bytes kept as surrogates, not
+    stripped), or None when git is missing or exits non-zero."""
+    try:
+        res = subprocess.run(["git", *args], cwd=root, capture_output=True)
+    except OSError:
+        return None
+    return res.stdout.decode("utf-8", "surrogateescape") if res.returncode == 0 else None
+
+
+def line(root: Path, *args: str) -> str | None:
+    """:func:`output` stripped; None when empty."""
+    out = output(root, *args)
+    return out.strip() or None if out is not None else None
