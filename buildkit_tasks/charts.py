@@ -235,9 +235,18 @@ class _Stager:
 
 
 def _image_names(settings: Settings) -> list[str]:
+    """The images a chart may reference: every pushed one. Raises ConfigError when
+    ``image_values`` names a build-only image (``push = false``: never in a registry)."""
     from . import discovery
 
-    return list(discovery.all_images(settings))
+    images = discovery.all_images(settings)
+    for path, name in settings.image_values.items():
+        if name in images and not images[name].push:
+            raise ConfigError(
+                f"[tool.buildkit.helm.image_values] {path!r} names build-only image {name!r} "
+                "(push = false): it is never pushed, so a chart cannot use it"
+            )
+    return [name for name, spec in images.items() if spec.push]
 
 
 @contextlib.contextmanager

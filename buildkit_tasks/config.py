@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .references import valid_component
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -25,8 +26,6 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 
 PYPROJECT = "pyproject.toml"
 LINT_TOOLS = ("ruff", "black", "isort", "mypy")
-# A repository path component as the OCI distribution spec allows it.
-_NAME_RE = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
 _PLATFORM_RE = re.compile(r"^[a-z0-9]+/[a-z0-9_]+(?:/[a-z0-9]+)?$")
 
 
@@ -49,6 +48,7 @@ class ImageSpec:
     platforms: tuple[str, ...] = ()
     max_size_mb: float | None = None
     version_paths: tuple[str, ...] = ()
+    push: bool = True
 
 
 @dataclass(frozen=True)
@@ -64,14 +64,23 @@ class VersionFile:
 @dataclass(frozen=True)
 class Discover:
     """``[tool.buildkit.discover]``: find Dockerfiles under ``roots`` (absolute), leaving out
-    paths matching ``ignore`` globs (relative to the project root, ``**`` for any depth); name
-    each image from its ``LABEL <name_label>=...`` when set and present, else its folder name.
-    ``local_prefixes``: reference prefixes (besides ``registry``) that mark a project image."""
+    paths matching ``ignore`` (gitignore patterns, relative to the project root); name each
+    image from its ``LABEL <name_label>=...`` when set and present (a value with a registry or
+    path keeps its last component: ``localhost:5000/acme/api`` names ``api``), else its folder
+    name. ``local_prefixes``: reference prefixes (besides ``registry``) that mark a project
+    image (``local-only`` for ``FROM local-only/base:latest``). ``bare_names``: whether a bare
+    ``FROM <name>`` names a project image (None: on unless ``local_prefixes`` are set).
+    ``skip_label``: a Dockerfile whose label of that name is true (``true``, ``yes``, ``1``,
+    ``on``, any case) is left out. ``local_label`` (``KEY=VALUE``): a Dockerfile whose label
+    KEY has VALUE is a build-only image (``push = false``)."""
 
     roots: tuple[Path, ...] = ()
     ignore: tuple[str, ...] = ()
     name_label: str | None = None
     local_prefixes: tuple[str, ...] = ()
+    bare_names: bool | None = None
+    skip_label: str | None = None
+    local_label: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -184,6 +193,16 @@ class Settings:
     coverage_floor: float | None = None
     scan_severity: str = "CRITICAL"
     max_size_mb: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def bare_names(self) -> bool:
+        """Whether a bare ``FROM <name>`` names project image ``<name>``: discover
+        ``bare_names`` when set, else true unless ``local_prefixes`` declare the project's
+        convention."""
+        d = self.discover
+        if d is not None and d.bare_names is not None:
+            return d.bare_names
+        return not (d is not None and d.local_prefixes)
 
     def host(self, name: str) -> HostSpec:
         """The host called ``name``. Raises ConfigError listing the configured names."""
@@ -372,11 +391,20 @@ def parse(root: Path, raw: Mapping[str, Any]) -> Settings:
         for r in roots:
             if not r.is_dir():
                 raise d.fail("roots", f"existing directories ({r} is not one)")
+        local_label = d.str("local_label")
+        key, eq, value = (local_label or "").partition("=")
+        if local_label is not None and not (key.strip() and eq):
+            raise d.fail("local_label", 'a "KEY=VALUE" label, e.g. "REGISTRY=local-only"')
+        ignore = d.str_list("ignore")
+        _gitignore(d, "ignore", ignore)
         discover = Discover(
             roots=roots,
-            ignore=d.str_list("ignore"),
+            ignore=ignore,
             name_label=d.str("name_label"),
             local_prefixes=tuple(p.rstrip("/") for p in d.str_list("local_prefixes")),
+            bare_names=_bool(d, "bare_names", None),
+            skip_label=d.str("skip_label"),
+            local_label=(key.strip(), value.strip()) if local_label is not None else None,
         )
 
     cache = top.str("cache", "none") or "none"
@@ -522,13 +550,36 @@ def _local_user() -> str:
     return getpass.getuser()
 
 
-def _bool(reader: _Reader, key: str, default: bool) -> bool:
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def _bool(reader: _Reader, key: str, default: Any) -> Any:
+    """A boolean key; from an env var (a string) only the usual spellings count:
+    1/true/yes/on and 0/false/no/off, any case. Anything else is an error, never a guess."""
     value = reader.table.get(key, default)
-    if isinstance(value, str):  # from an env var
-        value = value.strip().lower() not in ("0", "false", "no", "off", "")
-    if not isinstance(value, bool):
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word not in _TRUE + _FALSE:
+            raise reader.fail(key, "true or false (1/0, yes/no, on/off)")
+        value = word in _TRUE
+    if value is not default and not isinstance(value, bool):
         raise reader.fail(key, "true or false")
     return value
+
+
+def truthy(value: str | None) -> bool:
+    """Whether a label or env value reads as true: 1/true/yes/on, any case."""
+    return value is not None and value.strip().lower() in _TRUE
+
+
+def _gitignore(reader: _Reader, key: str, patterns: tuple[str, ...]) -> None:
+    import pathspec
+
+    try:
+        pathspec.GitIgnoreSpec.from_lines(patterns)
+    except (ValueError, TypeError) as exc:
+        raise reader.fail(key, f"gitignore patterns ({exc})") from None
 
 
 def _platforms(reader: _Reader, key: str) -> tuple[str, ...]:
@@ -540,8 +591,8 @@ def _platforms(reader: _Reader, key: str) -> tuple[str, ...]:
 
 
 def valid_name(name: str) -> bool:
-    """Whether ``name`` is a valid repository path component."""
-    return bool(_NAME_RE.match(name))
+    """Whether ``name`` is a valid repository path component (an image or host name)."""
+    return valid_component(name)
 
 
 def _image(root: Path, name: str, table: Any) -> ImageSpec:
@@ -580,4 +631,5 @@ def _image(root: Path, name: str, table: Any) -> ImageSpec:
         platforms=_platforms(r, "platforms"),
         max_size_mb=float(budget) if budget is not None else None,
         version_paths=r.str_list("version_paths"),
+        push=_bool(r, "push", True),
     )

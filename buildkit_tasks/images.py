@@ -23,7 +23,8 @@ from . import cachekey, credentials, discovery, scheduler, versioning
 from .config import ImageSpec, Settings
 from .engines import docker
 from .errors import BuildkitError, CommandError
-from .graph import ImageGraph, build_graph, repository_of
+from .graph import ImageGraph, build_graph
+from .references import parse as parse_reference
 from .runner import Runner
 from .scheduler import Outcome, Status
 from .versioning import VersionInfo
@@ -62,6 +63,15 @@ def plan(settings: Settings, names: Iterable[str] = ()) -> ImageGraph:
     graph = build_graph(settings, discovery.all_images(settings))
     names = list(names)
     return graph.select(names) if names else graph
+
+
+def context_key(reference: str) -> str:
+    """The named-context key BuildKit looks up for ``reference``: its familiar repository
+    (``nginx`` for ``docker.io/library/nginx:1``, ``local-only/base`` for
+    ``local-only/base:latest``). BuildKit normalises both the context name and the ``FROM``
+    reference this way and matches a tagged ``FROM`` to the untagged key (bake matches only
+    that)."""
+    return parse_reference(reference).familiar_repository
 
 
 def oci_labels(settings: Settings, info: VersionInfo, name: str) -> dict[str, str]:
@@ -206,6 +216,11 @@ class ImageBuild:
         self._lock = threading.Lock()
         self._tmp = tempfile.TemporaryDirectory(prefix="buildkit-build-")
 
+    def pushes(self, name: str) -> bool:
+        """Whether ``name`` is pushed: in a push run, unless it is build-only (``push =
+        false``: loaded into the local store for its dependents, never pushed)."""
+        return self.push and self.graph.nodes[name].spec.push
+
     def version_of(self, name: str) -> VersionInfo:
         """Image ``name``'s version: its own (``version_paths``) or the project's."""
         return self.versions.get(name, self.info)
@@ -247,7 +262,7 @@ class ImageBuild:
             return fut.result() if fut is not None else docker.local_image(ref)
 
         def one(n: str) -> CacheHit | None:
-            return find_cached(self.runner, self.keys[n], self.tags[n], self.push, local)
+            return find_cached(self.runner, self.keys[n], self.tags[n], self.pushes(n), local)
 
         return dict(zip(names, self._pool.map(one, names), strict=True))
 
@@ -268,7 +283,7 @@ class ImageBuild:
             # A push names only the version tag: the engine (26, containerd store) sometimes
             # pushed a second name as a single-platform manifest; `latest` is made in the
             # registry from the version tag instead (see pushed()).
-            tags=self.tags[name][:1] if self.push else self.tags[name],
+            tags=self.tags[name][:1] if self.pushes(name) else self.tags[name],
             labels={
                 **oci_labels(self.settings, self.version_of(name), name),
                 cachekey.KEY_LABEL: self.keys[name],
@@ -277,7 +292,7 @@ class ImageBuild:
             target=node.spec.target,
             platforms=self.plats[name],
             contexts=contexts,
-            push=self.push,
+            push=self.pushes(name),
             iidfile=Path(self._tmp.name) / f"{name}.iid",
             cache_from=self.cache_specs(name)[0],
             cache_to=self.cache_specs(name)[1],
@@ -299,11 +314,9 @@ class ImageBuild:
 
     def contexts(self, name: str, source: Callable[[str], str]) -> dict[str, str]:
         """Named build contexts for ``name``: each project image its Dockerfile references,
-        keyed by the reference's repository (BuildKit matches a tagged ``FROM`` to the untagged
-        key; bake matches only that), mapped to ``source(dependency)``."""
+        keyed by :func:`context_key`, mapped to ``source(dependency)``."""
         return {
-            repository_of(ref): source(dep)
-            for ref, dep in self.graph.nodes[name].local_refs.items()
+            context_key(ref): source(dep) for ref, dep in self.graph.nodes[name].local_refs.items()
         }
 
     def value(self, name: str, image_id: str) -> dict[str, Any]:
@@ -337,7 +350,7 @@ class ImageBuild:
         log = self.settings.logs_dir / "bake.log"
         metadata = Path(self._tmp.name) / "bake-metadata.json"
         started = time.monotonic()
-        ok = docker.bake(self.runner, requests, log, metadata, push=self.push)
+        ok = docker.bake(self.runner, requests, log, metadata)
         self.batch_seconds = time.monotonic() - started
         if self.runner.dry:
             self.built.update({n: "" for n in names})
@@ -377,7 +390,7 @@ class ImageBuild:
             return Status.SKIPPED, self.errors[name]
         hit = self.hits.get(name)
         if hit is not None:
-            _point_tags(self.runner, hit, self.tags[name], self.push)
+            _point_tags(self.runner, hit, self.tags[name], self.pushes(name))
             return Status.CACHED, {
                 **self.value(name, hit.image_id),
                 **self.pushed(name),
@@ -398,13 +411,13 @@ class ImageBuild:
         """Build; a push that fails for a transient reason (5xx, reset or refused
         connections, timeouts) is tried again after 1, 2, 4... seconds, ``push_retries``
         times. A refused authentication or authorization is never retried."""
-        retries = self.settings.push_retries if self.push else 0
+        retries = self.settings.push_retries if req.push else 0
         attempt = 0
         while True:
             try:
                 return docker.build(self.runner, req, log)
             except CommandError as exc:
-                if self.push and credentials.is_auth_error(error_lines(exc.output_tail)):
+                if req.push and credentials.is_auth_error(error_lines(exc.output_tail)):
                     raise BuildkitError(
                         f"the registry refused the push of {req.tags[0]}: check that the "
                         "credentials (BUILDKIT_REGISTRY_USER, BUILDKIT_REGISTRY_PASSWORD or "
@@ -426,7 +439,7 @@ class ImageBuild:
         With buildx 0.13.1 on the containerd image store the tag has been seen naming another
         manifest than the one just pushed (a single-platform one); the tag is then pointed at
         the pushed manifest list by digest, and a mismatch that remains is an error."""
-        if not self.push or self.runner.dry:
+        if not self.pushes(name) or self.runner.dry:
             return {}
         version_ref, latest_ref = self.tags[name]
         if digest is not None and digest.startswith("sha256:"):

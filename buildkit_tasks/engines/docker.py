@@ -83,16 +83,16 @@ def build(runner: Runner, req: BuildRequest, log: Path) -> str:
     return req.iidfile.read_text().strip()
 
 
-def bake_definition(requests: Mapping[str, BuildRequest], push: bool) -> dict[str, Any]:
+def bake_definition(requests: Mapping[str, BuildRequest]) -> dict[str, Any]:
     """A ``docker buildx bake`` JSON definition with one target per request (the group
-    ``default`` holds them all), each loaded into the local store or, with ``push``, pushed.
+    ``default`` holds them all), each pushed when its request says ``push``, else loaded into
+    the local store.
 
     buildx 0.13 fails ("unsupported context source target") when one target names the same
     ``target:`` under two keys (``FROM base`` and ``FROM <registry>/base:latest``); every key
     after the first gets a twin of that target instead (``<dep>--ctx<N>``: inherits it, no
     tags, cache-only output), which BuildKit solves once with the original.
     """
-    output = ["type=registry"] if push else ["type=docker"]
     targets: dict[str, Any] = {}
     twins: dict[str, Any] = {}
     for name, req in requests.items():
@@ -102,7 +102,7 @@ def bake_definition(requests: Mapping[str, BuildRequest], push: bool) -> dict[st
             "tags": list(req.tags),
             "labels": dict(req.labels),
             "args": dict(req.build_args),
-            "output": output,
+            "output": ["type=registry"] if req.push else ["type=docker"],
         }
         if req.target:
             t["target"] = req.target
@@ -143,14 +143,12 @@ def bake_argv(metadata: Path) -> list[str]:
     ]
 
 
-def bake(
-    runner: Runner, requests: Mapping[str, BuildRequest], log: Path, metadata: Path, push: bool
-) -> bool:
+def bake(runner: Runner, requests: Mapping[str, BuildRequest], log: Path, metadata: Path) -> bool:
     """Build every request in one bake (definition on stdin, output to ``log``).
     True when all succeeded; False when any failed (the rest are canceled by bake)."""
     import json
 
-    definition = json.dumps(bake_definition(requests, push), indent=2)
+    definition = json.dumps(bake_definition(requests), indent=2)
     if runner.dry:
         emit(f"# bake definition (stdin):\n{definition}")
     res = runner.run(

@@ -1,3 +1,4 @@
+import dataclasses
 from pathlib import Path
 
 from buildkit_tasks.engines import docker, helm
@@ -80,7 +81,7 @@ def test_bake_definition_and_argv() -> None:
             contexts={"base": "target:base", "r/base": "target:base", "x": "docker-image://x"},
         ),
     }
-    d = docker.bake_definition(reqs, push=False)
+    d = docker.bake_definition(reqs)
     assert d["group"] == {"default": {"targets": ["base", "api"]}}
     assert d["target"]["base"] == {
         "context": "/p/base",
@@ -103,7 +104,10 @@ def test_bake_definition_and_argv() -> None:
     }
     assert d["target"]["api"]["platforms"] == ["linux/arm64"]
     assert d["target"]["api"]["target"] == "rt"
-    assert docker.bake_definition(reqs, push=True)["target"]["api"]["output"] == ["type=registry"]
+    # a build-only base is loaded while the image built on it is pushed
+    pushed = {**reqs, "api": dataclasses.replace(reqs["api"], push=True)}
+    outputs = {n: t.get("output") for n, t in docker.bake_definition(pushed)["target"].items()}
+    assert outputs["api"] == ["type=registry"] and outputs["base"] == ["type=docker"]
     assert docker.bake_argv(Path("/t/m.json")) == [
         "docker",
         "buildx",

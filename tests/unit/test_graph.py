@@ -6,43 +6,6 @@ from buildkit_tasks import config, graph
 from buildkit_tasks.errors import ConfigError
 
 
-def test_reads_from_copy_and_mount_refs_with_args_and_stages() -> None:
-    text = """\
-# syntax=docker/dockerfile:1
-ARG BASE=localhost:5000/acme/base:1.0
-ARG TOOLS
-FROM --platform=$BUILDPLATFORM ${BASE} AS build
-RUN --mount=type=cache,target=/c \\
-    --mount=type=bind,from=toolbox,target=/t make
-FROM build AS test
-COPY --from=build /a /b
-COPY --from=0 /a /b
-COPY --from=assets:2 /x /y
-FROM scratch
-COPY --from=${TOOLS:-helper} /z /z
-"""
-    refs = graph.referenced_images(text, {"TOOLS": ""})
-    assert refs == ["localhost:5000/acme/base:1.0", "toolbox", "assets:2", "helper"]
-    assert graph.referenced_images(text, {"BASE": "other"})[0] == "other"
-
-
-def test_repository_of_strips_tag_and_digest_not_port() -> None:
-    assert graph.repository_of("localhost:5000/acme/base:1.0") == "localhost:5000/acme/base"
-    assert graph.repository_of("localhost:5000/acme/base") == "localhost:5000/acme/base"
-    assert graph.repository_of("base@sha256:abc") == "base"
-
-
-def test_match_local() -> None:
-    names = ["base", "api"]
-    prefixes = ["localhost:5000/acme", "local-only"]
-    assert graph.match_local("base", names, prefixes) == "base"
-    assert graph.match_local("base:7", names, prefixes) == "base"
-    assert graph.match_local("localhost:5000/acme/base:latest", names, prefixes) == "base"
-    assert graph.match_local("local-only/api", names, prefixes) == "api"
-    assert graph.match_local("docker.io/library/base", names, prefixes) is None
-    assert graph.match_local("localhost:5000/other/base", names, prefixes) is None
-
-
 def write_project(tmp_path: Path, dockerfiles: dict[str, str]) -> config.Settings:
     table = "[tool.buildkit]\nregistry = 'localhost:5000/acme'\n"
     for name, text in dockerfiles.items():
@@ -86,10 +49,44 @@ def test_cycle_is_an_error_naming_files(tmp_path: Path) -> None:
     assert str(tmp_path / "a" / "Dockerfile") in str(err.value)
 
 
-def test_self_reference_is_an_error(tmp_path: Path) -> None:
-    s = write_project(tmp_path, {"a": "FROM a:old\n"})
-    with pytest.raises(ConfigError, match="builds on itself"):
-        graph.build_graph(s)
+def test_a_reference_to_the_image_itself_is_its_upstream_base(tmp_path: Path) -> None:
+    # the project's nginx rebuilds Docker Hub's nginx; proxy (bare names on) builds on ours
+    s = write_project(
+        tmp_path,
+        {
+            "nginx": "FROM nginx:1.29.3\nLABEL IMAGE=nginx\n",
+            "proxy": "FROM nginx:1.29.3\n",
+            "mirror": "FROM localhost:5000/acme/mirror:previous\n",
+        },
+    )
+    g = graph.build_graph(s)
+    assert g.nodes["nginx"].depends_on == ()
+    assert g.nodes["mirror"].depends_on == ()
+    assert g.nodes["proxy"].depends_on == ("nginx",)
+
+
+def test_only_the_stages_the_target_needs_make_edges(tmp_path: Path) -> None:
+    write_project(
+        tmp_path,
+        {
+            "base": "FROM scratch\n",
+            "docs": "FROM scratch\n",
+            "api": "FROM docs AS manual\nFROM base AS runtime\nFROM runtime AS test\n",
+        },
+    )
+    table = (tmp_path / "pyproject.toml").read_text() + "target = 'runtime'\n"
+    (tmp_path / "pyproject.toml").write_text(table)
+    g = graph.build_graph(config.load(tmp_path))
+    assert g.nodes["api"].depends_on == ("base",)
+
+
+def test_a_missing_target_names_the_file(tmp_path: Path) -> None:
+    write_project(tmp_path, {"api": "FROM scratch AS runtime\n"})
+    (tmp_path / "pyproject.toml").write_text(
+        (tmp_path / "pyproject.toml").read_text() + "target = 'nope'\n"
+    )
+    with pytest.raises(ConfigError, match="api/Dockerfile: target stage 'nope' not found"):
+        graph.build_graph(config.load(tmp_path))
 
 
 def test_platforms_for_narrows_and_says_what_it_left_out(tmp_path: Path) -> None:
