@@ -93,6 +93,16 @@ class ImageGraph:
         return out
 
 
+def project_graph(settings: Settings, names: Iterable[str] = ()) -> ImageGraph:
+    """The graph of the project's images (configured and discovered), narrowed to ``names``
+    and what they need (all when empty). Raises ConfigError."""
+    from .discovery import all_images
+
+    graph = build_graph(settings, all_images(settings))
+    names = list(names)
+    return graph.select(names) if names else graph
+
+
 def build_graph(settings: Settings, images: Mapping[str, ImageSpec] | None = None) -> ImageGraph:
     """Read every image's Dockerfile and infer its dependencies.
 

@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import cachekey, credentials, discovery, scheduler, versioning
+from . import cachekey, credentials, scheduler, versioning
 from .config import ImageSpec, Settings
 from .engines import docker
 from .errors import BuildkitError, CommandError
-from .graph import ImageGraph, build_graph
+from .graph import ImageGraph
 from .references import parse as parse_reference
 from .runner import Runner
 from .scheduler import Outcome, Status
@@ -55,14 +55,6 @@ class ImageResult:
         d = {k: v for k, v in self.__dict__.items() if v is not None}
         d["seconds"] = round(self.seconds, 3)
         return d
-
-
-def plan(settings: Settings, names: Iterable[str] = ()) -> ImageGraph:
-    """The graph of the project's images (configured and discovered), narrowed to ``names``
-    and what they need (all when empty). Raises ConfigError."""
-    graph = build_graph(settings, discovery.all_images(settings))
-    names = list(names)
-    return graph.select(names) if names else graph
 
 
 def context_key(reference: str) -> str:

@@ -50,5 +50,6 @@ def render(graph: ImageGraph, root: Path, fmt: str) -> str:
     lines = [f"{len(data['order'])} images, in build order:"]
     for i, img in enumerate(data["images"], 1):
         deps = ", ".join(img["depends_on"]) or "-"
-        lines.append(f"  {i:>3}. {img['name']:<{width}}  needs: {deps}  ({img['context']})")
+        only = ", build-only" if not graph.nodes[img["name"]].spec.push else ""
+        lines.append(f"  {i:>3}. {img['name']:<{width}}  needs: {deps}  ({img['context']}{only})")
     return "\n".join(lines)

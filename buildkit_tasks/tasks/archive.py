@@ -26,12 +26,13 @@ def export(c: Context, compression: str | None = None) -> None:
     ``output_dir`` (archive, charts, version files; not logs or the report). Pre-task:
     image.build.
     """
-    from .. import archive, images, report, versioning
+    from .. import archive, report, versioning
+    from ..graph import project_graph
 
     s = settings(c)
     info = version(s)
     r = runner(c)
-    graph = images.plan(s)
+    graph = project_graph(s)
     names = [n for n in graph.order() if graph.nodes[n].spec.push]  # not build-only bases
     tags = versioning.image_tags(s, info, names)
     refs = [s.reference(n, tags[n]) for n in names]

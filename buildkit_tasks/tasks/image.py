@@ -86,9 +86,10 @@ def _run_build(
     verbose: bool,
 ) -> list[ImageResult]:
     from .. import credentials, images, progress, quality, report
+    from ..graph import project_graph
 
     info = version(s)
-    graph = images.plan(s, name or [])
+    graph = project_graph(s, name or [])
     r = runner(c)
     mode = progress.choose(quiet, verbose) if s.progress == "auto" else s.progress
     if r.dry and mode == "live":
@@ -245,12 +246,13 @@ def graph(c: Context, format: str = "text", name: list[str] | None = None) -> No
     "depends_on"}...], "order": [...]}`` (``context`` relative to the project root,
     ``dockerfile`` relative to the context, as in the config) and nothing else on stdout.
     """
-    from .. import images, plans
+    from .. import plans
+    from ..graph import project_graph
 
     if format not in plans.FORMATS:
         raise ConfigError(f"--format: expected one of {', '.join(plans.FORMATS)}, got {format!r}")
     s = settings(c)
-    print(plans.render(images.plan(s, name or []), s.root, format))
+    print(plans.render(project_graph(s, name or []), s.root, format))
 
 
 @task(iterable=["name"], help={"name": "Scan only this image; repeat for several."})
@@ -258,11 +260,12 @@ def scan(c: Context, name: list[str] | None = None) -> None:
     """Scan the built images (``<registry>/<name>:<version>``) with trivy when it is installed,
     failing on findings of config ``scan.severity`` (default ``CRITICAL``). Without trivy it
     prints a warning and succeeds: the scan is a gate only where trivy exists."""
-    from .. import images, quality, versioning
+    from .. import quality, versioning
+    from ..graph import project_graph
 
     s = settings(c)
     info = version(s)
-    names = images.plan(s, name or []).order()
+    names = project_graph(s, name or []).order()
     tags = versioning.image_tags(s, info, names)
     refs = [s.reference(n, tags[n]) for n in names]
     if quality.scan(s, refs, runner(c)):
