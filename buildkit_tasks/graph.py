@@ -26,11 +26,13 @@ class ImageNode:
 
     ``local_refs`` maps each reference as written in the Dockerfile (after ARG substitution)
     to the name of the project image it means; the build passes each as a named build context.
+    ``dangling``: references under a local prefix that name no project image.
     """
 
     spec: ImageSpec
     depends_on: tuple[str, ...]
     local_refs: Mapping[str, str]
+    dangling: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -78,6 +80,16 @@ class ImageGraph:
                 wanted.add(name)
                 stack.extend(self.nodes[name].depends_on)
         return ImageGraph({n: self.nodes[n] for n in self.nodes if n in wanted})
+
+    def warnings(self) -> list[str]:
+        """One line per image that names, under a local prefix, an image the project does not
+        have (a base left out by ``ignore``, a skip label, or a typo)."""
+        return [
+            f"{node.spec.dockerfile}: {', '.join(node.dangling)} names no image of this project"
+            " (it has a local prefix, so no registry has it either)"
+            for node in self.nodes.values()
+            if node.dangling
+        ]
 
     def dependents(self, name: str) -> set[str]:
         """Every image that builds on ``name``, directly or not."""
@@ -131,9 +143,12 @@ def infer_node(spec: ImageSpec, project: ProjectImages) -> ImageNode:
     except dockerfiles.DockerfileError as exc:
         raise ConfigError(f"{spec.dockerfile}: {exc}") from None
     local_refs: dict[str, str] = {}
+    dangling: list[str] = []
     for use in uses:
         name = project.match(use.reference)
         if name is not None and name != spec.name:
             local_refs[use.reference] = name
+        elif name is None and project.dangling(use.reference):
+            dangling.append(use.reference)
     depends_on = tuple(dict.fromkeys(local_refs.values()))
-    return ImageNode(spec=spec, depends_on=depends_on, local_refs=local_refs)
+    return ImageNode(spec, depends_on, local_refs, tuple(dict.fromkeys(dangling)))

@@ -163,6 +163,7 @@ class ProjectImages:
         bare_names: bool = True,
     ) -> None:
         names = list(names)
+        self._local = tuple(repository_prefix(p) + "/" for p in local_prefixes if p)
         prefixes = [repository_prefix(p) for p in (registry, *local_prefixes) if p]
         if bare_names:
             prefixes.append(f"{DEFAULT_DOMAIN}/{OFFICIAL_PREFIX.rstrip('/')}")
@@ -175,6 +176,16 @@ class ProjectImages:
         """The project image ``reference`` names, or None (external, or not a reference)."""
         ref = try_parse(reference)
         return None if ref is None else self._by_repository.get(ref.repository)
+
+    def dangling(self, reference: str) -> bool:
+        """Whether ``reference`` is under a local prefix (which only project images use) yet
+        names no project image: the engine would look for it in a registry and fail."""
+        ref = try_parse(reference)
+        return (
+            ref is not None
+            and ref.repository not in self._by_repository
+            and ref.repository.startswith(self._local)
+        )
 
 
 __all__ = [

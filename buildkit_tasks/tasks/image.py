@@ -90,6 +90,8 @@ def _run_build(
 
     info = version(s)
     graph = project_graph(s, name or [])
+    for line in graph.warnings():
+        emit(f"warning: {line}", err=True)
     r = runner(c)
     mode = progress.choose(quiet, verbose) if s.progress == "auto" else s.progress
     if r.dry and mode == "live":
@@ -252,7 +254,10 @@ def graph(c: Context, format: str = "text", name: list[str] | None = None) -> No
     if format not in plans.FORMATS:
         raise ConfigError(f"--format: expected one of {', '.join(plans.FORMATS)}, got {format!r}")
     s = settings(c)
-    print(plans.render(project_graph(s, name or []), s.root, format))
+    graph = project_graph(s, name or [])
+    for line in graph.warnings():
+        emit(f"warning: {line}", err=True)
+    print(plans.render(graph, s.root, format))
 
 
 @task(iterable=["name"], help={"name": "Scan only this image; repeat for several."})

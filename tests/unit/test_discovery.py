@@ -194,3 +194,20 @@ def test_an_unreadable_dockerfile_is_named(tmp_path: Path) -> None:
     (tmp_path / "x" / "Dockerfile").write_bytes(b"FROM a\nLABEL IMAGE=\xff\n")
     with pytest.raises(ConfigError, match="x/Dockerfile: not UTF-8"):
         discovery.discover(s)
+
+
+def test_a_local_prefix_reference_to_no_image_is_a_warning(tmp_path: Path) -> None:
+    s = write(
+        tmp_path,
+        {
+            "base/Dockerfile": "FROM scratch\n",
+            "app/Dockerfile": "FROM local-only/base:latest\nCOPY --from=local-only/gone:1 / /\n",
+            "ext/Dockerfile": "FROM nginx:1\nCOPY --from=reg:5000/p/elsewhere / /\n",
+        },
+        TABLE,
+    )
+    g = graph.build_graph(s, discovery.all_images(s))
+    assert g.nodes["app"].dangling == ("local-only/gone:1",)
+    assert g.nodes["ext"].dangling == ()  # upstream and registry images may exist elsewhere
+    (line,) = g.warnings()
+    assert line.startswith(f"{tmp_path / 'app' / 'Dockerfile'}: local-only/gone:1 names no image")
