@@ -8,15 +8,19 @@ keys of the project images it builds on. It is stored on the image as the label
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
 import stat
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .config import ImageSpec
 from .errors import ConfigError
+from .fsutil import sha256_file
 
 KEY_LABEL = "dev.buildkit-tasks.input-key"
 SCHEMA = "buildkit-tasks/key/v1"
@@ -32,9 +36,10 @@ def dockerignore_patterns(context: Path, dockerfile: Path) -> list[str]:
     return []
 
 
-def context_digest(context: Path, dockerfile: Path) -> str:
-    """sha256 over every path Docker would send from ``context``: relative path, type,
-    executable bit, and content (or symlink target). Raises ConfigError on unreadable files."""
+def context_entries(context: Path, dockerfile: Path) -> dict[str, str]:
+    """Every path Docker would send from ``context`` (``.dockerignore`` honoured), in order:
+    relative path -> ``F <exec bits> <sha256>``, ``L <symlink target>`` or ``D``. Raises
+    ConfigError on unreadable files."""
     from docker.utils.build import exclude_paths
 
     patterns = dockerignore_patterns(context, dockerfile)
@@ -42,48 +47,192 @@ def context_digest(context: Path, dockerfile: Path) -> str:
         rel_df = dockerfile.relative_to(context).as_posix()
     except ValueError:
         rel_df = None
-    paths = sorted(exclude_paths(str(context), patterns, dockerfile=rel_df))
-    h = hashlib.sha256()
-    for rel in paths:
+    entries = {}
+    for rel in sorted(exclude_paths(str(context), patterns, dockerfile=rel_df)):
         full = context / rel
         try:
             st = full.lstat()
             if stat.S_ISLNK(st.st_mode):
-                entry = f"L {rel} {os.readlink(full)}"
+                entries[rel] = f"L {os.readlink(full)}"
             elif stat.S_ISDIR(st.st_mode):
-                entry = f"D {rel}"
+                entries[rel] = "D"
             else:
-                entry = f"F {rel} {st.st_mode & 0o111:o} {_file_sha256(full)}"
+                entries[rel] = f"F {st.st_mode & 0o111:o} {sha256_file(full)}"
         except OSError as exc:
             raise ConfigError(f"{full}: cannot read build context file: {exc.strerror}") from None
+    return entries
+
+
+def entries_digest(entries: Mapping[str, str]) -> str:
+    """The context digest of :func:`context_entries`: sha256 over ``<kind> <path> <rest>``."""
+    h = hashlib.sha256()
+    for rel in sorted(entries):
+        kind, _, rest = entries[rel].partition(" ")
+        entry = f"{kind} {rel} {rest}" if rest else f"{kind} {rel}"
         h.update(entry.encode("utf-8", "surrogateescape") + b"\0")
     return h.hexdigest()
 
 
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
+def context_digest(context: Path, dockerfile: Path) -> str:
+    """sha256 over every path Docker would send from ``context``: relative path, type,
+    executable bit, and content (or symlink target). Raises ConfigError on unreadable files."""
+    return entries_digest(context_entries(context, dockerfile))
 
 
-def image_key(
+@dataclass(frozen=True)
+class InputManifest:
+    """What an input key is made from: the build context's entries (path -> kind, exec bits,
+    sha256), the Dockerfile's sha256, build args, target, platforms, and the keys of the
+    project images it builds on. Kept beside the key (:func:`record`) so that a later run can
+    say what changed (:func:`changes`)."""
+
+    name: str
+    context: Mapping[str, str]
+    dockerfile: str
+    build_args: Mapping[str, str]
+    target: str | None
+    platforms: tuple[str, ...]
+    dependencies: Mapping[str, str]
+
+    def key(self) -> str:
+        """The input key (sha256 hex) these inputs make."""
+        payload = {
+            "schema": SCHEMA,
+            "name": self.name,
+            "context": entries_digest(self.context),
+            "dockerfile": self.dockerfile,
+            "build_args": dict(sorted(self.build_args.items())),
+            "target": self.target,
+            "platforms": sorted(self.platforms),
+            "dependencies": dict(sorted(self.dependencies.items())),
+        }
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"schema": SCHEMA, **dataclasses.asdict(self), "platforms": list(self.platforms)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> InputManifest:
+        """Raises ValueError/KeyError/TypeError for data that is not a manifest."""
+        if data.get("schema") != SCHEMA:
+            raise ValueError(f"not a {SCHEMA} manifest")
+        return cls(
+            name=str(data["name"]),
+            context=dict(data["context"]),
+            dockerfile=str(data["dockerfile"]),
+            build_args=dict(data["build_args"]),
+            target=data["target"],
+            platforms=tuple(data["platforms"]),
+            dependencies=dict(data["dependencies"]),
+        )
+
+
+def manifest(
     spec: ImageSpec,
     platforms: Iterable[str],
     dependency_keys: Mapping[str, str],
-    context: str | None = None,
-) -> str:
-    """The input key of ``spec`` built for ``platforms`` on dependencies with the given keys.
-    ``context`` is the context digest when already computed."""
-    payload = {
-        "schema": SCHEMA,
-        "name": spec.name,
-        "context": context or context_digest(spec.context, spec.dockerfile),
-        "dockerfile": _file_sha256(spec.dockerfile),
-        "build_args": dict(sorted(spec.build_args.items())),
-        "target": spec.target,
-        "platforms": sorted(platforms),
-        "dependencies": dict(sorted(dependency_keys.items())),
-    }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+    context: Mapping[str, str] | None = None,
+) -> InputManifest:
+    """The inputs of ``spec`` built for ``platforms`` on dependencies with the given keys;
+    ``context`` is :func:`context_entries` when already computed."""
+    return InputManifest(
+        name=spec.name,
+        context=context if context is not None else context_entries(spec.context, spec.dockerfile),
+        dockerfile=sha256_file(spec.dockerfile),
+        build_args=dict(sorted(spec.build_args.items())),
+        target=spec.target,
+        platforms=tuple(sorted(platforms)),
+        dependencies=dict(sorted(dependency_keys.items())),
+    )
+
+
+def image_key(spec: ImageSpec, platforms: Iterable[str], dependency_keys: Mapping[str, str]) -> str:
+    """The input key of ``spec`` built for ``platforms`` on dependencies with the given keys."""
+    return manifest(spec, platforms, dependency_keys).key()
+
+
+def changes(old: InputManifest, new: InputManifest, most: int = 5) -> list[str]:
+    """What differs from ``old`` to ``new``, one phrase per kind of change, naming at most
+    ``most`` files per phrase: ``changed work.sh``, ``Dockerfile changed``, ``build arg
+    GREETING changed``, ``base image base changed``..."""
+    out = []
+
+    def is_dockerfile(m: InputManifest, path: str) -> bool:  # the Dockerfile is in its context
+        return m.context.get(path, "").endswith(" " + m.dockerfile)
+
+    changed = [
+        p
+        for p in new.context
+        if p in old.context
+        and old.context[p] != new.context[p]
+        and not (is_dockerfile(old, p) and is_dockerfile(new, p))
+    ]
+    for verb, paths in (
+        ("changed", changed),
+        ("added", [p for p in new.context if p not in old.context]),
+        ("removed", [p for p in old.context if p not in new.context]),
+    ):
+        if paths:
+            more = f" and {len(paths) - most} more" if len(paths) > most else ""
+            out.append(f"{verb} {', '.join(paths[:most])}{more}")
+    if old.dockerfile != new.dockerfile:
+        out.append("Dockerfile changed")
+    for arg in sorted(set(old.build_args) | set(new.build_args)):
+        if old.build_args.get(arg) != new.build_args.get(arg):
+            what = (
+                "added"
+                if arg not in old.build_args
+                else "removed"
+                if arg not in new.build_args
+                else "changed"
+            )
+            out.append(f"build arg {arg} {what}")
+    if old.target != new.target:
+        out.append(f"target {old.target or '(last stage)'} -> {new.target or '(last stage)'}")
+    if old.platforms != new.platforms:
+        out.append(
+            f"platforms {', '.join(old.platforms) or '-'} -> {', '.join(new.platforms) or '-'}"
+        )
+    for dep in sorted(set(old.dependencies) | set(new.dependencies)):
+        if dep not in old.dependencies:
+            out.append(f"now builds on image {dep}")
+        elif dep not in new.dependencies:
+            out.append(f"no longer builds on image {dep}")
+        elif old.dependencies[dep] != new.dependencies[dep]:
+            out.append(f"base image {dep} changed")
+    return out
+
+
+def manifests_dir() -> Path:
+    """Where input manifests are kept: ``$BUILDKIT_CACHE_HOME/inputs``, else
+    ``$XDG_CACHE_HOME/buildkit-tasks/inputs``, else ``~/.cache/buildkit-tasks/inputs``. Outside
+    the project, so the git tree (and with it the version) never changes because of it."""
+    if os.environ.get("BUILDKIT_CACHE_HOME"):
+        return Path(os.environ["BUILDKIT_CACHE_HOME"]) / "inputs"
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    return Path(base) / "buildkit-tasks" / "inputs"
+
+
+def record(m: InputManifest, key: str | None = None) -> None:
+    """Keep ``m`` as ``<manifests_dir>/<key>.json`` (written to a temp file, then renamed).
+    Best effort: an unwritable cache only means later runs cannot say what changed."""
+    key = key or m.key()
+    path = manifests_dir() / f"{key}.json"
+    if path.is_file():
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{key}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(m.as_dict(), sort_keys=True))
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
+def recall(key: str) -> InputManifest | None:
+    """The manifest recorded for ``key``, or None (never recorded here, or unreadable)."""
+    try:
+        data = json.loads((manifests_dir() / f"{key}.json").read_text())
+        return InputManifest.from_dict(data)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None

@@ -21,6 +21,7 @@ from typing import Any
 
 from . import cachekey, credentials, scheduler, versioning
 from .config import ImageSpec, Settings
+from .console import emit
 from .engines import docker
 from .errors import BuildkitError, CommandError
 from .graph import ImageGraph
@@ -104,25 +105,53 @@ def platforms_for(
     return [p for p in wanted if p in allowed], [p for p in wanted if p not in allowed]
 
 
-def input_keys(
+def input_manifests(
     graph: ImageGraph, platforms: dict[str, list[str]], workers: int = 8
-) -> dict[str, str]:
-    """Every image's input key (:mod:`.cachekey`): contexts hashed concurrently, then combined
-    in dependency order. ``platforms`` maps each image to the platforms it is built for."""
+) -> dict[str, cachekey.InputManifest]:
+    """Every image's inputs (:class:`cachekey.InputManifest`): contexts hashed concurrently,
+    then combined with the keys of the images each builds on, in dependency order.
+    ``platforms`` maps each image to the platforms it is built for."""
     names = graph.order()
 
-    def digest(name: str) -> str:
+    def entries(name: str) -> dict[str, str]:
         spec = graph.nodes[name].spec
-        return cachekey.context_digest(spec.context, spec.dockerfile)
+        return cachekey.context_entries(spec.context, spec.dockerfile)
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        digests = dict(zip(names, pool.map(digest, names), strict=True))
+        contexts = dict(zip(names, pool.map(entries, names), strict=True))
+    manifests: dict[str, cachekey.InputManifest] = {}
     keys: dict[str, str] = {}
     for name in names:
         node = graph.nodes[name]
         deps = {d: keys[d] for d in node.depends_on}
-        keys[name] = cachekey.image_key(node.spec, platforms[name], deps, digests[name])
-    return keys
+        manifests[name] = cachekey.manifest(node.spec, platforms[name], deps, contexts[name])
+        keys[name] = manifests[name].key()
+    return manifests
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Why an image is built, reused or skipped: ``decision`` is ``build``, ``cached`` or
+    ``skip``; ``reasons`` are phrases such as ``changed work.sh`` or ``base image base
+    changed``; ``held`` the reference of the image the engine (or, pushing, the registry)
+    holds under its tags and ``held_key`` that image's input key."""
+
+    name: str
+    decision: str
+    reasons: tuple[str, ...]
+    key: str
+    held: str | None = None
+    held_key: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "decision": self.decision,
+            "reasons": list(self.reasons),
+            "key": self.key,
+            "held": self.held,
+            "held_key": self.held_key,
+        }
 
 
 @dataclass(frozen=True)
@@ -190,7 +219,7 @@ class ImageBuild:
         # Local lookups need no key: start them now, beside the hashing below.
         self._pool = ThreadPoolExecutor(max_workers=16)
         self._local: dict[str, Future[docker.LocalImage | None]] = {}
-        if not (force or runner.dry):
+        if not force:  # read-only lookups: --dry plans exactly as the real run does
             self._local = {
                 t[0]: self._pool.submit(docker.local_image, t[0]) for t in self.tags.values()
             }
@@ -221,7 +250,7 @@ class ImageBuild:
         """Platforms per image (what is left out, what is skipped), then input keys."""
         settings, graph, runner = self.settings, self.graph, self.runner
         requested = list(platforms)
-        self.native = [] if runner.dry else [docker.engine_platform()]
+        self.native = [docker.engine_platform()]
         self.plats: dict[str, list[str]] = {}
         self.errors: dict[str, str] = {}  # name -> why it is skipped before anything runs
         self.notes: dict[str, str] = {}
@@ -237,14 +266,21 @@ class ImageBuild:
                 else:
                     self.errors[name] = f"skipped: {why}"
         docker.check_platforms(runner, [p for ps in self.plats.values() for p in ps])
-        self.keys = input_keys(graph, {n: p or self.native for n, p in self.plats.items()})
+        self.manifests = input_manifests(
+            graph, {n: p or self.native for n, p in self.plats.items()}
+        )
+        self.keys = {n: m.key() for n, m in self.manifests.items()}
+        if not runner.dry:  # so later runs can say what changed (--dry writes nothing)
+            for name, m in self.manifests.items():
+                cachekey.record(m, self.keys[name])
 
     # -- plan -------------------------------------------------------------------------------
 
     def look_up(self, names: Iterable[str]) -> dict[str, CacheHit | None]:
-        """Cache hits for ``names`` (concurrently); nothing when forced or dry."""
+        """Cache hits for ``names`` (concurrently, read-only, also under ``--dry``); nothing
+        when forced."""
         names = [n for n in names if n not in self.errors]
-        if self.force or self.runner.dry or not names:
+        if self.force or not names:
             return {}
 
         prefetched, self._local = self._local, {}  # used once: later lookups ask again
@@ -257,6 +293,58 @@ class ImageBuild:
             return find_cached(self.runner, self.keys[n], self.tags[n], self.pushes(n), local)
 
         return dict(zip(names, self._pool.map(one, names), strict=True))
+
+    def held(self, name: str) -> tuple[str | None, str | None]:
+        """``(reference, input key)`` of the image the local store (pushing: the registry)
+        holds under ``name``'s version tag or ``latest``: the first whose inputs were recorded
+        (so a change can be named), else the first found; ``(None, None)`` when none."""
+        found: list[tuple[str, str | None]] = []
+        for ref in self.tags[name]:
+            image: docker.LocalImage | docker.RemoteImage | None = (
+                docker.remote_image(self.runner, ref)
+                if self.pushes(name)
+                else docker.local_image(ref)
+            )
+            if image is not None:
+                found.append((ref, image.labels.get(cachekey.KEY_LABEL)))
+        for ref, key in found:
+            if key is not None and cachekey.recall(key) is not None:
+                return ref, key
+        return found[0] if found else (None, None)
+
+    def explain(self) -> list[Explanation]:
+        """For every image, in build order: build, cached or skip, and why (needs
+        :attr:`hits` from :meth:`look_up`). A changed input is named by comparing this run's
+        inputs with the recorded inputs of the image held under its tags."""
+
+        def one(name: str) -> Explanation:
+            key = self.keys[name]
+            if name in self.errors:
+                return Explanation(name, "skip", (self.errors[name],), key)
+            hit = self.hits.get(name)
+            if hit is not None:
+                where = hit.tags[0] if hit.tags else hit.image_id[:19]
+                return Explanation(
+                    name, "cached", (f"inputs unchanged ({where})",), key, where, key
+                )
+            if self.force:
+                return Explanation(name, "build", ("--force",), key)
+            ref, old_key = self.held(name)
+            if ref is None:
+                tags = " or ".join(self.tags[name])
+                return Explanation(name, "build", (f"no image under {tags} yet",), key)
+            if old_key is None:
+                reason = f"{ref} carries no input key (not built by buildkit-tasks)"
+                return Explanation(name, "build", (reason,), key, ref)
+            old = cachekey.recall(old_key)
+            if old is None:
+                reason = f"inputs differ from {ref}'s; its inputs were not recorded on this machine"
+                return Explanation(name, "build", (reason,), key, ref, old_key)
+            found = cachekey.changes(old, self.manifests[name])
+            return Explanation(name, "build", tuple(found or ["inputs differ"]), key, ref, old_key)
+
+        names = self.graph.order()
+        return list(self._pool.map(one, names))
 
     def to_build(self) -> list[str]:
         return [
@@ -382,7 +470,10 @@ class ImageBuild:
             return Status.SKIPPED, self.errors[name]
         hit = self.hits.get(name)
         if hit is not None:
-            _point_tags(self.runner, hit, self.tags[name], self.pushes(name))
+            if self.runner.dry:
+                emit(f"# {name}: cached; its tags would name {hit.image_id[:19]}")
+            else:
+                _point_tags(self.runner, hit, self.tags[name], self.pushes(name))
             return Status.CACHED, {
                 **self.value(name, hit.image_id),
                 **self.pushed(name),
@@ -463,6 +554,7 @@ def build_images(
     batch: bool = True,
     on_start: Callable[[str], None] | None = None,
     on_done: Callable[[ImageResult], None] | None = None,
+    on_plan: Callable[[list[Explanation]], None] | None = None,
 ) -> list[ImageResult]:
     """Build (and with ``push``, push) every image of ``graph`` in dependency order.
 
@@ -478,12 +570,15 @@ def build_images(
        ``settings.parallel``) at once; a failure skips only what depends on it (``fail_fast``
        stops starting new builds).
 
+    ``on_plan`` gets the plan's :class:`Explanation` of every image before anything builds.
     Returns one ImageResult per image in build order; failures are in the results (status
     ``failed``/``skipped``), not raised. Raises KeyboardInterrupt after stopping builds.
     """
     run = ImageBuild(settings, graph, info, runner, push=push, platforms=platforms, force=force)
     try:
         run.hits = run.look_up(graph.nodes)
+        if on_plan:
+            on_plan(run.explain())
         if not runner.dry:
             settings.logs_dir.mkdir(parents=True, exist_ok=True)
         pending = run.to_build()
@@ -513,6 +608,26 @@ def build_images(
     finally:
         run.close()
     return [to_result(settings, outcomes[n]) for n in graph.order()]
+
+
+def explain_images(
+    settings: Settings,
+    graph: ImageGraph,
+    info: VersionInfo,
+    runner: Runner,
+    *,
+    push: bool = False,
+    platforms: Iterable[str] = (),
+) -> list[Explanation]:
+    """The plan of :func:`build_images` without building: every image's decision and why.
+    Read-only (local store and, with ``push``, registry lookups). Raises ConfigError or
+    BuildkitError as planning a build does."""
+    run = ImageBuild(settings, graph, info, runner, push=push, platforms=platforms, force=False)
+    try:
+        run.hits = run.look_up(graph.nodes)
+        return run.explain()
+    finally:
+        run.close()
 
 
 def _point_tags(runner: Runner, hit: CacheHit, tags: list[str], push: bool) -> None:

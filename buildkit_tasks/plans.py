@@ -5,11 +5,15 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .graph import ImageGraph
 
+if TYPE_CHECKING:
+    from .images import Explanation
+
 FORMATS = ("text", "json", "dot")
+EXPLAIN_FORMATS = ("text", "json")
 
 
 def as_dict(graph: ImageGraph, root: Path) -> dict[str, Any]:
@@ -53,3 +57,20 @@ def render(graph: ImageGraph, root: Path, fmt: str) -> str:
         only = ", build-only" if not graph.nodes[img["name"]].spec.push else ""
         lines.append(f"  {i:>3}. {img['name']:<{width}}  needs: {deps}  ({img['context']}{only})")
     return "\n".join(lines)
+
+
+def explanation_lines(explanations: list[Explanation]) -> list[str]:
+    """``<image>  <decision>  <reason>; <reason>`` per image, then the counts."""
+    width = max((len(e.name) for e in explanations), default=0)
+    lines = [f"{e.name:<{width}}  {e.decision:<6}  {'; '.join(e.reasons)}" for e in explanations]
+    counts = {d: sum(e.decision == d for e in explanations) for d in ("build", "cached", "skip")}
+    lines.append(f"{counts['build']} to build, {counts['cached']} cached, {counts['skip']} skipped")
+    return lines
+
+
+def render_explanations(explanations: list[Explanation], fmt: str) -> str:
+    """``image.plan`` output: text lines, or ``{"images": [{"name", "decision", "reasons",
+    "key", "held", "held_key"}]}``."""
+    if fmt == "json":
+        return json.dumps({"images": [e.as_dict() for e in explanations]}, indent=2)
+    return "\n".join(explanation_lines(explanations))

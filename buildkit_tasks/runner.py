@@ -73,6 +73,7 @@ class Runner:
         check: bool = True,
         what: str | None = None,
         stderr_to_devnull: bool = False,
+        query: bool = False,
     ) -> Result:
         """Run ``argv``.
 
@@ -80,14 +81,16 @@ class Runner:
         in ``Result.stdout`` when ``capture`` (stderr then goes to the console), or else streams
         to the console. ``env`` entries are added to the current environment; ``stdin`` bytes
         are written to the command's standard input (the way secrets reach a command).
+        ``query``: a read-only lookup (what the registry holds), run even under ``--dry`` so a
+        dry run plans exactly as the real one; not printed as one of the task's commands.
         Raises CommandError ("<what> failed (exit N)") when ``check`` and the exit is non-zero,
         and FileNotFoundError's one-line form when the program is missing.
         """
         argv = [str(a) for a in argv]
         shown = shlex.join(argv)
-        if self.dry or self.echo:
+        if (self.dry and not query) or self.echo:
             emit(shown)
-        if self.dry:
+        if self.dry and not query:
             return Result(0, "")
         extra = {**self.env, **(env or {})}
         full_env = {**os.environ, **extra} if extra else None

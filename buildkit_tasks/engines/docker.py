@@ -273,6 +273,7 @@ def remote_image(runner: Runner, reference: str) -> RemoteImage | None:
         capture=True,
         check=False,
         stderr_to_devnull=True,
+        query=True,
     )
     if not res.ok or not res.stdout.strip():
         return None

@@ -28,6 +28,8 @@ HELP = {
     "verbose": "Plain timestamped lines plus every BuildKit step as it runs.",
     "batch": "Build what must be built in one docker buildx bake first (on unless config "
     "'batch' is false); --no-batch builds image by image.",
+    "explain": "Before building, print for every image whether it builds or is cached, and why "
+    "(the files, Dockerfile, build args or base images that changed), as image.plan does.",
 }
 
 
@@ -59,6 +61,7 @@ def run_build(
     host: str | None = None,
     quiet: bool = False,
     verbose: bool = False,
+    explain: bool = False,
 ) -> list[ImageResult]:
     """The body shared by image.build and image.push."""
     if parallel < 0:
@@ -69,8 +72,10 @@ def run_build(
 
         with hosts.engine_over_ssh(s.host(host), s):
             emit(f"engine: {host} over SSH ({s.host(host).address})")
-            return _run_build(c, s, name, platform, fail_fast, force, batch, push, quiet, verbose)
-    return _run_build(c, s, name, platform, fail_fast, force, batch, push, quiet, verbose)
+            return _run_build(
+                c, s, name, platform, fail_fast, force, batch, push, quiet, verbose, explain
+            )
+    return _run_build(c, s, name, platform, fail_fast, force, batch, push, quiet, verbose, explain)
 
 
 def _run_build(
@@ -84,8 +89,9 @@ def _run_build(
     push: bool,
     quiet: bool,
     verbose: bool,
+    explain: bool = False,
 ) -> list[ImageResult]:
-    from .. import credentials, images, progress, quality, report
+    from .. import credentials, images, plans, progress, quality, report
     from ..graph import project_graph
 
     info = version(s)
@@ -112,6 +118,9 @@ def _run_build(
             batch=s.batch and batch,
             on_start=view.on_start,
             on_done=view.on_done,
+            on_plan=(lambda plan: emit("\n".join(plans.explanation_lines(plan))))
+            if explain
+            else None,
         )
     print_summary(results, brief=mode == "live")
     built = {x.name: x.references[0] for x in results if x.status in ("succeeded", "cached")}
@@ -158,6 +167,7 @@ def build(
     host: str | None = None,
     quiet: bool = False,
     verbose: bool = False,
+    explain: bool = False,
 ) -> None:
     """Build every image with ``docker buildx build``, in dependency order, loaded into the
     local image store.
@@ -190,6 +200,7 @@ def build(
         host=host,
         quiet=quiet,
         verbose=verbose,
+        explain=explain,
     )
 
 
@@ -205,6 +216,7 @@ def push(
     host: str | None = None,
     quiet: bool = False,
     verbose: bool = False,
+    explain: bool = False,
 ) -> None:
     """Build and push every image (or ``--name`` ones) to ``registry``.
 
@@ -231,6 +243,7 @@ def push(
         host=host,
         quiet=quiet,
         verbose=verbose,
+        explain=explain,
     )
 
 
@@ -260,6 +273,54 @@ def graph(c: Context, format: str = "text", name: list[str] | None = None) -> No
     print(plans.render(graph, s.root, format))
 
 
+@task(
+    iterable=["name"],
+    help={
+        "format": "Output form: text (default) or json.",
+        "name": "Plan only this image and what it depends on; repeat for several.",
+        "platform": HELP["platform"],
+        "push": "Plan image.push: look for each image's input key in the registry instead of "
+        "the local image store.",
+    },
+)
+def plan(
+    c: Context,
+    format: str = "text",
+    name: list[str] | None = None,
+    platform: str | None = None,
+    push: bool = False,
+) -> None:
+    """Say, for every image, whether image.build (or with ``--push`` image.push) would build it
+    or reuse it, and why, without building anything.
+
+    An image is ``cached`` when the local store (``--push``: the registry) holds an image with
+    its input key under its version tag or ``latest``; else ``build``, with what changed since
+    the image held there: context files changed, added or removed (``.dockerignore``
+    honoured), the Dockerfile, build args, target, platforms, or ``base image <name>
+    changed``; or that nothing is held yet. Changes are named from the inputs recorded for
+    each key under ``~/.cache/buildkit-tasks/inputs`` (env ``BUILDKIT_CACHE_HOME``,
+    ``XDG_CACHE_HOME``); a key this machine never planned says only that the inputs differ.
+    ``skip``: the image's ``platforms`` exclude what was asked. Lookups are read-only.
+    ``--format json`` prints ``{"images": [{"name", "decision", "reasons", "key", "held",
+    "held_key"}]}`` and nothing else on stdout.
+    """
+    from .. import images, plans
+    from ..graph import project_graph
+
+    if format not in plans.EXPLAIN_FORMATS:
+        raise ConfigError(
+            f"--format: expected one of {', '.join(plans.EXPLAIN_FORMATS)}, got {format!r}"
+        )
+    s = settings(c)
+    graph = project_graph(s, name or [])
+    for line in graph.warnings():
+        emit(f"warning: {line}", err=True)
+    found = images.explain_images(
+        s, graph, version(s), runner(c), push=push, platforms=split_list(platform)
+    )
+    print(plans.render_explanations(found, format))
+
+
 @task(iterable=["name"], help={"name": "Scan only this image; repeat for several."})
 def scan(c: Context, name: list[str] | None = None) -> None:
     """Scan the built images (``<registry>/<name>:<version>``) with trivy when it is installed,
@@ -282,4 +343,5 @@ ns.add_task(build, default=True)
 ns.add_task(scan)
 ns.add_task(push)
 ns.add_task(graph)
+ns.add_task(plan)
 ns.configure(CONFIG_DEFAULTS)

@@ -1,7 +1,10 @@
+import dataclasses
 import os
 from pathlib import Path
 
-from buildkit_tasks import cachekey
+import pytest
+
+from buildkit_tasks import cachekey, config
 from buildkit_tasks.config import ImageSpec
 
 
@@ -90,3 +93,54 @@ def test_key_covers_args_target_platforms_and_dependencies(tmp_path: Path) -> No
     ) == cachekey.image_key(spec, ["linux/amd64", "linux/arm64"], {"base": "k1"})
     (c / "Dockerfile").write_text("FROM base\nRUN true\n")
     assert cachekey.image_key(spec, ["linux/amd64"], {"base": "k1"}) != base
+
+
+def test_manifests_name_what_changed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BUILDKIT_CACHE_HOME", str(tmp_path / "cache"))
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM base\nCOPY . /app\n")
+    (ctx / "app.py").write_text("print(1)\n")
+    (ctx / "gone.txt").write_text("x\n")
+    spec = config.ImageSpec("api", ctx, ctx / "Dockerfile", build_args={"A": "1"})
+    old = cachekey.manifest(spec, ["linux/amd64"], {"base": "k1"})
+    assert old.key() == cachekey.image_key(spec, ["linux/amd64"], {"base": "k1"})
+    cachekey.record(old)
+    assert cachekey.recall(old.key()) == old
+    assert cachekey.recall("0" * 64) is None
+
+    (ctx / "app.py").write_text("print(2)\n")
+    (ctx / "gone.txt").unlink()
+    (ctx / "new.txt").write_text("y\n")
+    (ctx / "Dockerfile").write_text("FROM base\nCOPY . /srv\n")
+    changed = dataclasses.replace(spec, build_args={"A": "2", "B": "x"}, target="rt")
+    new = cachekey.manifest(changed, ["linux/arm64"], {"base": "k2", "tools": "k3"})
+    assert cachekey.changes(old, new) == [
+        "changed app.py",  # the Dockerfile, also in the context, is named once, below
+        "added new.txt",
+        "removed gone.txt",
+        "Dockerfile changed",
+        "build arg A changed",
+        "build arg B added",
+        "target (last stage) -> rt",
+        "platforms linux/amd64 -> linux/arm64",
+        "base image base changed",
+        "now builds on image tools",
+    ]
+    assert cachekey.changes(new, new) == []
+
+
+def test_many_changed_files_are_counted(tmp_path: Path) -> None:
+    m = cachekey.InputManifest("x", {f"f{i}": "F 0 a" for i in range(8)}, "d", {}, None, (), {})
+    n = dataclasses.replace(m, context={f"f{i}": "F 0 b" for i in range(8)})
+    assert cachekey.changes(m, n) == ["changed f0, f1, f2, f3, f4 and 3 more"]
+
+
+def test_an_unwritable_cache_is_not_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("BUILDKIT_CACHE_HOME", str(tmp_path / "file"))
+    m = cachekey.InputManifest("x", {}, "d", {}, None, (), {})
+    cachekey.record(m)
+    assert cachekey.recall(m.key()) is None

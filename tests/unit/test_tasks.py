@@ -20,6 +20,7 @@ def test_full_collection_has_the_fixed_task_names() -> None:
         "image.build",
         "image.push",
         "image.graph",
+        "image.plan",
         "helm.package",
         "archive.export",
         "archive.verify",
@@ -49,7 +50,13 @@ def test_build_all_pre_tasks_in_order() -> None:
 
 def test_namespaces_compose_on_their_own() -> None:
     mine = Collection(image.ns)
-    assert set(mine.task_names) == {"image.build", "image.push", "image.graph", "image.scan"}
+    assert set(mine.task_names) == {
+        "image.build",
+        "image.push",
+        "image.graph",
+        "image.plan",
+        "image.scan",
+    }
 
 
 def test_every_task_argument_has_help() -> None:
