@@ -14,13 +14,14 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from graphproject import timed  # noqa: E402  (benchmarks/ is on sys.path as the script's folder)
 
 from tests.fixtures import platform  # noqa: E402
 
@@ -36,15 +37,6 @@ def bake_file(tree: platform.Platform) -> dict:
             t["contexts"] = {f"local-only/{d}": f"target:{key(d)}" for d in sorted(image.deps)}
         targets[key(name)] = t
     return {"group": {"default": {"targets": list(targets)}}, "target": targets}
-
-
-def timed(argv: list[str], cwd: Path) -> float:
-    start = time.perf_counter()
-    res = subprocess.run(argv, cwd=cwd, capture_output=True, text=True)
-    elapsed = time.perf_counter() - start
-    if res.returncode != 0:
-        sys.exit(f"benchmark: {' '.join(argv)} failed:\n{res.stderr[-2000:]}")
-    return elapsed
 
 
 def main() -> None:
