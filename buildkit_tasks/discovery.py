@@ -48,9 +48,7 @@ def label_value(dockerfile_text: str, label: str) -> str | None:
     return dockerfiles.parse(dockerfile_text).labels().get(label)
 
 
-def _spec(
-    settings: Settings, d: Discover, directory: Path, names: dict[str, Path]
-) -> ImageSpec | None:
+def _spec(d: Discover, directory: Path, names: dict[str, Path]) -> ImageSpec | None:
     """The image the Dockerfile in ``directory`` builds, or None when its skip label says so."""
     path = directory / DOCKERFILE
     name = directory.name.lower()
@@ -97,7 +95,7 @@ def discover(settings: Settings) -> dict[str, ImageSpec]:
             )
             if DOCKERFILE not in filenames or spec.match_file(f"{rel_dir}{DOCKERFILE}"):
                 continue
-            image = _spec(settings, d, Path(dirpath), claimed)
+            image = _spec(d, Path(dirpath), claimed)
             if image is not None:
                 found[image.name] = image
     return found
