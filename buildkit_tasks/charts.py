@@ -24,12 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .buildplan import BuildPlan, ChartPlan
 from .config import Settings
 from .engines import git, helm
 from .errors import CommandError, ConfigError
 from .fsutil import atomic_path
 from .runner import Runner
-from .versioning import VersionInfo
 
 DEFAULT_EPOCH = 315532800  # 1980-01-01, the earliest time a zip or tar tool agrees on
 
@@ -91,23 +91,15 @@ def source_epoch(root: Path) -> int:
     return int(out) if out.isdigit() else DEFAULT_EPOCH
 
 
-def set_image_values(
-    values: Any, mapping: Mapping[str, str], references: Mapping[str, tuple[str, str]], where: str
-) -> None:
+def set_image_values(values: Any, references: Mapping[str, tuple[str, str]], where: str) -> None:
     """Set image values in ``values`` (a parsed values.yaml) in place.
 
-    ``mapping``: value path -> image name (``"api.image" = "api"``); ``references``: image
-    name -> (repository, tag). A path holding a mapping (or missing) gets ``repository`` and
-    ``tag``; a path holding a plain string gets the whole reference ``repository:tag``.
-    Raises ConfigError naming ``where`` for unknown images or paths through non-mappings.
+    ``references``: value path -> (repository, tag) of the image it names
+    (:attr:`buildplan.ChartPlan.image_values`). A path holding a mapping (or missing) gets
+    ``repository`` and ``tag``; a path holding a plain string gets the whole reference
+    ``repository:tag``. Raises ConfigError naming ``where`` for paths through non-mappings.
     """
-    for path, image in mapping.items():
-        if image not in references:
-            known = ", ".join(sorted(references)) or "none"
-            raise ConfigError(
-                f"{where}: image_values {path!r} names image {image!r}; known images: {known}"
-            )
-        repository, tag = references[image]
+    for path, (repository, tag) in references.items():
         *parents, last = path.split(".")
         node = values
         for key in parents:
@@ -169,16 +161,12 @@ def reproducible(src: Path, dest: Path, epoch: int) -> None:
 class _Stager:
     """Builds the staged copy of one chart (and, recursively, its file:// subcharts)."""
 
-    def __init__(self, settings: Settings, info: VersionInfo, runner: Runner, work: Path):
-        self.s, self.info, self.runner, self.work = settings, info, runner, work
-        from . import versioning
+    def __init__(self, settings: Settings, runner: Runner, work: Path):
+        self.s, self.runner, self.work = settings, runner, work
 
-        names = _image_names(settings)
-        tags = versioning.image_tags(settings, info, names)
-        self.refs = {name: (settings.repository(name), tags[name]) for name in names}
-
-    def stage(self, chart: Path, top: bool) -> Path:
-        """Copy ``chart`` into the work dir and make it ready for ``helm package``."""
+    def stage(self, chart: Path, plan: ChartPlan | None) -> Path:
+        """Copy ``chart`` into the work dir and make it ready for ``helm package``: the top
+        chart gets ``plan``'s image values; a vendored subchart (``plan`` None) keeps its own."""
         dest = Path(tempfile.mkdtemp(prefix="stage-", dir=self.work)) / chart.name
         shutil.copytree(chart, dest, symlinks=False)
         local: list[dict[str, Any]] = []
@@ -192,7 +180,7 @@ class _Stager:
                 raise ConfigError(
                     f"{chart / 'Chart.yaml'}: dependency {dep.get('name')!r}: {sub} is not a chart"
                 )
-            staged = self.stage(sub, top=False)
+            staged = self.stage(sub, None)
             (dest / "charts").mkdir(exist_ok=True)
             self._package(staged, dest / "charts")
         if remote:
@@ -204,12 +192,10 @@ class _Stager:
                 what=f"helm dependency build {chart.name} (remote dependencies "
                 f"{', '.join(str(d.get('repository')) for d in remote)} must be reachable)",
             )
-        if top and self.s.image_values:
+        if plan is not None and plan.image_values:
             values_path = dest / "values.yaml"
             values = load_yaml(values_path) if values_path.is_file() else {}
-            set_image_values(
-                values, self.s.image_values, self.refs, "[tool.buildkit.helm.image_values]"
-            )
+            set_image_values(values, plan.image_values, "[tool.buildkit.helm.image_values]")
             dump_yaml(values, values_path)
         return dest
 
@@ -234,47 +220,21 @@ class _Stager:
         return final
 
 
-def _image_names(settings: Settings) -> list[str]:
-    """The images a chart may reference: every pushed one. Raises ConfigError when
-    ``image_values`` names a build-only image (``push = false``: never in a registry)."""
-    from . import discovery
-
-    images = discovery.all_images(settings)
-    for path, name in settings.image_values.items():
-        if name in images and not images[name].push:
-            raise ConfigError(
-                f"[tool.buildkit.helm.image_values] {path!r} names build-only image {name!r} "
-                "(push = false): it is never pushed, so a chart cannot use it"
-            )
-    return [name for name, spec in images.items() if spec.push]
-
-
 @contextlib.contextmanager
 def staged(
-    settings: Settings, info: VersionInfo, runner: Runner
+    settings: Settings, plan: BuildPlan, runner: Runner
 ) -> Iterator[list[tuple[Path, Path]]]:
-    """Staged copies of every chart (dependencies vendored, image values set) for the
-    ``with`` block: ``[(source chart, staged chart)]``, removed afterwards. ``helm lint`` and
-    ``helm package`` both work on these, so what is linted is what ships."""
+    """Staged copies of every chart of ``plan`` (dependencies vendored, image values set) for
+    the ``with`` block: ``[(source chart, staged chart)]``, removed afterwards. ``helm lint``
+    and ``helm package`` both work on these, so what is linted is what ships."""
     with tempfile.TemporaryDirectory(prefix="buildkit-charts-") as tmp:
-        stager = _Stager(settings, info, runner, Path(tmp))
-        yield [(chart, stager.stage(chart, top=True)) for chart in settings.charts]
+        stager = _Stager(settings, runner, Path(tmp))
+        yield [(ch.source, stager.stage(ch.source, ch)) for ch in plan.charts]
 
 
-def chart_version(settings: Settings, info: VersionInfo, chart: Path) -> VersionInfo:
-    """The version ``chart`` is packaged with: its own from ``helm.version_paths`` (the last
-    commit touching those paths, chartpress-style), else the project's ``info``. Its
-    ``appVersion`` stays the project's image tag (the images this build made)."""
-    from . import versioning
-
-    paths = settings.chart_version_paths.get(chart)
-    if not paths:
-        return info
-    return versioning.for_paths(settings.root, paths, settings.tag_pattern, settings.dev_style)
-
-
-def package_all(settings: Settings, info: VersionInfo, runner: Runner) -> list[ChartResult]:
-    """Package every chart of ``[tool.buildkit.helm] charts``; returns what was written.
+def package_all(settings: Settings, plan: BuildPlan, runner: Runner) -> list[ChartResult]:
+    """Package every chart of ``plan`` (``[tool.buildkit.helm] charts``) with the version and
+    ``appVersion`` the plan gives; returns what was (with ``--dry``: would be) written.
 
     Each package is made from a staged copy and renamed into ``<output_dir>/charts``, so a
     failed run leaves no partial ``.tgz`` and the source tree is never modified. Raises
@@ -282,22 +242,23 @@ def package_all(settings: Settings, info: VersionInfo, runner: Runner) -> list[C
     """
     dest_dir = settings.output_dir / "charts"
     if runner.dry:
-        for chart in settings.charts:
-            runner.run(helm.package_argv(chart, info.chart_version, info.docker_tag, dest_dir))
-        return []
+        for ch in plan.charts:
+            runner.run(helm.package_argv(ch.source, ch.version, ch.app_version, dest_dir))
+        return [
+            ChartResult(ch.name, ch.version, ch.app_version, dest_dir / ch.filename)
+            for ch in plan.charts
+        ]
     dest_dir.mkdir(parents=True, exist_ok=True)
     results = []
     with tempfile.TemporaryDirectory(prefix=".helm-", dir=dest_dir) as tmp:
-        stager = _Stager(settings, info, runner, Path(tmp))
-        for chart in settings.charts:
-            staged = stager.stage(chart, top=True)
-            own = chart_version(settings, info, chart)
-            made = stager._package(staged, Path(tmp), own.chart_version, info.docker_tag)
-            name = load_yaml(staged / "Chart.yaml").get("name") or chart.name
+        stager = _Stager(settings, runner, Path(tmp))
+        for ch in plan.charts:
+            staged = stager.stage(ch.source, ch)
+            made = stager._package(staged, Path(tmp), ch.version, ch.app_version)
             final = dest_dir / made.name
             with atomic_path(final) as part:
                 os.replace(made, part)
-            results.append(ChartResult(str(name), own.chart_version, info.docker_tag, final))
+            results.append(ChartResult(ch.name, ch.version, ch.app_version, final))
     return results
 
 

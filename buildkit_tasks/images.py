@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import cachekey, credentials, scheduler, versioning
+from . import cachekey, credentials, scheduler
+from .buildplan import BuildPlan
 from .config import ImageSpec, Settings
 from .console import emit
 from .engines import docker
@@ -198,24 +199,16 @@ class ImageBuild:
     def __init__(
         self,
         settings: Settings,
-        graph: ImageGraph,
-        info: VersionInfo,
+        plan: BuildPlan,
         runner: Runner,
         *,
         push: bool,
         platforms: Iterable[str],
         force: bool,
     ) -> None:
-        self.settings, self.graph, self.info, self.runner = settings, graph, info, runner
+        self.settings, self.plan, self.graph, self.runner = settings, plan, plan.graph, runner
         self.push, self.force = push, force
-        self.versions = versioning.image_versions(settings)  # images with version_paths
-        self.tags = {
-            n: [
-                settings.reference(n, self.version_of(n).docker_tag),
-                settings.reference(n, "latest"),
-            ]
-            for n in graph.nodes
-        }
+        self.tags = {n: list(p.references) for n, p in plan.images.items()}
         # Local lookups need no key: start them now, beside the hashing below.
         self._pool = ThreadPoolExecutor(max_workers=16)
         self._local: dict[str, Future[docker.LocalImage | None]] = {}
@@ -240,11 +233,7 @@ class ImageBuild:
     def pushes(self, name: str) -> bool:
         """Whether ``name`` is pushed: in a push run, unless it is build-only (``push =
         false``: loaded into the local store for its dependents, never pushed)."""
-        return self.push and self.graph.nodes[name].spec.push
-
-    def version_of(self, name: str) -> VersionInfo:
-        """Image ``name``'s version: its own (``version_paths``) or the project's."""
-        return self.versions.get(name, self.info)
+        return self.push and self.plan.images[name].push
 
     def _plan(self, platforms: Iterable[str]) -> None:
         """Platforms per image (what is left out, what is skipped), then input keys."""
@@ -365,7 +354,7 @@ class ImageBuild:
             # registry from the version tag instead (see pushed()).
             tags=self.tags[name][:1] if self.pushes(name) else self.tags[name],
             labels={
-                **oci_labels(self.settings, self.version_of(name), name),
+                **oci_labels(self.settings, self.plan.images[name].version, name),
                 cachekey.KEY_LABEL: self.keys[name],
             },
             build_args=node.spec.build_args,
@@ -522,9 +511,13 @@ class ImageBuild:
         With buildx 0.13.1 on the containerd image store the tag has been seen naming another
         manifest than the one just pushed (a single-platform one); the tag is then pointed at
         the pushed manifest list by digest, and a mismatch that remains is an error."""
-        if not self.pushes(name) or self.runner.dry:
+        if not self.pushes(name):
             return {}
         version_ref, latest_ref = self.tags[name]
+        if self.runner.dry:  # show where latest would point; nothing was pushed to ask about
+            if digest is not None:
+                docker.remote_tag(self.runner, version_ref, latest_ref)
+            return {}
         if digest is not None and digest.startswith("sha256:"):
             got, platforms = docker.ensure_tag(self.runner, version_ref, digest)
         else:
@@ -542,8 +535,7 @@ class ImageBuild:
 
 def build_images(
     settings: Settings,
-    graph: ImageGraph,
-    info: VersionInfo,
+    plan: BuildPlan,
     runner: Runner,
     *,
     push: bool = False,
@@ -556,7 +548,8 @@ def build_images(
     on_done: Callable[[ImageResult], None] | None = None,
     on_plan: Callable[[list[Explanation]], None] | None = None,
 ) -> list[ImageResult]:
-    """Build (and with ``push``, push) every image of ``graph`` in dependency order.
+    """Build (and with ``push``, push) every image of ``plan`` in dependency order, under the
+    references the plan gives.
 
     1. Plan: every image's input key (:mod:`.cachekey`) is computed and looked up. An image
        whose key matches the local image under its tags (with ``push``: the image in the
@@ -574,7 +567,8 @@ def build_images(
     Returns one ImageResult per image in build order; failures are in the results (status
     ``failed``/``skipped``), not raised. Raises KeyboardInterrupt after stopping builds.
     """
-    run = ImageBuild(settings, graph, info, runner, push=push, platforms=platforms, force=force)
+    graph = plan.graph
+    run = ImageBuild(settings, plan, runner, push=push, platforms=platforms, force=force)
     try:
         run.hits = run.look_up(graph.nodes)
         if on_plan:
@@ -612,8 +606,7 @@ def build_images(
 
 def explain_images(
     settings: Settings,
-    graph: ImageGraph,
-    info: VersionInfo,
+    plan: BuildPlan,
     runner: Runner,
     *,
     push: bool = False,
@@ -622,9 +615,9 @@ def explain_images(
     """The plan of :func:`build_images` without building: every image's decision and why.
     Read-only (local store and, with ``push``, registry lookups). Raises ConfigError or
     BuildkitError as planning a build does."""
-    run = ImageBuild(settings, graph, info, runner, push=push, platforms=platforms, force=False)
+    run = ImageBuild(settings, plan, runner, push=push, platforms=platforms, force=False)
     try:
-        run.hits = run.look_up(graph.nodes)
+        run.hits = run.look_up(plan.graph.nodes)
         return run.explain()
     finally:
         run.close()

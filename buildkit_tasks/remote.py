@@ -30,19 +30,19 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import health, hosts, report, versioning
+from . import buildplan, health, hosts, report
+from .buildplan import Versions
 from .config import HostSpec, Settings
 from .console import emit
 from .engines import git
 from .errors import BuildkitError, ConfigError, HostError
 from .fsutil import sha256_file
-from .versioning import VersionInfo
 
 if TYPE_CHECKING:
     from fabric import Connection
 
 PACKAGE = "buildkit-tasks"
-VERSION_FILE_ENV = versioning.VERSION_FILE_ENV
+VERSIONS_FILE_ENV = buildplan.VERSIONS_FILE_ENV
 _SECRET_WORDS = ("PASSWORD", "TOKEN", "SECRET")
 
 
@@ -335,18 +335,19 @@ class HostSession:
             f"dependency?) {last.strip()[-200:]}",
         )
 
-    def run_task(self, venv: str, task_argv: Sequence[str], info: VersionInfo) -> int:
-        """Write the local version for the remote build, then ``inv <task_argv>`` in the
-        workspace with output streamed as ``[host] line``. Returns the exit code."""
+    def run_task(self, venv: str, task_argv: Sequence[str], versions: Versions) -> int:
+        """Write this run's versions for the remote build (the host's copy has no git
+        history), then ``inv <task_argv>`` in the workspace with output streamed as
+        ``[host] line``. Returns the exit code."""
         assert self.conn is not None
-        with self.conn.sftp().open(f"{self.run_dir}/version.json", "w") as fh:
-            fh.write(json.dumps(info.as_dict()))
+        with self.conn.sftp().open(f"{self.run_dir}/versions.json", "w") as fh:
+            fh.write(json.dumps(versions.as_dict()))
         env = {
             k: v
             for k, v in os.environ.items()
             if k.startswith("INVOKE_BUILDKIT_") and not any(w in k for w in _SECRET_WORDS)
         }
-        env.update({VERSION_FILE_ENV: f"{self.run_dir}/version.json", "PYTHONUNBUFFERED": "1"})
+        env.update({VERSIONS_FILE_ENV: f"{self.run_dir}/versions.json", "PYTHONUNBUFFERED": "1"})
         if os.environ.get("CI"):
             env["CI"] = os.environ["CI"]
         if self.spec.max_jobs:
@@ -478,7 +479,7 @@ def run(
     settings: Settings,
     jobs: Sequence[Target],
     task_argv: Sequence[str],
-    info: VersionInfo,
+    versions: Versions,
     *,
     keep_workspace: bool = False,
     on_done: Callable[[HostRun], None] | None = None,
@@ -512,7 +513,7 @@ def run(
                     files,
                     wheel,
                     task_argv,
-                    info,
+                    versions,
                     output_rel,
                     keep_workspace,
                 )
@@ -547,7 +548,7 @@ def _run_one(
     files: Sequence[str],
     wheel: Wheel,
     task_argv: Sequence[str],
-    info: VersionInfo,
+    versions: Versions,
     output_rel: str,
     keep_workspace: bool,
 ) -> HostRun:
@@ -572,7 +573,7 @@ def _run_one(
         emit(f"[{spec.name}] copied {len(files)} files ({how}) to {session.run_dir}/src")
         venv = session.install(wheel)
         emit(f"[{spec.name}] $ inv {shlex.join(task_argv)}")
-        code = session.run_task(venv, task_argv, info)
+        code = session.run_task(venv, task_argv, versions)
         dest = settings.output_dir / "hosts" / spec.name
         try:
             count = session.fetch(output_rel, dest)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
@@ -60,23 +59,6 @@ def build_date() -> str:
         else dt.datetime.now(dt.timezone.utc)
     )
     return when.replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-VERSION_FILE_ENV = "BUILDKIT_VERSION_FILE"
-
-
-def from_file(path: Path) -> VersionInfo:
-    """VersionInfo from a JSON file of its fields (what remote runs ship to a host, whose copy
-    of the work tree has no git history). Raises ConfigError naming the file."""
-    import json
-
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return VersionInfo(**{k: data[k] for k in VersionInfo.__dataclass_fields__})
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ConfigError(
-            f"{path} (from ${VERSION_FILE_ENV}): expected a version JSON file ({exc})"
-        ) from None
 
 
 def tag_regex(tag_pattern: str) -> str:
@@ -135,13 +117,11 @@ def _make(
 
 def detect(root: Path, tag_pattern: str = "v*", dev_style: str = "bump") -> VersionInfo:
     """The version of the project at ``root`` from git tags matching ``tag_pattern`` (config
-    ``version.tag_pattern``), or from the file named by env ``BUILDKIT_VERSION_FILE`` when set
-    (remote runs). Without git: ``VERSION`` file, then ``[project].version``, then ``0.0.0``.
-    A shallow clone gives a warning on stderr and a best-effort version, never an error."""
+    ``version.tag_pattern``). Without git: ``VERSION`` file, then ``[project].version``, then
+    ``0.0.0``. A shallow clone gives a warning on stderr and a best-effort version, never an
+    error. Tasks take versions from :func:`buildplan.versions` (asked once per run)."""
     from dunamai import Version
 
-    if os.environ.get(VERSION_FILE_ENV):
-        return from_file(Path(os.environ[VERSION_FILE_ENV]))
     if git.line(root, "rev-parse", "--git-dir") is None:
         return _without_git(root)
     _shallow_warning(root)
@@ -161,7 +141,7 @@ def for_paths(
     ``root``): the newest ``tag_pattern`` tag reachable from that commit, the commits from it
     to that commit, and dirty when those paths have uncommitted changes. Falls back to
     :func:`detect` when the paths were never committed or git is missing."""
-    if os.environ.get(VERSION_FILE_ENV) or git.line(root, "rev-parse", "--git-dir") is None:
+    if git.line(root, "rev-parse", "--git-dir") is None:
         return detect(root, tag_pattern, dev_style)
     commit = git.line(root, "log", "-1", "--format=%H", "--", *paths)
     if not commit:
@@ -179,22 +159,6 @@ def for_paths(
     dirty = bool(git.line(root, "status", "--porcelain", "--untracked-files=no", "--", *paths))
     branch = git.line(root, "rev-parse", "--abbrev-ref", "HEAD")
     return _make(base, stage, revision, distance, commit, dirty, branch, dev_style)
-
-
-def image_versions(settings: Settings) -> dict[str, VersionInfo]:
-    """The version of every image with ``version_paths`` (the others use the project's)."""
-    return {
-        name: for_paths(settings.root, spec.version_paths, settings.tag_pattern, settings.dev_style)
-        for name, spec in settings.images.items()
-        if spec.version_paths
-    }
-
-
-def image_tags(settings: Settings, info: VersionInfo, names: Iterable[str]) -> dict[str, str]:
-    """The tag of each image in ``names``: its own version's when it has ``version_paths``,
-    else the project's ``info.docker_tag``."""
-    own = image_versions(settings)
-    return {n: own[n].docker_tag if n in own else info.docker_tag for n in names}
 
 
 def _without_git(root: Path) -> VersionInfo:

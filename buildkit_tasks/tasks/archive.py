@@ -6,7 +6,7 @@ from invoke import Collection, Context
 
 from ..errors import BuildkitError
 from . import image
-from .common import CONFIG_DEFAULTS, dry, runner, settings, task, version
+from .common import CONFIG_DEFAULTS, dry, plan, runner, settings, task
 
 COMPRESSION_HELP = (
     "auto (default: none on the containerd image store, whose docker save already holds "
@@ -26,16 +26,13 @@ def export(c: Context, compression: str | None = None) -> None:
     ``output_dir`` (archive, charts, version files; not logs or the report). Pre-task:
     image.build.
     """
-    from .. import archive, report, versioning
-    from ..graph import project_graph
+    from .. import archive, report
 
     s = settings(c)
-    info = version(s)
+    bp = plan(s)
+    info = bp.version
     r = runner(c)
-    graph = project_graph(s)
-    names = [n for n in graph.order() if graph.nodes[n].spec.push]  # not build-only bases
-    tags = versioning.image_tags(s, info, names)
-    refs = [s.reference(n, tags[n]) for n in names]
+    refs = bp.references(pushed_only=True)  # not build-only bases
     chosen = compression or s.archive_compression
     result = archive.export(s, refs, r, chosen)
     if r.dry:

@@ -31,6 +31,8 @@ def all_(c: Context) -> None:
     """
     s = settings(c)
     if dry(c):
+        report_path = s.report_path.relative_to(s.root)
+        print(f"\n# build {project_version(s).version}: would write report {report_path}")
         return
     from .. import report
 

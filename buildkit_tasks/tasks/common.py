@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +13,7 @@ from ..errors import BuildkitError
 
 if TYPE_CHECKING:  # imported when a task runs, so `inv --list` stays fast
     from .. import config
+    from ..buildplan import BuildPlan
     from ..runner import Runner
     from ..versioning import VersionInfo
 
@@ -101,16 +101,19 @@ def runner(c: Context) -> Runner:
     return Runner(dry=dry(c), echo=bool((c.config.get("run") or {}).get("echo")))
 
 
-@functools.lru_cache(maxsize=8)
-def _version(root: Path, tag_pattern: str, dev_style: str) -> VersionInfo:
-    from .. import versioning
-
-    return versioning.detect(root, tag_pattern, dev_style)
-
-
 def version(s: config.Settings) -> VersionInfo:
-    """The project version, computed once per process (so every pre-task agrees)."""
-    return _version(s.root, s.tag_pattern, s.dev_style)
+    """The project version, asked of git once per process (so every pre-task agrees)."""
+    from .. import buildplan
+
+    return buildplan.project_version(s)
+
+
+def plan(s: config.Settings, names: list[str] | None = None) -> BuildPlan:
+    """The run's :class:`buildplan.BuildPlan` (narrowed to ``names``): versions asked of git
+    once per process, so every pre-task and ``--dry`` name the same references."""
+    from .. import buildplan
+
+    return buildplan.make(s, names or [])
 
 
 def split_list(value: str | None) -> list[str]:

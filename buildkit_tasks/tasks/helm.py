@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from invoke import Collection, Context
 
-from .common import CONFIG_DEFAULTS, runner, settings, task, version
+from .common import CONFIG_DEFAULTS, plan, runner, settings, task
 
 
 @task
@@ -23,9 +23,10 @@ def package(c: Context) -> None:
     from .. import charts, report
 
     s = settings(c)
-    info = version(s)
+    bp = plan(s)
+    info = bp.version
     r = runner(c)
-    results = charts.package_all(s, info, r)
+    results = charts.package_all(s, bp, r)
     for ch in results:
         print(f"chart {ch.name}: {ch.version} -> {ch.path.relative_to(s.root)}")
     if not r.dry:
@@ -47,15 +48,19 @@ def push(c: Context, force: bool = False) -> None:
     from .. import charts, credentials, report
 
     s = settings(c)
-    info = version(s)
+    bp = plan(s)
+    info = bp.version
     r = runner(c)
-    results = [
-        charts.ChartResult.from_dict(e, s.output_dir)
-        for e in report.load(s.report_path).get("charts", [])
-    ]
-    if r.dry:
+    dest = s.output_dir / "charts"
+    if r.dry:  # what helm.package would have written
         results = [
-            charts.ChartResult(p.name, info.chart_version, info.docker_tag, p) for p in s.charts
+            charts.ChartResult(ch.name, ch.version, ch.app_version, dest / ch.filename)
+            for ch in bp.charts
+        ]
+    else:
+        results = [
+            charts.ChartResult.from_dict(e, s.output_dir)
+            for e in report.load(s.report_path).get("charts", [])
         ]
     target = charts.oci_target(s)
     creds = credentials.resolve(s)

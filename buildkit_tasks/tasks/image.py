@@ -9,7 +9,7 @@ from invoke import Collection, Context
 
 from ..console import emit
 from ..errors import BuildFailed, ConfigError
-from .common import CONFIG_DEFAULTS, runner, settings, split_list, task, version
+from .common import CONFIG_DEFAULTS, plan, runner, settings, split_list, task
 
 if TYPE_CHECKING:  # the build API is imported by the tasks that run it (fast inv --list)
     from ..config import Settings
@@ -92,10 +92,10 @@ def _run_build(
     explain: bool = False,
 ) -> list[ImageResult]:
     from .. import credentials, images, plans, progress, quality, report
-    from ..graph import project_graph
 
-    info = version(s)
-    graph = project_graph(s, name or [])
+    bp = plan(s, name)
+    info = bp.version
+    graph = bp.graph
     for line in graph.warnings():
         emit(f"warning: {line}", err=True)
     r = runner(c)
@@ -108,8 +108,7 @@ def _run_build(
         r.env.update(env)
         results = images.build_images(
             s,
-            graph,
-            info,
+            bp,
             r,
             push=push,
             platforms=split_list(platform),
@@ -118,7 +117,7 @@ def _run_build(
             batch=s.batch and batch,
             on_start=view.on_start,
             on_done=view.on_done,
-            on_plan=(lambda plan: emit("\n".join(plans.explanation_lines(plan))))
+            on_plan=(lambda found: emit("\n".join(plans.explanation_lines(found))))
             if explain
             else None,
         )
@@ -283,7 +282,7 @@ def graph(c: Context, format: str = "text", name: list[str] | None = None) -> No
         "the local image store.",
     },
 )
-def plan(
+def plan_(
     c: Context,
     format: str = "text",
     name: list[str] | None = None,
@@ -305,19 +304,16 @@ def plan(
     "held_key"}]}`` and nothing else on stdout.
     """
     from .. import images, plans
-    from ..graph import project_graph
 
     if format not in plans.EXPLAIN_FORMATS:
         raise ConfigError(
             f"--format: expected one of {', '.join(plans.EXPLAIN_FORMATS)}, got {format!r}"
         )
     s = settings(c)
-    graph = project_graph(s, name or [])
-    for line in graph.warnings():
+    bp = plan(s, name)
+    for line in bp.graph.warnings():
         emit(f"warning: {line}", err=True)
-    found = images.explain_images(
-        s, graph, version(s), runner(c), push=push, platforms=split_list(platform)
-    )
+    found = images.explain_images(s, bp, runner(c), push=push, platforms=split_list(platform))
     print(plans.render_explanations(found, format))
 
 
@@ -326,14 +322,10 @@ def scan(c: Context, name: list[str] | None = None) -> None:
     """Scan the built images (``<registry>/<name>:<version>``) with trivy when it is installed,
     failing on findings of config ``scan.severity`` (default ``CRITICAL``). Without trivy it
     prints a warning and succeeds: the scan is a gate only where trivy exists."""
-    from .. import quality, versioning
-    from ..graph import project_graph
+    from .. import quality
 
     s = settings(c)
-    info = version(s)
-    names = project_graph(s, name or []).order()
-    tags = versioning.image_tags(s, info, names)
-    refs = [s.reference(n, tags[n]) for n in names]
+    refs = plan(s, name).references()
     if quality.scan(s, refs, runner(c)):
         print(f"scan: {len(refs)} images, no {s.scan_severity} findings")
 
@@ -343,5 +335,5 @@ ns.add_task(build, default=True)
 ns.add_task(scan)
 ns.add_task(push)
 ns.add_task(graph)
-ns.add_task(plan)
+ns.add_task(plan_, name="plan")
 ns.configure(CONFIG_DEFAULTS)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from invoke import Collection, Context
 
-from .common import CONFIG_DEFAULTS, runner, settings, task, version
+from .common import CONFIG_DEFAULTS, plan, runner, settings, task
 
 
 @task(name="all")
@@ -19,7 +19,7 @@ def all_(c: Context) -> None:
     from .. import quality
 
     s = settings(c)
-    quality.lint(s, runner(c), version(s))
+    quality.lint(s, runner(c), lambda: plan(s))
 
 
 ns = Collection("lint")

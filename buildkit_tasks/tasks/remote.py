@@ -9,7 +9,7 @@ from invoke import Collection, Context
 
 from ..console import emit
 from ..errors import BuildkitError, ConfigError
-from .common import CONFIG_DEFAULTS, dry, settings, split_list, task, version
+from .common import CONFIG_DEFAULTS, dry, settings, split_list, task
 from .doctor import print_checks
 
 
@@ -63,13 +63,16 @@ def run(
         argv = shlex.split(task)
     except ValueError as exc:
         raise ConfigError(f"task: cannot split {task!r}: {exc}") from None
-    info = version(s)
+    from ..buildplan import versions
+
+    vs = versions(s)
+    info = vs.project
     if dry(c):
         for job in jobs:
             names = ", ".join(h.name for h in job.candidates)
             emit(f"[{job.label}] would run on {names}: inv {shlex.join(argv)}")
         return
-    results = engine.run(s, jobs, argv, info, keep_workspace=keep_workspace)
+    results = engine.run(s, jobs, argv, vs, keep_workspace=keep_workspace)
     print("\nhosts:")
     width = max(len(r.host) for r in results)
     for r in results:

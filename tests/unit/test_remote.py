@@ -1,3 +1,4 @@
+import dataclasses
 import io
 import json
 import tarfile
@@ -5,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from buildkit_tasks import config, remote, versioning
+from buildkit_tasks import buildplan, config, remote, versioning
 from buildkit_tasks.errors import BuildkitError, ConfigError, HostError
 from buildkit_tasks.fsutil import sha256_file
 from tests.conftest import commit_all
@@ -95,7 +96,7 @@ def test_extract_refuses_paths_outside_and_links(tmp_path: Path) -> None:
             remote._extract(path, tmp_path / f"out-{len(list(tmp_path.iterdir()))}")
 
 
-def test_version_file_env_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_versions_file_env_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     info = versioning.VersionInfo(
         "2.3.1.dev2+abc",
         "2.3.1.dev2-abc",
@@ -106,13 +107,18 @@ def test_version_file_env_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         2,
         "2026-01-01T00:00:00Z",
     )
+    own = dataclasses.replace(info, version="0.4.0", docker_tag="0.4.0", chart_version="0.4.0")
+    shipped = buildplan.Versions(info, {"api": own}, {"charts/app": own})
     f = tmp_path / "v.json"
-    f.write_text(json.dumps(info.as_dict()))
-    monkeypatch.setenv("BUILDKIT_VERSION_FILE", str(f))
-    assert versioning.detect(tmp_path) == info
+    f.write_text(json.dumps(shipped.as_dict()))
+    monkeypatch.setenv("BUILDKIT_VERSIONS_FILE", str(f))
+    (tmp_path / "pyproject.toml").write_text("")
+    s = config.Settings(root=tmp_path)
+    assert buildplan.project_version(s) == info
+    assert buildplan.versions(s, {}) == shipped
     f.write_text("{}")
-    with pytest.raises(ConfigError, match="expected a version JSON file"):
-        versioning.detect(tmp_path)
+    with pytest.raises(ConfigError, match="expected a versions JSON file"):
+        buildplan.versions(s, {})
 
 
 def test_local_wheel_comes_from_the_source_checkout(tmp_path: Path) -> None:
