@@ -23,6 +23,7 @@ from invoke import Collection
 
 from .tasks import archive as _archive
 from .tasks import build as _build
+from .tasks import configuration as _configuration
 from .tasks import doctor as _doctor
 from .tasks import helm as _helm
 from .tasks import image as _image
@@ -45,6 +46,7 @@ ns = Collection(
     _build.ns,
     _remote.ns,
     _doctor.ns,
+    _configuration.ns,
     _scaffold.ns,
 )
 ns.configure(CONFIG_DEFAULTS)

@@ -11,7 +11,7 @@ import builtins
 import os
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -192,7 +192,6 @@ class Settings:
     lint_tools: tuple[str, ...] = ("ruff",)
     coverage_floor: float | None = None
     scan_severity: str = "CRITICAL"
-    max_size_mb: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def bare_names(self) -> bool:
@@ -282,9 +281,28 @@ def load(root: Path, overrides: Mapping[str, Any] | None = None) -> Settings:
     ``overrides`` is the Invoke ``buildkit`` config subtree (or any mapping of the same keys).
     Raises ConfigError with the file and key at fault.
     """
+    from .options import check_keys
+
     root = root.resolve()
-    raw = merge(read_table(root), dict(overrides or {}))
-    return parse(root, raw)
+    table = read_table(root)
+    check_keys(table, str(root / PYPROJECT))
+    given = prune(overrides or {})
+    check_keys(given, "Invoke config 'buildkit'")
+    return parse(root, merge(table, given))
+
+
+def prune(values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` without its None entries, and without tables left empty by that (Invoke
+    knows every key, unset ones as None: they are not settings)."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, Mapping):
+            inner = prune(value)
+            if inner:
+                out[key] = inner
+        elif value is not None:
+            out[key] = value
+    return out
 
 
 class _Reader:
@@ -442,6 +460,11 @@ def parse(root: Path, raw: Mapping[str, Any]) -> Settings:
     if unknown:
         raise lint.fail("tools", f"a list from {', '.join(LINT_TOOLS)}")
     floor = test.table.get("coverage")
+    if isinstance(floor, str):  # INVOKE_BUILDKIT_TEST_COVERAGE=80
+        try:
+            floor = float(floor)
+        except ValueError:
+            raise test.fail("coverage", "a percentage from 0 to 100") from None
     if floor is not None and (
         isinstance(floor, bool) or not isinstance(floor, (int, float)) or not 0 <= floor <= 100
     ):
@@ -633,3 +656,75 @@ def _image(root: Path, name: str, table: Any) -> ImageSpec:
         version_paths=r.str_list("version_paths"),
         push=_bool(r, "push", True),
     )
+
+
+def describe(s: Settings) -> dict[str, str]:
+    """The effective value of every top-level and table key of ``s`` as text, keyed as in
+    :data:`options.OPTIONS` (what ``inv config.show`` prints). Paths are relative to the
+    project root where they are inside it; secrets are never read."""
+
+    def rel(p: Path | None) -> str:
+        if p is None:
+            return "none"
+        return p.relative_to(s.root).as_posix() if p.is_relative_to(s.root) else str(p)
+
+    def items(values: Iterable[str], empty: str = "[]") -> str:
+        values = list(values)
+        return ", ".join(values) if values else empty
+
+    def flag(value: bool) -> str:
+        return "true" if value else "false"
+
+    d = s.discover
+    out = {
+        "root": str(s.root),
+        "registry": s.registry or '""',
+        "output_dir": rel(s.output_dir),
+        "platforms": items(s.platforms, "engine's own"),
+        "parallel": str(s.parallel),
+        "batch": flag(s.batch),
+        "source": s.source or "git `origin` URL",
+        "cache": s.cache,
+        "cache_dir": rel(s.cache_dir),
+        "registry_user": s.registry_user or os.environ.get("BUILDKIT_REGISTRY_USER") or "none",
+        "password_file": rel(s.password_file),
+        "own_docker_config": flag(s.own_docker_config),
+        "push_retries": str(s.push_retries),
+        "progress": s.progress,
+        "known_hosts": str(s.known_hosts),
+        "accept_new_host_keys": flag(s.accept_new_host_keys),
+        "connect_timeout": f"{s.connect_timeout:g}",
+        "wheelhouse": rel(s.wheelhouse),
+        "remote_include": items(s.remote_include),
+        "images": items(s.images, "none configured"),
+        "discover": "on" if d is not None else "off",
+        "helm.charts": items(rel(c) for c in s.charts),
+        "helm.image_values": items(f"{k} = {v}" for k, v in s.image_values.items()),
+        "helm.version_paths": items(
+            f"{rel(k)} = {list(v)}" for k, v in s.chart_version_paths.items()
+        ),
+        "helm.repository": s.helm_repository or "oci://<registry>/charts",
+        "version.tag_pattern": s.tag_pattern,
+        "version.dev_style": s.dev_style,
+        "version.files": items(f.path for f in s.version_files),
+        "lint.paths": items(s.lint_paths),
+        "lint.tools": items(s.lint_tools),
+        "test.args": items(s.test_args),
+        "test.coverage": "none" if s.coverage_floor is None else f"{s.coverage_floor:g}",
+        "scan.severity": s.scan_severity,
+        "archive.compression": s.archive_compression,
+        "hosts": items((h.name for h in s.hosts), "none"),
+    }
+    if d is not None:
+        out.update(
+            {
+                "discover.roots": items(rel(r) or "." for r in d.roots),
+                "discover.ignore": items(d.ignore),
+                "discover.name_label": d.name_label or "folder name",
+                "discover.local_prefixes": items(d.local_prefixes),
+                "discover.bare_names": flag(s.bare_names),
+                "discover.skip_label": d.skip_label or "none",
+                "discover.local_label": "=".join(d.local_label) if d.local_label else "none",
+            }
+        )
+    return out

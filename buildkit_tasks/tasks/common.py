@@ -10,6 +10,7 @@ import invoke
 from invoke import Context, Exit
 
 from ..errors import BuildkitError
+from ..options import invoke_defaults
 
 if TYPE_CHECKING:  # imported when a task runs, so `inv --list` stays fast
     from .. import config
@@ -18,27 +19,7 @@ if TYPE_CHECKING:  # imported when a task runs, so `inv --list` stays fast
     from ..versioning import VersionInfo
 
 # Keys Invoke should know (so INVOKE_BUILDKIT_* env vars are loaded); None means "not set".
-CONFIG_DEFAULTS: dict[str, Any] = {
-    "buildkit": {
-        "root": None,
-        "registry": None,
-        "output_dir": None,
-        "platforms": None,
-        "parallel": None,
-        "batch": None,
-        "cache": None,
-        "registry_user": None,
-        "password_file": None,
-        "own_docker_config": None,
-        "push_retries": None,
-        "source": None,
-        "known_hosts": None,
-        "accept_new_host_keys": None,
-        "connect_timeout": None,
-        "wheelhouse": None,
-        "progress": None,
-    }
-}
+CONFIG_DEFAULTS: dict[str, Any] = invoke_defaults()
 
 
 class Task(invoke.Task):
@@ -80,8 +61,12 @@ def project_root(c: Context) -> Path:
 def settings(c: Context, **flags: Any) -> config.Settings:
     """Settings from ``[tool.buildkit]`` + Invoke's ``buildkit`` config, then ``flags``
     (task flags; a None flag is "not given")."""
-    from .. import config
+    import os
 
+    from .. import config
+    from ..options import check_env
+
+    check_env(os.environ)
     bk = dict(c.config.get("buildkit") or {})
     bk.pop("root", None)
     s = config.load(project_root(c), bk)
