@@ -91,7 +91,7 @@ def export(
     if runner.dry:
         used = compression if compression != "auto" else "none"
         dest = archive_path(settings, used)
-        runner.pipe([docker.DOCKER, "save", *refs], lambda _: None)
+        runner.pipe(docker.save_argv(refs), lambda _: None)
         return Archive(dest, "", 0, used, 0)
     used = resolve_compression(compression)
     dest = archive_path(settings, used)
@@ -103,12 +103,12 @@ def export(
 
             cctx = zstandard.ZstdCompressor(level=3, threads=-1)
             with cctx.stream_writer(cast(IO[bytes], hashed), closefd=False) as zw:
-                saved = runner.pipe([docker.DOCKER, "save", *refs], zw.write, what="docker save")
+                saved = runner.pipe(docker.save_argv(refs), zw.write, what="docker save")
         elif used == "gzip":
             with gzip.GzipFile(fileobj=hashed, mode="wb", compresslevel=6, mtime=0) as gz:
-                saved = runner.pipe([docker.DOCKER, "save", *refs], gz.write, what="docker save")
+                saved = runner.pipe(docker.save_argv(refs), gz.write, what="docker save")
         else:
-            saved = runner.pipe([docker.DOCKER, "save", *refs], hashed.write, what="docker save")
+            saved = runner.pipe(docker.save_argv(refs), hashed.write, what="docker save")
         raw.flush()
     for other in SUFFIX.values():  # an archive left by a run with another compression
         stale = settings.output_dir / (ARCHIVE_NAME + other)

@@ -29,6 +29,7 @@ from .config import Settings
 from .engines import git, helm
 from .errors import CommandError, ConfigError
 from .fsutil import atomic_path
+from .references import is_loopback, registry_host
 from .runner import Runner
 
 DEFAULT_EPOCH = 315532800  # 1980-01-01, the earliest time a zip or tar tool agrees on
@@ -186,8 +187,7 @@ class _Stager:
         if remote:
             loopback = any(plain_http(str(d.get("repository"))) for d in remote)
             self.runner.run(
-                [helm.HELM, "dependency", "build", str(dest)]
-                + (["--plain-http"] if loopback else []),
+                helm.dependency_build_argv(dest, loopback),
                 capture=True,
                 what=f"helm dependency build {chart.name} (remote dependencies "
                 f"{', '.join(str(d.get('repository')) for d in remote)} must be reachable)",
@@ -207,10 +207,7 @@ class _Stager:
         app_version: str | None = None,
     ) -> Path:
         out = Path(tempfile.mkdtemp(prefix="pkg-", dir=self.work))
-        if version is None or app_version is None:  # a vendored subchart keeps its own
-            argv = [helm.HELM, "package", str(chart), "--destination", str(out)]
-        else:
-            argv = helm.package_argv(chart, version, app_version, out)
+        argv = helm.package_argv(chart, out, version, app_version)
         self.runner.run(argv, capture=True, what=f"helm package {chart.name}")
         made = list(out.glob("*.tgz"))
         if len(made) != 1:
@@ -243,7 +240,7 @@ def package_all(settings: Settings, plan: BuildPlan, runner: Runner) -> list[Cha
     dest_dir = settings.output_dir / "charts"
     if runner.dry:
         for ch in plan.charts:
-            runner.run(helm.package_argv(ch.source, ch.version, ch.app_version, dest_dir))
+            runner.run(helm.package_argv(ch.source, dest_dir, ch.version, ch.app_version))
         return [
             ChartResult(ch.name, ch.version, ch.app_version, dest_dir / ch.filename)
             for ch in plan.charts
@@ -276,8 +273,7 @@ def oci_target(settings: Settings) -> str:
 
 def plain_http(target: str) -> bool:
     """Loopback registries speak plain HTTP (as Docker assumes for them)."""
-    host = target.removeprefix("oci://").split("/", 1)[0]
-    return host.startswith(("localhost", "127."))
+    return is_loopback(registry_host(target))
 
 
 @dataclass(frozen=True)
@@ -300,11 +296,11 @@ def push_all(
     from .errors import BuildkitError
 
     target = oci_target(settings)
-    http = ["--plain-http"] if plain_http(target) else []
+    http = plain_http(target)
     pushed = []
     for ch in results:
         ref = f"{target}/{ch.name}"
-        show = [helm.HELM, "show", "chart", ref, "--version", ch.version, *http, *login_args]
+        show = helm.show_chart_argv(ref, ch.version, http, login_args)
         if not force and runner.run(show, capture=True, check=False, stderr_to_devnull=True).ok:
             if not runner.dry:
                 raise BuildkitError(
@@ -314,7 +310,7 @@ def push_all(
         with tempfile.TemporaryDirectory(prefix="buildkit-helm-push-") as tmp:
             log = Path(tmp) / "push.log"
             runner.run(
-                [helm.HELM, "push", str(ch.path), target, *http, *login_args],
+                helm.push_argv(ch.path, target, http, login_args),
                 log=log,
                 what=f"helm push {ch.name}",
             )

@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import Settings
+from .engines import docker, helm
 from .errors import BuildkitError, ConfigError
+from .references import registry_host
 from .runner import Runner
 
 USER_ENV = "BUILDKIT_REGISTRY_USER"
@@ -34,11 +36,6 @@ class Credentials:
     host: str
     user: str
     password: str = field(repr=False)
-
-
-def registry_host(registry: str) -> str:
-    """The host part of a repository prefix: ``localhost:5000/acme`` -> ``localhost:5000``."""
-    return registry.split("/", 1)[0]
 
 
 def resolve(settings: Settings, env: Mapping[str, str] | None = None) -> Credentials | None:
@@ -73,7 +70,7 @@ def resolve(settings: Settings, env: Mapping[str, str] | None = None) -> Credent
 
 def login_argv(creds: Credentials) -> list[str]:
     """``docker login`` reading the password from stdin (argv holds no secret)."""
-    return ["docker", "login", "--username", creds.user, "--password-stdin", creds.host]
+    return docker.login_argv(creds.host, creds.user)
 
 
 @contextlib.contextmanager
@@ -102,18 +99,7 @@ def docker_login(
 
 def helm_login_argv(creds: Credentials, config: Path, plain_http: bool) -> list[str]:
     """``helm registry login`` reading the password from stdin into ``config``."""
-    return [
-        "helm",
-        "registry",
-        "login",
-        creds.host,
-        "--username",
-        creds.user,
-        "--password-stdin",
-        "--registry-config",
-        str(config),
-        *(["--plain-http"] if plain_http else []),
-    ]
+    return helm.registry_login_argv(creds.host, creds.user, config, plain_http)
 
 
 @contextlib.contextmanager

@@ -4,20 +4,19 @@ ok / warn / fail, with the fix."""
 
 from __future__ import annotations
 
-import subprocess
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from .config import Settings
+from .engines.docker import BINFMT_FIX
+from .runner import Runner
 
 MIN_DISK_GB, WARN_DISK_GB = 2.0, 10.0
 WARN_CPUS = 2
 WARN_MEM_GB = 2.0
 MIN_ENGINE = 26
-
-BINFMT_FIX = "apt-get install qemu-user-static binfmt-support && update-binfmts --enable"
 
 
 @dataclass(frozen=True)
@@ -62,12 +61,11 @@ def parse_facts(out: str) -> dict[str, str]:
     return facts
 
 
-def local_facts(workdir: Path) -> dict[str, str]:
-    """The probe run on this machine (free disk under ``workdir``)."""
-    out = subprocess.run(
-        ["sh", "-c", probe_script(str(workdir))], capture_output=True, text=True, timeout=60
-    ).stdout
-    return parse_facts(out)
+def local_facts(workdir: Path, runner: Runner) -> dict[str, str]:
+    """The probe run on this machine (free disk under ``workdir``): a read-only query
+    through ``runner`` (shown with ``--echo``)."""
+    argv = ["sh", "-c", probe_script(str(workdir))]
+    return parse_facts(runner.run(argv, capture=True, check=False, query=True).stdout)
 
 
 _ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm/v7", "ppc64le": "ppc64le"}
@@ -151,12 +149,19 @@ def judge(
     return out
 
 
-def doctor(settings: Settings) -> list[Check]:
+def doctor(settings: Settings, runner: Runner) -> list[Check]:
     """This machine: the probe's checks plus the containerd image store, helm, qemu binfmt
-    for the configured (or arm64) platforms, hadolint, and the registry."""
-    facts = local_facts(settings.output_dir.parent)
+    for the configured (or arm64) platforms, hadolint, and the registry. Every command goes
+    through ``runner`` as a read-only query."""
+    facts = local_facts(settings.output_dir.parent, runner)
     checks = judge("local", facts, str(settings.root))
-    checks += [_store(facts), _helm(), _binfmt(settings), _hadolint(), _registry(settings)]
+    checks += [
+        _store(facts),
+        _helm(runner),
+        _binfmt(settings, runner),
+        _hadolint(),
+        _registry(settings),
+    ]
     return checks
 
 
@@ -181,16 +186,13 @@ def _store(facts: dict[str, str]) -> Check:
     )
 
 
-def _version_of(argv: list[str]) -> str | None:
-    try:
-        res = subprocess.run(argv, capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return res.stdout.strip().splitlines()[0] if res.returncode == 0 and res.stdout else None
+def _helm(runner: Runner) -> Check:
+    from .engines import helm
 
-
-def _helm() -> Check:
-    v = _version_of(["helm", "version", "--short"])
+    res = runner.run(
+        helm.version_argv(), capture=True, check=False, query=True, stderr_to_devnull=True
+    )
+    v = res.stdout.strip().splitlines()[0] if res.ok and res.stdout.strip() else None
     return Check(
         "local",
         "helm",
@@ -200,19 +202,16 @@ def _helm() -> Check:
     )
 
 
-def _binfmt(settings: Settings) -> Check:
+def _binfmt(settings: Settings, runner: Runner) -> Check:
+    from .engines import docker
     from .runner import find_tool
 
     wanted = list(settings.platforms) or ["linux/arm64"]
     if not find_tool("docker"):
         return Check("local", "emulation", "fail", "no docker CLI", "install docker")
-    res = subprocess.run(["docker", "buildx", "inspect"], capture_output=True, text=True)
-    platforms = ""
-    for line in res.stdout.splitlines():
-        if line.strip().startswith("Platforms:"):
-            platforms = line.split(":", 1)[1]
-    missing = [p for p in wanted if p not in platforms]
-    if res.returncode != 0 or missing:
+    listed = docker.builder_platforms(runner)
+    missing = [p for p in wanted if p not in (listed or [])]
+    if listed is None or missing:
         return Check(
             "local",
             "emulation",
@@ -239,10 +238,12 @@ def _hadolint() -> Check:
 def _registry(settings: Settings) -> Check:
     if not settings.registry:
         return Check("local", "registry", "ok", "none configured (images stay local)")
-    host = settings.registry.split("/", 1)[0]
-    if "." not in host and ":" not in host and host != "localhost":
-        host = "registry-1.docker.io"  # a Docker Hub namespace
-    scheme = "http" if host.startswith(("localhost", "127.")) else "https"
+    from .references import is_loopback, registry_host
+
+    host = registry_host(settings.registry)
+    if host == "docker.io":
+        host = "registry-1.docker.io"  # where Docker Hub's API answers
+    scheme = "http" if is_loopback(host) else "https"
     url = f"{scheme}://{host}/v2/"
     try:
         with urllib.request.urlopen(url, timeout=5) as resp:

@@ -198,3 +198,39 @@ __all__ = [
     "try_parse",
     "valid_component",
 ]
+
+
+def registry_host(prefix: str) -> str:
+    """The registry host of a repository prefix or OCI target as Docker splits it:
+    ``localhost:5000/acme`` -> ``localhost:5000``, ``oci://ghcr.io/acme/charts`` ->
+    ``ghcr.io``, a Docker Hub namespace (``acme``) -> ``docker.io``."""
+    name = prefix.removeprefix("oci://").strip("/")
+    return split_domain(name + "/x" if "/" not in name else name)[0]
+
+
+def is_loopback(host: str) -> bool:
+    """Whether registry ``host`` (with or without a port) is on this machine: ``localhost``,
+    ``127.*`` or ``[::1]``. Docker and helm speak plain HTTP to these."""
+    import ipaddress
+
+    if host.startswith("["):
+        name = host[1:].partition("]")[0]
+    else:
+        name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def name_and_tag(text: str) -> tuple[str, str | None]:
+    """A reference as written split into its name and tag (digest dropped):
+    ``localhost:5000/acme/api:1.0`` -> (``localhost:5000/acme/api``, ``1.0``);
+    ``localhost:5000/acme/api`` -> (``localhost:5000/acme/api``, None)."""
+    name = text.partition("@")[0]
+    colon = name.rfind(":")
+    if colon > name.rfind("/"):
+        return name[:colon], name[colon + 1 :]
+    return name, None

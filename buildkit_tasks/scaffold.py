@@ -23,19 +23,10 @@ PYPROJECT = "pyproject.toml"
 _NAME = re.compile(r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$")
 
 
-def _template(name: str) -> str:
-    from importlib import resources
-
-    return resources.files("buildkit_tasks.templates").joinpath(name).read_text("utf-8")
-
-
 def _render(name: str, variables: Mapping[str, object]) -> str:
-    import jinja2
+    from . import templating
 
-    env = jinja2.Environment(
-        undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False
-    )
-    return env.from_string(_template(name)).render(**variables)
+    return templating.render(templating.builtin(name), variables, f"built-in {name}")
 
 
 def default_name(root: Path) -> str:

@@ -13,7 +13,6 @@ import datetime as dt
 import os
 import re
 from dataclasses import asdict, dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -182,27 +181,9 @@ def render(template_text: str, info: VersionInfo, source: str) -> str:
 
     Raises ConfigError naming ``source`` on a template error.
     """
-    import jinja2
+    from . import templating
 
-    env = jinja2.Environment(
-        undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False
-    )
-    env.filters["tojson"] = _tojson
-    try:
-        return env.from_string(template_text).render(**info.as_dict())
-    except jinja2.TemplateError as exc:
-        raise ConfigError(f"{source}: template error: {exc}") from None
-
-
-def _tojson(value: Any) -> str:
-    import json
-
-    return json.dumps(value)
-
-
-def builtin_template(name: str) -> str:
-    """The text of a template shipped in the wheel (``buildkit_tasks.templates``)."""
-    return resources.files("buildkit_tasks.templates").joinpath(name).read_text("utf-8")
+    return templating.render(template_text, info.as_dict(), source)
 
 
 def stamp(settings: Settings, info: VersionInfo) -> list[Path]:
@@ -210,10 +191,12 @@ def stamp(settings: Settings, info: VersionInfo) -> list[Path]:
 
     Returns the written paths. Each file is written atomically.
     """
+    from . import templating
+
     written = []
     for vf in settings.version_files:
         if vf.template is None:
-            text, source = builtin_template("version.json.j2"), "built-in version.json.j2"
+            text, source = templating.builtin("version.json.j2"), "built-in version.json.j2"
         else:
             text, source = vf.template.read_text(encoding="utf-8"), str(vf.template)
         dest = (settings.output_dir / vf.path).resolve()

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..console import emit
 from ..errors import BuildkitError, CommandError
+from ..references import name_and_tag
 from ..runner import Runner
 
 DOCKER = "docker"
@@ -315,7 +316,7 @@ def ensure_tag(runner: Runner, reference: str, digest: str) -> tuple[str, dict[s
     got, platforms = registry_digests(runner, reference)
     if got == digest or runner.dry:
         return got, platforms
-    repository = reference.rsplit(":", 1)[0]
+    repository, _ = name_and_tag(reference)
     emit(f"registry: {reference} named {got[:19]}, not the pushed {digest[:19]}; re-pointing it")
     remote_tag(runner, f"{repository}@{digest}", reference)
     got, platforms = registry_digests(runner, reference)
@@ -355,8 +356,8 @@ def alias_reference(name: str, run_id: str) -> str:
 
 def tag(source: str, target: str) -> None:
     """Add reference ``target`` to the local image ``source`` (docker SDK)."""
-    repository, _, tag_ = target.rpartition(":")
-    client().api.tag(source, repository, tag_)
+    repository, tag_ = name_and_tag(target)
+    client().api.tag(source, repository, tag_ or "latest")
 
 
 def untag(reference: str) -> None:
@@ -381,16 +382,37 @@ def parse_builder_platforms(inspect_output: str) -> list[str]:
     return []
 
 
+def builder_platforms(runner: Runner) -> list[str] | None:
+    """The platforms the current builder lists (``docker buildx inspect``; a read-only query,
+    run under ``--dry`` too), or None when buildx does not answer."""
+    res = runner.run(
+        [DOCKER, "buildx", "inspect"],
+        capture=True,
+        check=False,
+        query=True,
+        stderr_to_devnull=True,
+        what="docker buildx inspect",
+    )
+    return parse_builder_platforms(res.stdout) if res.ok else None
+
+
+def save_argv(references: Iterable[str]) -> list[str]:
+    """``docker save`` of ``references`` to stdout (one archive; shared layers once)."""
+    return [DOCKER, "save", *references]
+
+
+def login_argv(host: str, user: str) -> list[str]:
+    """``docker login`` reading the password from stdin (the argv holds no secret)."""
+    return [DOCKER, "login", "--username", user, "--password-stdin", host]
+
+
 def check_platforms(runner: Runner, platforms: Iterable[str]) -> None:
     """Raise BuildkitError naming every platform the current builder cannot build (no native
     support and no qemu binfmt emulation), with the fix."""
     wanted = list(dict.fromkeys(platforms))
     if not wanted or runner.dry:
         return
-    res = runner.run(
-        [DOCKER, "buildx", "inspect"], capture=True, check=False, what="docker buildx inspect"
-    )
-    known = set(parse_builder_platforms(res.stdout))
+    known = set(builder_platforms(runner) or [])
     missing = [p for p in wanted if p not in known]
     if missing:
         raise BuildkitError(

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from invoke import Collection, Context
 
 from ..errors import BuildkitError
-from .common import CONFIG_DEFAULTS, dry, settings, task
+from .common import CONFIG_DEFAULTS, dry, runner, settings, task
 
 if TYPE_CHECKING:
     from ..health import Check
@@ -31,7 +31,7 @@ def check(c: Context) -> None:
             "# then: docker info, helm version --short, docker buildx inspect, GET <registry>/v2/"
         )
         return
-    print_checks(health.doctor(s))
+    print_checks(health.doctor(s, runner(c)))
 
 
 def print_checks(checks: Sequence[Check]) -> None:

@@ -53,7 +53,15 @@ def test_buildx_argv_loads_by_default() -> None:
 
 
 def test_helm_argv() -> None:
-    assert helm.package_argv(Path("/c"), "1.0.0", "1.0.0", Path("/d")) == [
+    assert helm.package_argv(Path("/c"), Path("/d")) == [
+        "helm",
+        "package",
+        "/c",
+        "--destination",
+        "/d",
+    ]
+    assert helm.dependency_build_argv(Path("/c"), plain_http=True)[-1] == "--plain-http"
+    assert helm.package_argv(Path("/c"), Path("/d"), "1.0.0", "1.0.0") == [
         "helm",
         "package",
         "/c",

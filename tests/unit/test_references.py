@@ -160,3 +160,29 @@ def test_registry_and_prefix_forms() -> None:
     assert ProjectImages(["api"], "acme", bare_names=False).match("docker.io/acme/api:1") == "api"
     with pytest.raises(ReferenceError):
         references.repository_prefix("Bad Prefix")
+
+
+@pytest.mark.parametrize(
+    ("prefix", "host", "loopback"),
+    [
+        ("localhost:5000/acme", "localhost:5000", True),
+        ("oci://127.0.0.1:5001/charts", "127.0.0.1:5001", True),
+        ("[::1]:5000/acme", "[::1]:5000", True),
+        ("ghcr.io/acme", "ghcr.io", False),
+        ("acme", "docker.io", False),
+        ("oci://registry.example/charts/", "registry.example", False),
+        ("127.example.com/acme", "127.example.com", False),
+    ],
+)
+def test_registry_host_and_loopback(prefix: str, host: str, loopback: bool) -> None:
+    assert references.registry_host(prefix) == host
+    assert references.is_loopback(host) is loopback
+
+
+def test_name_and_tag_keeps_registry_ports() -> None:
+    assert references.name_and_tag("localhost:5000/acme/api:1.0") == (
+        "localhost:5000/acme/api",
+        "1.0",
+    )
+    assert references.name_and_tag("localhost:5000/acme/api") == ("localhost:5000/acme/api", None)
+    assert references.name_and_tag("r/a:1@sha256:" + "a" * 64) == ("r/a", "1")

@@ -31,6 +31,7 @@ def test_full_collection_has_the_fixed_task_names() -> None:
         "doctor.check",
         "helm.push",
         "scaffold.new",
+        "config.show",
     }
 
 
