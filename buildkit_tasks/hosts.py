@@ -266,18 +266,20 @@ def probe(conn: Connection, spec: HostSpec) -> dict[str, str]:
 
 @contextlib.contextmanager
 def engine_over_ssh(spec: HostSpec, settings: Settings) -> Iterator[dict[str, str]]:
-    """Point this process's Docker CLI and SDK at ``spec``'s engine for the ``with`` block:
-    ``DOCKER_HOST=ssh://user@host:port``, with ``ssh`` on PATH replaced by a wrapper that
-    gives OpenSSH this host's ``known_hosts``, strict checking, batch mode, identity and
-    ``ProxyJump`` (the Docker CLI runs plain ``ssh``, which would otherwise use only the
-    user's own files). The host key and login are checked first through :func:`connect`, so
-    failures get the same one-line errors. Yields the environment entries that were set.
+    """Drive ``spec``'s Docker engine from here for the block; yields the environment the
+    docker CLI needs (give it to the Runner: ``runner.env.update(env)``): ``DOCKER_HOST=
+    ssh://user@host:port`` and a ``PATH`` whose ``ssh`` is a wrapper giving OpenSSH this
+    host's ``known_hosts``, strict checking, batch mode, identity and ``ProxyJump`` (the CLI
+    runs plain ``ssh``, which would otherwise use only the user's own files). The SDK's
+    requests go over this process's own SSH connection (:func:`connect`: the same host key and
+    login checks and one-line errors). ``os.environ`` is not changed.
     """
     from .engines import docker as docker_engine
 
-    connect(spec, settings).close()
+    conn = connect(spec, settings)
     real_ssh = shutil.which("ssh")
     if real_ssh is None:
+        conn.close()
         raise HostError(spec.name, "the OpenSSH client (ssh) is needed for DOCKER_HOST=ssh://")
     lines = ["Host *"] + [
         f"  {opt.split('=', 1)[0]} {opt.split('=', 1)[1]}"
@@ -287,27 +289,20 @@ def engine_over_ssh(spec: HostSpec, settings: Settings) -> Iterator[dict[str, st
     if spec.gateway:
         gw = settings.host(spec.gateway)
         lines.append(f"  ProxyJump {gw.user}@{gw.hostname}:{gw.port}")
-    with tempfile.TemporaryDirectory(prefix="buildkit-ssh-") as tmp:
-        config = Path(tmp) / "ssh_config"
-        config.write_text("\n".join(lines) + "\n")
-        wrapper = Path(tmp) / "ssh"
-        wrapper.write_text(
-            f'#!/bin/sh\nexec {shlex.quote(real_ssh)} -F {shlex.quote(str(config))} "$@"\n'
-        )
-        wrapper.chmod(0o755)
-        env = {
-            "DOCKER_HOST": f"ssh://{spec.user}@{spec.hostname}:{spec.port}",
-            "PATH": f"{tmp}{os.pathsep}{os.environ.get('PATH', '')}",
-        }
-        saved = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
-        docker_engine.reset_client()
-        try:
-            yield env
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
-            docker_engine.reset_client()
+    try:
+        with tempfile.TemporaryDirectory(prefix="buildkit-ssh-") as tmp:
+            config = Path(tmp) / "ssh_config"
+            config.write_text("\n".join(lines) + "\n")
+            wrapper = Path(tmp) / "ssh"
+            wrapper.write_text(
+                f'#!/bin/sh\nexec {shlex.quote(real_ssh)} -F {shlex.quote(str(config))} "$@"\n'
+            )
+            wrapper.chmod(0o755)
+            env = {
+                "DOCKER_HOST": f"ssh://{spec.user}@{spec.hostname}:{spec.port}",
+                "PATH": f"{tmp}{os.pathsep}{os.environ.get('PATH', '')}",
+            }
+            with docker_engine.engine_at(env, conn.client):
+                yield env
+    finally:
+        conn.close()

@@ -6,11 +6,12 @@ the ``docker`` SDK. Everything here takes argv-ready values; nothing builds a sh
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -198,12 +199,33 @@ def bake_digests(metadata: Path, names: Iterable[str]) -> dict[str, str]:
 
 
 _client_lock = threading.Lock()
+# The engine tasks talk to: the environment's (DOCKER_HOST...) unless :func:`engine_at` chose
+# another for a block. Kept here, never in os.environ, so nothing else in the process changes.
+_ENGINE: dict[str, Any] = {"env": {}, "ssh": None}
+
+
+@contextlib.contextmanager
+def engine_at(env: Mapping[str, str], ssh_client: Any = None) -> Iterator[None]:
+    """Talk to another engine for the block: ``env`` (``DOCKER_HOST`` and what the docker
+    CLI needs, for commands run through a Runner whose ``env`` holds it too) and, for an
+    ``ssh://`` engine, ``ssh_client``: an open ``paramiko.SSHClient`` the SDK's requests go
+    through (``docker system dial-stdio`` on the host), so its host key checks are ours."""
+    with _client_lock:
+        saved = dict(_ENGINE)
+        _ENGINE.update({"env": dict(env), "ssh": ssh_client})
+        _client.cache_clear()
+    try:
+        yield
+    finally:
+        with _client_lock:
+            _ENGINE.update(saved)
+            _client.cache_clear()
 
 
 def client() -> Any:
-    """The ``docker`` SDK client from the environment (``DOCKER_HOST``...), made and pinged
-    once per process (threads share it). Raises BuildkitError when the engine cannot be reached.
-    """
+    """The ``docker`` SDK client of the current engine (see :func:`engine_at`; else from the
+    environment), made and pinged once (threads share it). Raises BuildkitError when the
+    engine cannot be reached."""
     with _client_lock:
         return _client()
 
@@ -213,10 +235,14 @@ def _client() -> Any:
     import docker
 
     try:
-        # ssh:// engines go through the OpenSSH client (and its host key checks), not the
-        # SDK's own paramiko transport.
-        ssh = os.environ.get("DOCKER_HOST", "").startswith("ssh://")
-        c = docker.from_env(use_ssh_client=ssh)
+        if _ENGINE["ssh"] is not None:
+            c = _ssh_client(_ENGINE["env"]["DOCKER_HOST"], _ENGINE["ssh"])
+        else:
+            # ssh:// engines go through the OpenSSH client (and its host key checks), not the
+            # SDK's own paramiko transport.
+            env = {**os.environ, **_ENGINE["env"]}
+            ssh = env.get("DOCKER_HOST", "").startswith("ssh://")
+            c = docker.from_env(use_ssh_client=ssh, environment=env)
         c.ping()
     except Exception as exc:  # docker.errors.DockerException and connection errors
         raise BuildkitError(
@@ -225,8 +251,34 @@ def _client() -> Any:
     return c
 
 
+# The lowest API version the supported engines (26+) speak; fixed so that making the client
+# does not ask the engine before the SSH transport below is in place.
+SSH_API_VERSION = "1.44"
+
+
+def _ssh_client(base_url: str, ssh_client: Any) -> Any:
+    """An SDK client whose requests go over ``ssh_client`` (already connected, host key
+    checked): the SDK's SSH adapter with its paramiko client replaced by ours."""
+    import docker
+    from docker.transport.sshconn import SSHHTTPAdapter
+
+    class Adapter(SSHHTTPAdapter):  # type: ignore[misc]
+        def _create_paramiko_client(self, base_url: str) -> None:
+            self.ssh_client = ssh_client
+            self.ssh_params: dict[str, Any] = {}
+
+        def _connect(self) -> None:  # connected (and reconnected) by its owner
+            pass
+
+    c = docker.DockerClient(base_url=base_url, version=SSH_API_VERSION, use_ssh_client=True)
+    adapter = Adapter(base_url)
+    c.api._custom_adapter = adapter
+    c.api.mount("http+docker://ssh", adapter)
+    return c
+
+
 def reset_client() -> None:
-    """Forget the cached SDK client (after ``DOCKER_HOST`` changed)."""
+    """Forget the cached SDK client (to reconnect)."""
     with _client_lock:
         _client.cache_clear()
 

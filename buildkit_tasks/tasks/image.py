@@ -70,10 +70,10 @@ def run_build(
     if host:
         from .. import hosts
 
-        with hosts.engine_over_ssh(s.host(host), s):
+        with hosts.engine_over_ssh(s.host(host), s) as env:
             emit(f"engine: {host} over SSH ({s.host(host).address})")
             return _run_build(
-                c, s, name, platform, fail_fast, force, batch, push, quiet, verbose, explain
+                c, s, name, platform, fail_fast, force, batch, push, quiet, verbose, explain, env
             )
     return _run_build(c, s, name, platform, fail_fast, force, batch, push, quiet, verbose, explain)
 
@@ -90,6 +90,7 @@ def _run_build(
     quiet: bool,
     verbose: bool,
     explain: bool = False,
+    engine_env: dict[str, str] | None = None,
 ) -> list[ImageResult]:
     from .. import credentials, images, plans, progress, quality, report
 
@@ -99,6 +100,7 @@ def _run_build(
     for line in graph.warnings():
         emit(f"warning: {line}", err=True)
     r = runner(c)
+    r.env.update(engine_env or {})  # another engine (--host): its DOCKER_HOST for every command
     mode = progress.choose(quiet, verbose) if s.progress == "auto" else s.progress
     if r.dry and mode == "live":
         mode = "plain"

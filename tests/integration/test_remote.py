@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -251,3 +252,21 @@ def test_image_build_over_ssh_refuses_an_unknown_host_key(
 def test_host_errors_name_the_host() -> None:
     err = HostError("x", "boom", unreachable=True)
     assert str(err) == "host x: boom" and err.unreachable
+
+
+def test_driving_a_host_engine_leaves_the_process_environment_alone(
+    project: Project, ssh_hosts: sshhosts.SshHosts
+) -> None:
+    from buildkit_tasks import config, hosts
+    from buildkit_tasks.engines import docker as engine
+
+    with_hosts(project, ssh_hosts, ["a"])
+    s = config.load(project.path)
+    before = dict(os.environ)
+    accepted = _accepted(ssh_hosts, "a")
+    with hosts.engine_over_ssh(s.host("a"), s) as env:
+        assert env["DOCKER_HOST"].startswith("ssh://") and dict(os.environ) == before
+        assert engine.client().version()["Version"]  # the SDK answers over our connection
+    assert _accepted(ssh_hosts, "a") > accepted
+    assert dict(os.environ) == before
+    assert engine.client().version()["Version"]  # back on the local engine
