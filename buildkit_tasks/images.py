@@ -26,6 +26,7 @@ from .console import emit
 from .engines import docker
 from .errors import BuildkitError, CommandError
 from .graph import ImageGraph
+from .publishing import Published, point_tags, publish
 from .references import parse as parse_reference
 from .runner import Runner
 from .scheduler import Outcome, Status
@@ -57,6 +58,21 @@ class ImageResult:
         d = {k: v for k, v in self.__dict__.items() if v is not None}
         d["seconds"] = round(self.seconds, 3)
         return d
+
+
+@dataclass(frozen=True)
+class Done:
+    """A job's result for one image it built or reused: the references it got, the
+    platforms, its input key and image ID (or registry digest), a ``note`` (platforms left
+    out), what was published, and ``batch_seconds`` when the batch built it."""
+
+    references: list[str]
+    platforms: list[str]
+    key: str
+    image_id: str
+    note: str | None = None
+    published: Published = field(default_factory=Published)
+    batch_seconds: float | None = None
 
 
 def context_key(reference: str) -> str:
@@ -388,14 +404,22 @@ class ImageBuild:
             context_key(ref): source(dep) for ref, dep in self.graph.nodes[name].local_refs.items()
         }
 
-    def value(self, name: str, image_id: str) -> dict[str, Any]:
-        return {
-            **({"note": self.notes[name]} if name in self.notes else {}),
-            "references": self.tags[name],
-            "platforms": self.plats[name] or self.native,
-            "key": self.keys[name],
-            "image_id": image_id,
-        }
+    def done(
+        self,
+        name: str,
+        image_id: str,
+        published: Published | None = None,
+        batch_seconds: float | None = None,
+    ) -> Done:
+        return Done(
+            references=list(self.tags[name]),
+            platforms=self.plats[name] or self.native,
+            key=self.keys[name],
+            image_id=image_id,
+            note=self.notes.get(name),
+            published=published or Published(),
+            batch_seconds=batch_seconds,
+        )
 
     def log_path(self, name: str) -> Path:
         return self.settings.logs_dir / f"{name}.log"
@@ -453,7 +477,7 @@ class ImageBuild:
                     self.sources[name] = f"docker-image://{self.tags[name][0]}"
             return self.sources[name]
 
-    def job(self, name: str) -> Any:
+    def job(self, name: str) -> Done | tuple[Status, Done | str]:
         """The scheduler's job for one image: reuse, take the batch's result, or build."""
         if name in self.errors:
             return Status.SKIPPED, self.errors[name]
@@ -462,22 +486,18 @@ class ImageBuild:
             if self.runner.dry:
                 emit(f"# {name}: cached; its tags would name {hit.image_id[:19]}")
             else:
-                _point_tags(self.runner, hit, self.tags[name], self.pushes(name))
-            return Status.CACHED, {
-                **self.value(name, hit.image_id),
-                **self.pushed(name),
-            }
+                point_tags(self.runner, hit.image_id, hit.tags, self.tags[name], self.pushes(name))
+            return Status.CACHED, self.done(name, hit.image_id, self.pushed(name))
         if name in self.built:
             # built inside the batch: its time is the batch's
-            value = self.value(name, self.built[name])
-            pushed = self.pushed(name, digest=self.built[name])
-            return {**value, **pushed, "batch_seconds": self.batch_seconds}
+            image_id = self.built[name]
+            return self.done(name, image_id, self.pushed(name, image_id), self.batch_seconds)
         contexts = self.contexts(name, self.source)
         log = self.log_path(name)
         if not self.runner.dry:
             log.write_text("")
         image_id = self.build_with_retries(name, self.request(name, contexts), log)
-        return {**self.value(name, image_id), **self.pushed(name, digest=image_id)}
+        return self.done(name, image_id, self.pushed(name, image_id))
 
     def build_with_retries(self, name: str, req: docker.BuildRequest, log: Path) -> str:
         """Build; a push that fails for a transient reason (5xx, reset or refused
@@ -502,29 +522,13 @@ class ImageBuild:
             time.sleep(2**attempt)
             attempt += 1
 
-    def pushed(self, name: str, digest: str | None = None) -> dict[str, Any]:
-        """With ``push``: return the digests the registry reports for the version tag. For an
-        image this run built (``digest`` from the build's metadata), first check that the tag
-        names what was pushed and point ``latest`` at it (in the registry, the same manifest
-        list); a cached image's tags were already pointed (``digest`` None).
-
-        With buildx 0.13.1 on the containerd image store the tag has been seen naming another
-        manifest than the one just pushed (a single-platform one); the tag is then pointed at
-        the pushed manifest list by digest, and a mismatch that remains is an error."""
+    def pushed(self, name: str, digest: str | None = None) -> Published:
+        """With ``push``: :func:`publishing.publish` of ``name`` (``digest``: what this run
+        built; None for a reused image)."""
         if not self.pushes(name):
-            return {}
+            return Published()
         version_ref, latest_ref = self.tags[name]
-        if self.runner.dry:  # show where latest would point; nothing was pushed to ask about
-            if digest is not None:
-                docker.remote_tag(self.runner, version_ref, latest_ref)
-            return {}
-        if digest is not None and digest.startswith("sha256:"):
-            got, platforms = docker.ensure_tag(self.runner, version_ref, digest)
-        else:
-            got, platforms = docker.registry_digests(self.runner, version_ref)
-        if digest is not None:
-            docker.remote_tag(self.runner, version_ref, latest_ref)
-        return {"digest": got, "platform_digests": platforms}
+        return publish(self.runner, version_ref, latest_ref, digest)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -623,17 +627,6 @@ def explain_images(
         run.close()
 
 
-def _point_tags(runner: Runner, hit: CacheHit, tags: list[str], push: bool) -> None:
-    """Make every one of ``tags`` name the cached image (locally, or in the registry)."""
-    for ref in tags:
-        if ref in hit.tags:
-            continue
-        if push:
-            docker.remote_tag(runner, hit.tags[0], ref)
-        else:
-            docker.tag(hit.image_id, ref)
-
-
 _TRANSIENT = re.compile(
     r"\b5\d\d (?:Internal|Bad|Service|Gateway)|status(?: code)?:? 5\d\d|connection reset|"
     r"connection refused|i/o timeout|timed out|timeout exceeded|unexpected EOF|broken pipe|"
@@ -653,20 +646,23 @@ def is_transient(text: str) -> bool:
 
 
 def to_result(settings: Settings, outcome: Outcome) -> ImageResult:
-    value = outcome.value if isinstance(outcome.value, dict) else {}
+    """The report's form of a scheduler outcome (a :class:`Done` for built or cached
+    images; failed and skipped ones carry only their error)."""
+    done = outcome.value if isinstance(outcome.value, Done) else None
     log = settings.logs_dir / f"{outcome.name}.log"
+    in_batch = done is not None and done.batch_seconds is not None
     return ImageResult(
         name=outcome.name,
         status=outcome.status.value,
-        references=value.get("references", []),
-        image_id=value.get("image_id", ""),
-        platforms=value.get("platforms", []),
-        seconds=value.get("batch_seconds", outcome.seconds),
-        key=value.get("key"),
-        note=value.get("note"),
-        digest=value.get("digest"),
-        platform_digests=value.get("platform_digests"),
-        batch=True if "batch_seconds" in value else None,
+        references=done.references if done else [],
+        image_id=done.image_id if done else "",
+        platforms=done.platforms if done else [],
+        seconds=done.batch_seconds if done and done.batch_seconds is not None else outcome.seconds,
+        key=done.key if done else None,
+        note=done.note if done else None,
+        digest=done.published.digest if done else None,
+        platform_digests=done.published.platform_digests if done else None,
+        batch=True if in_batch else None,
         log=str(log)
         if outcome.status in (Status.FAILED, Status.SUCCEEDED) and log.exists()
         else None,
