@@ -65,8 +65,8 @@ def test_wheel_ships_templates_and_works_installed(tmp_path: Path) -> None:
         capture_output=True,
     )
     code = (
-        "import buildkit_tasks, buildkit_tasks.versioning as v; "
-        "print(buildkit_tasks.__file__); print(v.builtin_template('version.json.j2'))"
+        "import buildkit_tasks, buildkit_tasks.templating as t; "
+        "print(buildkit_tasks.__file__); print(t.builtin('version.json.j2'))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code],
