@@ -14,8 +14,9 @@ this plan in :mod:`.images`.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +59,7 @@ class Versions:
         """Back from :meth:`as_dict`. Raises KeyError / TypeError on another shape."""
 
         def info(d: Mapping[str, Any]) -> VersionInfo:
-            return VersionInfo(**{k: d[k] for k in VersionInfo.__dataclass_fields__})
+            return VersionInfo(**{k: d[k] for k in VersionInfo.__dataclass_fields__ if k in d})
 
         return cls(
             info(data["project"]),
@@ -89,18 +90,61 @@ _PROJECT: dict[tuple[Any, ...], VersionInfo] = {}
 def project_version(settings: Settings) -> VersionInfo:
     """The project version, asked of git once per process for the same root, tag pattern and
     dev style; the ``project`` entry of the file named by env ``BUILDKIT_VERSIONS_FILE`` when
-    set (remote runs)."""
-    import os
-
+    set (remote runs); in the chartpress scheme, the chartpress version of the whole tree."""
     from . import versioning
 
     if os.environ.get(VERSIONS_FILE_ENV):
         return read_versions(Path(os.environ[VERSIONS_FILE_ENV])).project
     s = settings
-    key = (s.root, s.tag_pattern, s.dev_style)
+    key = (s.root, s.tag_pattern, s.dev_style, s.version_scheme, s.base_version)
     if key not in _PROJECT:
-        _PROJECT[key] = versioning.detect(s.root, s.tag_pattern, s.dev_style)
+        if s.version_scheme == "chartpress":
+            _PROJECT[key] = versioning.chartpress_version(
+                s.root, (), s.tag_pattern, _base_version(s)
+            )
+        else:
+            _PROJECT[key] = versioning.detect(s.root, s.tag_pattern, s.dev_style)
     return _PROJECT[key]
+
+
+def _base_version(settings: Settings) -> str | None:
+    from . import versioning
+
+    if settings.base_version is None:
+        return None
+    return versioning.check_base_version(settings.root, settings.base_version, settings.tag_pattern)
+
+
+def _rel(settings: Settings, path: Path) -> str:
+    return os.path.relpath(path, settings.root).replace(os.sep, "/")
+
+
+def image_version_paths(settings: Settings, spec: ImageSpec) -> tuple[str, ...]:
+    """The paths (relative to the project root) whose last commit gives image ``spec`` its
+    own version: its ``version_paths``; in the chartpress scheme every image has them, as
+    chartpress's image paths: ``pyproject.toml`` (chartpress: its config file), the build
+    context, the Dockerfile and ``version_paths``."""
+    if settings.version_scheme != "chartpress":
+        return spec.version_paths
+    own = ["pyproject.toml", _rel(settings, spec.context), _rel(settings, spec.dockerfile)]
+    return tuple(sorted(set(own) | set(spec.version_paths)))
+
+
+def chart_version_paths(
+    settings: Settings, chart: Path, images: Mapping[str, ImageSpec]
+) -> tuple[str, ...]:
+    """The paths whose last commit gives ``chart`` its own version: its
+    ``helm.version_paths`` entry; in the chartpress scheme every chart has them, as
+    chartpress's chart paths: ``pyproject.toml``, the chart directory, that entry, and the
+    paths of every image ``helm.image_values`` names."""
+    own = settings.chart_version_paths.get(chart, ())
+    if settings.version_scheme != "chartpress":
+        return own
+    paths = {"pyproject.toml", _rel(settings, chart), *own}
+    for name in set(settings.image_values.values()):
+        if name in images:
+            paths.update(image_version_paths(settings, images[name]))
+    return tuple(sorted(paths))
 
 
 def versions(settings: Settings, images: Mapping[str, ImageSpec] | None = None) -> Versions:
@@ -108,8 +152,6 @@ def versions(settings: Settings, images: Mapping[str, ImageSpec] | None = None) 
     pattern, dev style and version paths; from the file named by env
     ``BUILDKIT_VERSIONS_FILE`` when set (remote runs). ``images`` defaults to every image of
     the project (configured and discovered)."""
-    import os
-
     from . import versioning
 
     if os.environ.get(VERSIONS_FILE_ENV):
@@ -120,16 +162,31 @@ def versions(settings: Settings, images: Mapping[str, ImageSpec] | None = None) 
         images = all_images(settings)
     s = settings
     image_paths = tuple(
-        sorted((n, sp.version_paths) for n, sp in images.items() if sp.version_paths)
+        sorted((n, paths) for n, sp in images.items() if (paths := image_version_paths(s, sp)))
     )
     chart_paths = tuple(
-        sorted((_chart_key(s, chart), paths) for chart, paths in s.chart_version_paths.items())
+        sorted(
+            (_chart_key(s, chart), paths)
+            for chart in s.charts
+            if (paths := chart_version_paths(s, chart, images))
+        )
     )
-    key = (s.root, s.tag_pattern, s.dev_style, image_paths, chart_paths)
+    key = (
+        s.root,
+        s.tag_pattern,
+        s.dev_style,
+        s.version_scheme,
+        s.base_version,
+        image_paths,
+        chart_paths,
+    )
     if key not in _VERSIONS:
         project = project_version(s)
+        base = _base_version(s)
 
         def own(paths: tuple[str, ...]) -> VersionInfo:
+            if s.version_scheme == "chartpress":
+                return versioning.chartpress_version(s.root, paths, s.tag_pattern, base)
             return versioning.for_paths(s.root, paths, s.tag_pattern, s.dev_style)
 
         _VERSIONS[key] = Versions(
@@ -181,15 +238,17 @@ class ImagePlan:
 @dataclass(frozen=True)
 class ChartPlan:
     """One chart of the plan: ``source`` its directory, ``name`` from its ``Chart.yaml``,
-    ``version`` (SemVer: its own from ``helm.version_paths``, else the project's),
-    ``app_version`` (the project's image tag), ``image_values`` (value path -> (repository,
-    tag) of the image it names)."""
+    ``version`` (SemVer: its own from its version paths, else the project's),
+    ``app_version`` (``helm.app_version = "image"``: the project's image tag, and
+    ``sets_app_version``; ``"keep"``: Chart.yaml's own, left alone), ``image_values`` (value
+    path -> (repository, tag) of the image it names)."""
 
     source: Path
     name: str
     version: str
     app_version: str
     image_values: Mapping[str, tuple[str, str]]
+    sets_app_version: bool = True
 
     @property
     def filename(self) -> str:
@@ -259,26 +318,54 @@ def make(settings: Settings, names: Iterable[str] = ()) -> BuildPlan:
     ``helm.image_values`` entry naming an unknown or build-only image, an unreadable
     ``Chart.yaml``.
     """
-    from .graph import project_graph
+    from .graph import ImageGraph, project_graph
 
     graph = project_graph(settings)
     specs = {n: node.spec for n, node in graph.nodes.items()}
     vs = versions(settings, specs)
     images = {}
+    nodes = {}
     for name in graph.order():
         node = graph.nodes[name]
         info = vs.image(name)
+        spec = templated(node.spec, info, vs.project.branch)
+        nodes[name] = replace(node, spec=spec)
         images[name] = ImagePlan(
             name=name,
-            spec=node.spec,
+            spec=spec,
             depends_on=node.depends_on,
             version=info,
             repository=settings.repository(name),
             tag=info.docker_tag,
-            push=node.spec.push,
+            push=spec.push,
         )
-    plan = BuildPlan(vs, graph, images, _charts(settings, vs, images))
+    plan = BuildPlan(vs, ImageGraph(nodes), images, _charts(settings, vs, images))
     return plan.select(names)
+
+
+def templated(spec: ImageSpec, version: VersionInfo, branch: str | None) -> ImageSpec:
+    """``spec`` with ``{TAG}`` (the image's tag), ``{LAST_COMMIT}`` (git's abbreviation of
+    the commit its version comes from) and ``{BRANCH}`` (the checked-out branch, empty when
+    detached) replaced in ``build_args`` values and ``extra_build_args``, as chartpress
+    expands them. Other braces are left as written."""
+    names = {
+        "{TAG}": version.docker_tag,
+        "{LAST_COMMIT}": version.short_commit or "",
+        "{BRANCH}": branch or "",
+    }
+
+    def fill(text: str) -> str:
+        for placeholder, value in names.items():
+            text = text.replace(placeholder, value)
+        return text
+
+    if not any(p in v for p in names for v in (*spec.build_args.values(), *spec.extra_build_args)):
+        return spec
+    return replace(
+        spec,
+        build_args={k: fill(v) for k, v in spec.build_args.items()},
+        extra_build_args=tuple(fill(a) for a in spec.extra_build_args),
+    )
 
 
 def _charts(
@@ -301,16 +388,18 @@ def _charts(
             )
         values[path] = (images[name].repository, images[name].tag)
     out = []
+    image_app = settings.app_version == "image"
     for chart in settings.charts:
         meta = load_yaml(chart / "Chart.yaml")
-        chart_name = meta.get("name") if hasattr(meta, "get") else None
+        get = meta.get if hasattr(meta, "get") else (lambda key: None)
         out.append(
             ChartPlan(
                 source=chart,
-                name=str(chart_name or chart.name),
+                name=str(get("name") or chart.name),
                 version=vs.chart(_chart_key(settings, chart)).chart_version,
-                app_version=vs.project.docker_tag,
+                app_version=vs.project.docker_tag if image_app else str(get("appVersion") or ""),
                 image_values=values,
+                sets_app_version=image_app,
             )
         )
     return tuple(out)

@@ -127,6 +127,9 @@ class InputManifest:
         )
 
 
+# extra_build_args count as inputs, recorded beside the build args (no ARG can be named so)
+EXTRA_KEY = "extra_build_args:"
+
 def manifest(
     spec: ImageSpec,
     platforms: Iterable[str],
@@ -139,7 +142,10 @@ def manifest(
         name=spec.name,
         context=context if context is not None else context_entries(spec.context, spec.dockerfile),
         dockerfile=sha256_file(spec.dockerfile),
-        build_args=dict(sorted(spec.build_args.items())),
+        build_args={
+            **dict(sorted(spec.build_args.items())),
+            **({EXTRA_KEY: " ".join(spec.extra_build_args)} if spec.extra_build_args else {}),
+        },
         target=spec.target,
         platforms=tuple(sorted(platforms)),
         dependencies=dict(sorted(dependency_keys.items())),

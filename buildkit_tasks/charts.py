@@ -19,7 +19,7 @@ import os
 import shutil
 import tarfile
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from .buildplan import BuildPlan, ChartPlan
 from .config import Settings
 from .engines import git, helm
 from .errors import CommandError, ConfigError
-from .fsutil import atomic_path
+from .fsutil import atomic_path, write_text_atomic
 from .references import is_loopback, registry_host
 from .runner import Runner
 
@@ -70,17 +70,35 @@ def _yaml() -> Any:
 
 
 def load_yaml(path: Path) -> Any:
-    """A YAML file (round-trip form). Raises ConfigError naming it when it does not parse."""
+    """A YAML file (round-trip form, its indentation remembered for :func:`dump_yaml`).
+    Raises ConfigError naming it when it cannot be read or does not parse."""
+    from ruamel.yaml.util import load_yaml_guess_indent
+
     try:
-        return _yaml().load(path.read_text(encoding="utf-8")) or {}
-    except Exception as exc:  # ruamel.yaml's YAMLError family
+        text = path.read_text(encoding="utf-8")
+        data: Any = _yaml().load(text) or {}
+        _, indent, offset = load_yaml_guess_indent(text)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except Exception as exc:  # ruamel.yaml's YAMLError family, undecodable bytes
         raise ConfigError(f"{path}: invalid YAML: {str(exc).splitlines()[0]}") from None
+    if hasattr(data, "__dict__") and indent:  # ruamel's CommentedMap/Seq take attributes
+        mapping = indent if offset is None else max(indent - offset, 2)
+        data._buildkit_indent = (mapping, indent, offset or 0)
+    return data
 
 
 def dump_yaml(data: Any, path: Path) -> None:
+    """Write ``data`` to ``path`` (atomically), indented as the file was (``load_yaml``'s
+    guess), so stamping a source file changes only the stamped values."""
+    y = _yaml()
+    indent = getattr(data, "_buildkit_indent", None)
+    if indent is not None:
+        mapping, sequence, offset = indent
+        y.indent(mapping=mapping, sequence=sequence, offset=offset)
     buf = io.StringIO()
-    _yaml().dump(data, buf)
-    path.write_text(buf.getvalue(), encoding="utf-8")
+    y.dump(data, buf)
+    write_text_atomic(path, buf.getvalue())
 
 
 def source_epoch(root: Path) -> int:
@@ -93,37 +111,61 @@ def source_epoch(root: Path) -> int:
 
 
 def set_image_values(values: Any, references: Mapping[str, tuple[str, str]], where: str) -> None:
-    """Set image values in ``values`` (a parsed values.yaml) in place.
+    """Set image values in ``values`` (a parsed values.yaml) in place, as chartpress does.
 
     ``references``: value path -> (repository, tag) of the image it names
-    (:attr:`buildplan.ChartPlan.image_values`). A path holding a mapping (or missing) gets
-    ``repository`` and ``tag``; a path holding a plain string gets the whole reference
-    ``repository:tag``. Raises ConfigError naming ``where`` for paths through non-mappings.
+    (:attr:`buildplan.ChartPlan.image_values`). A path is dotted keys, a number indexing a
+    list (``singleuser.profileList.0.image``). At a mapping, whichever of ``name`` and
+    ``repository`` it holds is set to the repository (a schema that allows only one of them
+    keeps validating) and ``tag`` to the tag; at a string, the whole ``repository:tag``.
+    Raises ConfigError naming ``where`` (the values file) and the path: a path that does not
+    exist (a typo never adds keys), a mapping with neither ``name`` nor ``repository``, any
+    other kind of value.
     """
     for path, (repository, tag) in references.items():
-        *parents, last = path.split(".")
-        node = values
-        for key in parents:
-            child = node.get(key) if isinstance(node, Mapping) else None
-            if child is None:
-                node[key] = {}
-                child = node[key]
-            if not isinstance(child, Mapping):
-                raise ConfigError(f"{where}: image_values {path!r}: {key!r} is not a mapping")
-            node = child
-        current = node.get(last)
-        if isinstance(current, str):
-            node[last] = f"{repository}:{tag}"
-        elif current is None or isinstance(current, Mapping):
-            if current is None:
-                node[last] = {}
-            node[last]["repository"] = repository
-            node[last]["tag"] = tag
+        parent, key = _locate(values, path, where)
+        current: Any = parent[key]
+        if isinstance(current, MutableMapping):
+            keys = [k for k in IMAGE_REPOSITORY_KEYS if k in current]
+            if not keys:
+                raise ConfigError(
+                    f"{where}: image value {path!r} is a mapping with neither "
+                    f"{' nor '.join(IMAGE_REPOSITORY_KEYS)}; add one (and tag)"
+                )
+            for k in keys:
+                current[k] = repository
+            current["tag"] = tag
+        elif isinstance(current, str):
+            parent[key] = f"{repository}:{tag}"
         else:
             raise ConfigError(
-                f"{where}: image_values {path!r} holds {type(current).__name__}, expected a "
-                "mapping (repository/tag) or a string (whole reference)"
+                f"{where}: image value {path!r} holds {type(current).__name__}, expected a "
+                "mapping (name or repository, and tag) or a string (the whole reference)"
             )
+
+
+IMAGE_REPOSITORY_KEYS = ("name", "repository")
+
+
+def _locate(values: Any, path: str, where: str) -> tuple[Any, str | int]:
+    """(the mapping or list holding the last part of ``path``, that key or index)."""
+    node, parts = values, path.split(".")
+    for i, part in enumerate(parts):
+        key: str | int = part
+        if isinstance(node, list) and part.isdigit():
+            key = int(part)
+            found = key < len(node)
+        elif isinstance(node, Mapping):
+            found = part in node
+        else:
+            found = False
+        if not found:
+            at = ".".join(parts[:i]) or "the top level"
+            raise ConfigError(f"{where}: image value path {path!r}: no {part!r} under {at}")
+        if i == len(parts) - 1:
+            return node, key
+        node = node[key]
+    raise ConfigError(f"{where}: empty image value path")
 
 
 def dependencies(chart: Path) -> list[dict[str, Any]]:
@@ -195,7 +237,7 @@ class _Stager:
         if plan is not None and plan.image_values:
             values_path = dest / "values.yaml"
             values = load_yaml(values_path) if values_path.is_file() else {}
-            set_image_values(values, plan.image_values, "[tool.buildkit.helm.image_values]")
+            set_image_values(values, plan.image_values, _values_where(chart))
             dump_yaml(values, values_path)
         return dest
 
@@ -240,7 +282,8 @@ def package_all(settings: Settings, plan: BuildPlan, runner: Runner) -> list[Cha
     dest_dir = settings.output_dir / "charts"
     if runner.dry:
         for ch in plan.charts:
-            runner.run(helm.package_argv(ch.source, dest_dir, ch.version, ch.app_version))
+            app = ch.app_version if ch.sets_app_version else None
+            runner.run(helm.package_argv(ch.source, dest_dir, ch.version, app))
         return [
             ChartResult(ch.name, ch.version, ch.app_version, dest_dir / ch.filename)
             for ch in plan.charts
@@ -251,7 +294,8 @@ def package_all(settings: Settings, plan: BuildPlan, runner: Runner) -> list[Cha
         stager = _Stager(settings, runner, Path(tmp))
         for ch in plan.charts:
             staged = stager.stage(ch.source, ch)
-            made = stager._package(staged, Path(tmp), ch.version, ch.app_version)
+            app = ch.app_version if ch.sets_app_version else None
+            made = stager._package(staged, Path(tmp), ch.version, app)
             final = dest_dir / made.name
             with atomic_path(final) as part:
                 os.replace(made, part)
@@ -320,3 +364,76 @@ def push_all(
         )
         pushed.append(PushResult(ch.name, ch.version, f"{ref}:{ch.version}", digest))
     return pushed
+
+
+def _values_where(chart: Path) -> str:
+    return f"{chart / 'values.yaml'} ([tool.buildkit.helm.image_values])"
+
+
+@dataclass(frozen=True)
+class Stamped:
+    """One source file ``helm.stamp`` rewrote (or, with ``--dry``, would): ``changes`` are
+    ``key: old -> new`` lines."""
+
+    path: Path
+    changes: tuple[str, ...]
+
+
+def stamp(
+    settings: Settings, plan: BuildPlan, dry: bool = False, reset: bool = False
+) -> list[Stamped]:
+    """Write each chart's version, ``appVersion`` (with ``helm.app_version = "image"``) and
+    image values into its source ``Chart.yaml`` and ``values.yaml``, as chartpress does by
+    default (for scripts and docs builds that read the tree). ``reset`` puts the placeholders
+    back instead: version ``helm.reset_version``, every image tag (and the stamped
+    ``appVersion``) ``helm.reset_tag``, image names this build's repositories (chartpress's
+    ``--reset``). Files are rewritten atomically with their comments, quotes and indentation,
+    only when something changes; ``dry`` changes nothing. Raises ConfigError for a missing
+    value path or an unreadable file."""
+    out = []
+    for ch in plan.charts:
+        version = settings.reset_version if reset else ch.version
+        app = settings.reset_tag if reset else ch.app_version
+        chart_file = ch.source / "Chart.yaml"
+        meta = load_yaml(chart_file)
+        changes = []
+        wanted = {"version": version, **({"appVersion": app} if ch.sets_app_version else {})}
+        for key, value in wanted.items():
+            if str(meta.get(key)) != value:
+                changes.append(f"{key}: {meta.get(key)} -> {value}")
+                meta[key] = value
+        if changes:
+            out.append(Stamped(chart_file, tuple(changes)))
+            if not dry:
+                dump_yaml(meta, chart_file)
+        if not ch.image_values:
+            continue
+        values_file = ch.source / "values.yaml"
+        values = load_yaml(values_file)
+        before = _flat(values)
+        refs = {
+            path: (repo, settings.reset_tag if reset else tag)
+            for path, (repo, tag) in ch.image_values.items()
+        }
+        set_image_values(values, refs, _values_where(ch.source))
+        after = _flat(values)
+        changes = [f"{k}: {before.get(k)} -> {v}" for k, v in after.items() if before.get(k) != v]
+        if changes:
+            out.append(Stamped(values_file, tuple(changes)))
+            if not dry:
+                dump_yaml(values, values_file)
+    return out
+
+
+def _flat(node: Any, at: str = "") -> dict[str, str]:
+    """Every scalar of a parsed YAML document by dotted path (to say what stamping changed)."""
+    if isinstance(node, Mapping):
+        items: Iterator[tuple[Any, Any]] = iter(node.items())
+    elif isinstance(node, list):
+        items = iter(enumerate(node))
+    else:
+        return {at: str(node)}
+    out: dict[str, str] = {}
+    for key, value in items:
+        out.update(_flat(value, f"{at}.{key}" if at else str(key)))
+    return out

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import references
 from .errors import ConfigError
 from .references import valid_component
 
@@ -49,6 +50,20 @@ class ImageSpec:
     max_size_mb: float | None = None
     version_paths: tuple[str, ...] = ()
     push: bool = True
+    extra_build_args: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ChartPublish:
+    """``[tool.buildkit.helm.publish]``: a classic chart repository kept in a git branch (what
+    ``helm.publish`` updates, as chartpress's ``--publish-chart``). ``git``: the repository
+    (URL or local path; credentials come from git's own credential helpers, never the URL);
+    ``branch`` (default ``gh-pages``); ``url``: where the branch is served, written into
+    ``index.yaml``."""
+
+    git: str
+    url: str
+    branch: str = "gh-pages"
 
 
 @dataclass(frozen=True)
@@ -192,6 +207,13 @@ class Settings:
     lint_tools: tuple[str, ...] = ("ruff",)
     coverage_floor: float | None = None
     scan_severity: str = "CRITICAL"
+    image_prefix: str = ""
+    version_scheme: str = "pep440"
+    base_version: str | None = None
+    app_version: str = "image"
+    reset_tag: str = "set-by-chartpress"
+    reset_version: str = "0.0.1-set.by.chartpress"
+    chart_publish: ChartPublish | None = None
 
     @property
     def bare_names(self) -> bool:
@@ -212,8 +234,10 @@ class Settings:
         raise ConfigError(f"--host: no host {name!r} in [[tool.buildkit.hosts]] (known: {known})")
 
     def repository(self, name: str) -> str:
-        """The repository of image ``name``: ``<registry>/<name>``, or ``name`` with no registry."""
-        return f"{self.registry}/{name}" if self.registry else name
+        """The repository of image ``name``: ``<registry>/<image_prefix><name>``, or
+        ``<image_prefix><name>`` with no registry."""
+        own = f"{self.image_prefix}{name}"
+        return f"{self.registry}/{own}" if self.registry else own
 
     def reference(self, name: str, tag: str) -> str:
         """The image reference ``<registry>/<name>:<tag>``."""
@@ -343,7 +367,18 @@ class _Reader:
 def parse(root: Path, raw: Mapping[str, Any]) -> Settings:
     """Validate the merged ``raw`` table into :class:`Settings` (paths resolved from ``root``)."""
     top = _Reader(root, raw, "tool.buildkit")
-    registry = (top.str("registry", "") or "").rstrip("/")
+    registry = top.str("registry", "") or ""
+    if "://" in registry or registry.endswith(("/", "-")):
+        raise top.fail(
+            "registry",
+            "a repository prefix without a scheme or a trailing '/' or '-', e.g. "
+            '"quay.io/acme" (for a name prefix such as "k8s-" set image_prefix)',
+        )
+    image_prefix = top.str("image_prefix", "") or ""
+    if image_prefix and references.try_parse(f"{registry or 'x'}/{image_prefix}x") is None:
+        raise top.fail(
+            "image_prefix", 'text that starts repository names, e.g. "k8s-" or "acme/k8s-"'
+        )
     output_dir = root / (top.str("output_dir", "dist") or "dist")
     platforms = _platforms(top, "platforms")
 
@@ -381,9 +416,47 @@ def parse(root: Path, raw: Mapping[str, Any]) -> Settings:
         raise helm.fail("repository", "an oci:// reference, e.g. oci://registry.example/charts")
 
     version = _Reader(root, top.table_of("version"), "tool.buildkit.version")
-    tag_pattern = version.str("tag_pattern", "v*") or "v*"
-    if tag_pattern.count("*") != 1 or not tag_pattern.endswith("*"):
-        raise version.fail("tag_pattern", "a glob ending in one '*' for the version, e.g. 'api-v*'")
+    scheme = version.str("scheme", "pep440") or "pep440"
+    if scheme not in VERSION_SCHEMES:
+        raise version.fail("scheme", f"one of {', '.join(VERSION_SCHEMES)}")
+    default_pattern = "*" if scheme == "chartpress" else "v*"
+    tag_pattern = version.str("tag_pattern", default_pattern) or default_pattern
+    if (
+        tag_pattern.count("*") != 1
+        or not tag_pattern.endswith("*")
+        or any(ch in tag_pattern[:-1] for ch in "?[]\\")
+    ):
+        raise version.fail(
+            "tag_pattern", "a literal prefix and one '*' for the version, e.g. 'api-v*' or '*'"
+        )
+    base_version = version.str("base_version")
+    if base_version is not None and scheme != "chartpress":
+        raise version.fail("base_version", 'nothing unless scheme = "chartpress"')
+    if base_version is not None and not _base_version_ok(base_version):
+        raise version.fail(
+            "base_version", 'a SemVer version such as "5.0.0-0.dev", or major, minor or patch'
+        )
+    app_version = helm.str("app_version") or ("keep" if scheme == "chartpress" else "image")
+    if app_version not in ("image", "keep"):
+        raise helm.fail("app_version", "image (the image tag) or keep (Chart.yaml's own)")
+    reset_tag = helm.str("reset_tag", "set-by-chartpress") or "set-by-chartpress"
+    if not references.valid_tag(reset_tag):
+        raise helm.fail("reset_tag", "a valid image tag")
+    reset_version = helm.str("reset_version", "0.0.1-set.by.chartpress") or ""
+    if not semver_ok(reset_version):
+        raise helm.fail("reset_version", "a SemVer 2 version (helm lint needs one)")
+    chart_publish = None
+    if "publish" in helm.table:
+        pub = _Reader(root, helm.table_of("publish"), "tool.buildkit.helm.publish")
+        git_repo, url = pub.str("git"), pub.str("url")
+        if not git_repo:
+            raise pub.fail("git", "the chart repository's git URL or local path")
+        if re.match(r"^[a-z+]+://[^/@]*:[^/@]*@", git_repo):
+            raise pub.fail("git", "a URL without a password (use a git credential helper)")
+        if not url:
+            raise pub.fail("url", "the URL the branch is served at (index.yaml entries)")
+        branch = pub.str("branch", "gh-pages") or "gh-pages"
+        chart_publish = ChartPublish(git_repo, url.rstrip("/"), branch)
     dev_style = version.str("dev_style", "bump") or "bump"
     if dev_style not in ("bump", "post"):
         raise version.fail("dev_style", "bump (2.3.1.dev3) or post (2.3.0.post3.dev0)")
@@ -509,6 +582,34 @@ def parse(root: Path, raw: Mapping[str, Any]) -> Settings:
         lint_tools=tools,
         coverage_floor=float(floor) if floor is not None else None,
         scan_severity=severity,
+        image_prefix=image_prefix,
+        version_scheme=scheme,
+        base_version=base_version,
+        app_version=app_version,
+        reset_tag=reset_tag,
+        reset_version=reset_version,
+        chart_publish=chart_publish,
+    )
+
+
+VERSION_SCHEMES = ("pep440", "chartpress")
+
+
+def semver_ok(version: str) -> bool:
+    """Whether ``version`` is a SemVer 2 version (what Helm needs of a chart version)."""
+    from dunamai import Style, check_version
+
+    try:
+        check_version(version, Style.SemVer)
+    except ValueError:
+        return False
+    return True
+
+
+def _base_version_ok(base: str) -> bool:
+    # chartpress: major/minor/patch, or SemVer once "-0.dev" is added to a release
+    return base in ("major", "minor", "patch") or semver_ok(
+        base if "-" in base else f"{base}-0.dev"
     )
 
 
@@ -645,6 +746,15 @@ def _image(root: Path, name: str, table: Any) -> ImageSpec:
     build_args = r.table_of("build_args")
     if not all(isinstance(v, (str, int, float, bool)) for v in build_args.values()):
         raise r.fail("build_args", "a table of string values")
+    extra = r.str_list("extra_build_args")
+    for arg in extra:
+        option = arg.split("=", 1)[0]
+        if not option.startswith("-") or option in OWN_BUILD_OPTIONS:
+            raise r.fail(
+                "extra_build_args",
+                "buildx build options we do not set ourselves (not "
+                f"{', '.join(sorted(OWN_BUILD_OPTIONS))}), each starting with '-'",
+            )
     return ImageSpec(
         name=name,
         context=context,
@@ -655,7 +765,15 @@ def _image(root: Path, name: str, table: Any) -> ImageSpec:
         max_size_mb=float(budget) if budget is not None else None,
         version_paths=r.str_list("version_paths"),
         push=_bool(r, "push", True),
+        extra_build_args=extra,
     )
+
+
+# buildx options buildkit-tasks sets itself: extra_build_args may not change them
+OWN_BUILD_OPTIONS = frozenset(
+    "--tag -t --file -f --push --load --output -o --platform --builder --iidfile "
+    "--metadata-file --build-context --target --cache-from --cache-to".split()
+)
 
 
 def describe(s: Settings) -> dict[str, str]:
@@ -704,6 +822,15 @@ def describe(s: Settings) -> dict[str, str]:
             f"{rel(k)} = {list(v)}" for k, v in s.chart_version_paths.items()
         ),
         "helm.repository": s.helm_repository or "oci://<registry>/charts",
+        "helm.app_version": s.app_version,
+        "helm.reset_tag": s.reset_tag,
+        "helm.reset_version": s.reset_version,
+        "helm.publish.git": s.chart_publish.git if s.chart_publish else "none",
+        "helm.publish.branch": s.chart_publish.branch if s.chart_publish else "gh-pages",
+        "helm.publish.url": s.chart_publish.url if s.chart_publish else "none",
+        "image_prefix": s.image_prefix or '""',
+        "version.scheme": s.version_scheme,
+        "version.base_version": s.base_version or "the last tag",
         "version.tag_pattern": s.tag_pattern,
         "version.dev_style": s.dev_style,
         "version.files": items(f.path for f in s.version_files),

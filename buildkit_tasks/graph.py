@@ -119,14 +119,17 @@ def build_graph(settings: Settings, images: Mapping[str, ImageSpec] | None = Non
     """Read every image's Dockerfile and infer its dependencies.
 
     ``images`` defaults to ``settings.images``. Which references name project images is
-    decided by :class:`references.ProjectImages` from ``registry``, the discover
-    ``local_prefixes`` and ``bare_names`` (:attr:`Settings.bare_names`). Raises ConfigError for
-    an unreadable or invalid Dockerfile, a missing target stage, or a dependency cycle.
+    decided by :class:`references.ProjectImages` from ``registry`` and ``image_prefix``, the
+    discover ``local_prefixes`` and ``bare_names`` (:attr:`Settings.bare_names`). Raises
+    ConfigError for an unreadable or invalid Dockerfile, a missing target stage, or a
+    dependency cycle.
     """
     images = settings.images if images is None else images
     local = settings.discover.local_prefixes if settings.discover else ()
     try:
-        project = ProjectImages(images, settings.registry, local, settings.bare_names)
+        project = ProjectImages(
+            images, settings.registry, local, settings.bare_names, settings.image_prefix
+        )
     except ReferenceError as exc:
         raise ConfigError(f"registry / local_prefixes: {exc}") from None
     return ImageGraph({name: infer_node(spec, project) for name, spec in images.items()})

@@ -146,6 +146,17 @@ def input_manifests(
     return manifests
 
 
+def batchable(graph: ImageGraph, names: list[str]) -> list[str]:
+    """``names`` a bake can build: not an image with ``extra_build_args`` (bake takes no CLI
+    options per target), nor one building on such an image inside this run."""
+    alone: set[str] = set()
+    for name in graph.order():
+        node = graph.nodes[name]
+        if node.spec.extra_build_args or any(d in alone and d in names for d in node.depends_on):
+            alone.add(name)
+    return [n for n in names if n not in alone]
+
+
 @dataclass(frozen=True)
 class Explanation:
     """Why an image is built, reused or skipped: ``decision`` is ``build``, ``cached`` or
@@ -381,6 +392,7 @@ class ImageBuild:
             iidfile=Path(self._tmp.name) / f"{name}.iid",
             cache_from=self.cache_specs(name)[0],
             cache_to=self.cache_specs(name)[1],
+            extra_args=node.spec.extra_build_args,
         )
 
     def cache_specs(self, name: str) -> tuple[list[str], list[str]]:
@@ -579,7 +591,7 @@ def build_images(
             on_plan(run.explain())
         if not runner.dry:
             settings.logs_dir.mkdir(parents=True, exist_ok=True)
-        pending = run.to_build()
+        pending = batchable(graph, run.to_build())
         if batch and len(pending) > 1:
             if on_start:
                 for name in pending:

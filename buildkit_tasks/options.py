@@ -58,6 +58,12 @@ def _o(key: str, kind: str, default: str, doc: str, **kw: Any) -> Option:
 
 OPTIONS: tuple[Option, ...] = (
     _o("registry", "string", '""', "Repository prefix of every image, e.g. `ghcr.io/acme`."),
+    _o(
+        "image_prefix",
+        "string",
+        '""',
+        "Text before each image name in its repository: `<registry>/<image_prefix><name>`.",
+    ),
     _o("output_dir", "string", '"dist"', "Where artifacts, logs and the report are written."),
     _o("platforms", "list", "engine's own", "Platforms to build, e.g. `linux/amd64`."),
     _o("parallel", "integer", "CPU count", "How many images build at once."),
@@ -114,6 +120,12 @@ OPTIONS: tuple[Option, ...] = (
         "images.*.version_paths", "list", "[]", "Paths whose last commit gives the image's version."
     ),
     _o("images.*.push", "boolean", "true", "false: a build-only image, never pushed or exported."),
+    _o(
+        "images.*.extra_build_args",
+        "list",
+        "[]",
+        "More `docker buildx build` options (the image then builds outside the bake batch).",
+    ),
     _o("discover", "table", "off", "Find Dockerfiles instead of (or besides) listing them."),
     _o("discover.roots", "list", '["."]', "Directories searched for Dockerfiles."),
     _o("discover.ignore", "list", "[]", "gitignore patterns of paths left out."),
@@ -149,8 +161,42 @@ OPTIONS: tuple[Option, ...] = (
         free_keys=True,
     ),
     _o("helm.repository", "string", '"oci://<registry>/charts"', "Where `helm.push` pushes."),
+    _o(
+        "helm.app_version",
+        "one of",
+        '"image" ("keep" with scheme chartpress)',
+        "`image`: `appVersion` is the image tag; `keep`: Chart.yaml's own.",
+    ),
+    _o("helm.reset_tag", "string", '"set-by-chartpress"', "Image tag `helm.stamp --reset` writes."),
+    _o(
+        "helm.reset_version",
+        "string",
+        '"0.0.1-set.by.chartpress"',
+        "Chart version `helm.stamp --reset` writes.",
+    ),
+    _o("helm.publish", "table", "off", "A chart repository in a git branch (`helm.publish`)."),
+    _o("helm.publish.git", "string", "required", "Its git URL or local path."),
+    _o("helm.publish.branch", "string", '"gh-pages"', "The branch holding `index.yaml`."),
+    _o("helm.publish.url", "string", "required", "URL the branch is served at."),
     _o("version", "table", "{}", "Version stamping."),
-    _o("version.tag_pattern", "string", '"v*"', "Glob of release tags; `*` is the version."),
+    _o(
+        "version.scheme",
+        "one of",
+        '"pep440"',
+        "`pep440` (2.3.1.dev3+abc) or `chartpress` (2.3.0-0.dev.git.42.habc, as chartpress).",
+    ),
+    _o(
+        "version.tag_pattern",
+        "string",
+        '"v*" ("*" with scheme chartpress)',
+        "Glob of release tags; `*` is the version.",
+    ),
+    _o(
+        "version.base_version",
+        "string",
+        "the last tag",
+        "chartpress's `baseVersion` of dev versions, e.g. `5.0.0-0.dev` (scheme chartpress).",
+    ),
     _o(
         "version.dev_style", "one of", '"bump"', "`bump` (2.3.1.dev3) or `post` (2.3.0.post3.dev0)."
     ),

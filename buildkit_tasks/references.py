@@ -136,6 +136,11 @@ def valid_component(name: str) -> bool:
     return bool(_COMPONENT_RE.match(name))
 
 
+def valid_tag(tag: str) -> bool:
+    """Whether ``tag`` is a valid image tag (``[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}``)."""
+    return bool(_TAG_RE.match(tag))
+
+
 def repository_prefix(prefix: str) -> str:
     """The normalised repository prefix a configured ``registry`` or local prefix stands for:
     ``localhost:5000/acme`` -> ``localhost:5000/acme``, ``local-only`` -> ``docker.io/local-only``,
@@ -161,13 +166,22 @@ class ProjectImages:
         registry: str = "",
         local_prefixes: Iterable[str] = (),
         bare_names: bool = True,
+        image_prefix: str = "",
     ) -> None:
         names = list(names)
         self._local = tuple(repository_prefix(p) + "/" for p in local_prefixes if p)
-        prefixes = [repository_prefix(p) for p in (registry, *local_prefixes) if p]
+        self._by_repository: dict[str, str] = {}
+        if registry:
+            repository_prefix(registry)  # raises for a prefix that cannot start a reference
+        for name in names:  # the name the project pushes it under first
+            own = f"{registry}/{image_prefix}{name}" if registry else f"{image_prefix}{name}"
+            if registry or image_prefix:
+                ref = try_parse(own)
+                if ref is not None:
+                    self._by_repository.setdefault(ref.repository, name)
+        prefixes = [repository_prefix(p) for p in local_prefixes if p]
         if bare_names:
             prefixes.append(f"{DEFAULT_DOMAIN}/{OFFICIAL_PREFIX.rstrip('/')}")
-        self._by_repository: dict[str, str] = {}
         for prefix in prefixes:
             for name in names:
                 self._by_repository.setdefault(f"{prefix}/{name}", name)

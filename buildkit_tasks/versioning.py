@@ -1,10 +1,19 @@
-"""The project version from git (through dunamai) and the files stamped with it.
+"""Versions from git, in two schemes (``[tool.buildkit.version] scheme``), and the files
+stamped with them.
 
-On tag ``v2.3.0`` the version is ``2.3.0``; N commits past it, ``2.3.1.devN+<commit>``; a dirty
-work tree adds ``.dirty`` (``+dirty`` on a tag). Images are tagged with a Docker-safe form
-(``+`` becomes ``-``) and charts get a SemVer form (``2.3.1-pre.N+<commit>``). Without git the
-version comes from a ``VERSION`` file, then ``[project].version`` of ``pyproject.toml``, then
-``0.0.0``. Release tags match ``version.tag_pattern`` (default ``v*``).
+``pep440`` (default, through dunamai): on tag ``v2.3.0`` the version is ``2.3.0``; N commits
+past it, ``2.3.1.devN+<commit>``; a dirty work tree adds ``.dirty`` (``+dirty`` on a tag).
+Images are tagged with a Docker-safe form (``+`` becomes ``-``; on the release commit itself
+the tag's own text, so ``v4.0.0-beta.1`` tags images ``4.0.0-beta.1``) and charts get a SemVer
+form (``2.3.1-pre.N+<commit>``). Release tags match ``version.tag_pattern`` (default ``v*``).
+
+``chartpress``: versions exactly as chartpress 2.x makes them (:func:`chartpress_version`):
+``<base>-0.dev.git.<n>.h<sha>`` (``<base>.git.<n>.h<sha>`` when the base is a prerelease),
+the tag itself on a tagged commit, ``base_version`` as chartpress's ``baseVersion``.
+
+Without git the version comes from a ``VERSION`` file, then ``[project].version`` of
+``pyproject.toml``, then ``0.0.0``. A tag that matches ``tag_pattern`` but holds no version
+is an error, never a silent ``0.0.0``.
 """
 
 from __future__ import annotations
@@ -27,7 +36,8 @@ _DOCKER_TAG_BAD = re.compile(r"[^A-Za-z0-9_.-]")
 
 @dataclass(frozen=True)
 class VersionInfo:
-    """Version facts for one build. ``version`` is PEP 440; ``build_date`` is ISO 8601 UTC
+    """Version facts for one build. ``version`` is PEP 440 (scheme ``chartpress``: the
+    chartpress version, which is also ``docker_tag``); ``build_date`` is ISO 8601 UTC
     (``SOURCE_DATE_EPOCH`` when set, else now); ``commit`` is the full hash or None without git."""
 
     version: str
@@ -38,6 +48,7 @@ class VersionInfo:
     dirty: bool
     distance: int
     build_date: str
+    short_commit: str | None = None  # git's abbreviation of ``commit`` ({LAST_COMMIT})
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -89,7 +100,10 @@ def _make(
     dirty: bool,
     branch: str | None,
     dev_style: str,
+    release_text: str | None = None,
 ) -> VersionInfo:
+    """``release_text``: the version as the release tag writes it (prefix removed), used as
+    the Docker tag on the release commit itself."""
     from dunamai import Style, Version
 
     short = Version(
@@ -102,16 +116,36 @@ def _make(
     )
     bump = dev_style == "bump"
     pep440 = short.serialize(bump=bump, dirty=True)
+    released = release_text is not None and distance == 0 and not dirty
     return VersionInfo(
         version=pep440,
-        docker_tag=docker_tag(pep440),
+        docker_tag=docker_tag(release_text if released and release_text else pep440),
         chart_version=short.serialize(style=Style.SemVer, bump=bump, dirty=True),
         commit=commit,
         branch=branch,
         dirty=dirty,
         distance=distance,
         build_date=build_date(),
+        short_commit=(commit or "")[:7] or None,
     )
+
+
+def _nearest_tag(root: Path, tag_pattern: str, ref: str = "HEAD") -> str | None:
+    """The newest tag matching the glob ``tag_pattern`` reachable from ``ref``, or None."""
+    return git.line(root, "describe", "--tags", "--abbrev=0", "--match", tag_pattern, ref)
+
+
+def _release(root: Path, tag: str, tag_pattern: str) -> re.Match[str]:
+    """The parts of release tag ``tag``. Raises ConfigError when it matches ``tag_pattern``
+    but holds no version (which would otherwise silently give 0.0.0)."""
+    m = re.match(tag_regex(tag_pattern), tag)
+    if m is None:
+        raise ConfigError(
+            f"git tag {tag!r} matches [tool.buildkit.version] tag_pattern {tag_pattern!r} but "
+            "holds no version (expected e.g. 2.3.0, 2.3.0rc1, 4.0.0-beta.1 after the prefix); "
+            "delete or rename the tag, or narrow tag_pattern"
+        )
+    return m
 
 
 def detect(root: Path, tag_pattern: str = "v*", dev_style: str = "bump") -> VersionInfo:
@@ -124,40 +158,204 @@ def detect(root: Path, tag_pattern: str = "v*", dev_style: str = "bump") -> Vers
     if git.line(root, "rev-parse", "--git-dir") is None:
         return _without_git(root)
     _shallow_warning(root)
+    tag = _nearest_tag(root, tag_pattern)
+    if tag is not None:
+        _release(root, tag, tag_pattern)
     try:
         v = Version.from_git(path=root, full_commit=True, pattern=tag_regex(tag_pattern))
     except Exception:  # dunamai raises RuntimeError on odd repositories (no commits...)
         return _without_git(root)
+    text = tag[len(_prefix(tag_pattern)) :] if tag and v.distance == 0 else None
     return _make(
-        v.base, v.stage, v.revision, v.distance, v.commit, bool(v.dirty), v.branch, dev_style
+        v.base,
+        v.stage,
+        v.revision,
+        v.distance,
+        v.commit,
+        bool(v.dirty),
+        v.branch,
+        dev_style,
+        text,
     )
+
+
+def _prefix(tag_pattern: str) -> str:
+    return tag_pattern[: tag_pattern.index("*")]
 
 
 def for_paths(
     root: Path, paths: tuple[str, ...], tag_pattern: str = "v*", dev_style: str = "bump"
 ) -> VersionInfo:
-    """chartpress-style: the version of the last commit touching ``paths`` (relative to
-    ``root``): the newest ``tag_pattern`` tag reachable from that commit, the commits from it
-    to that commit, and dirty when those paths have uncommitted changes. Falls back to
-    :func:`detect` when the paths were never committed or git is missing."""
+    """The version of the last commit touching ``paths`` (relative to ``root``), with
+    chartpress's tagged-commit rule: when the newest release tag reachable from ``HEAD`` is
+    not behind that commit, the tagged commit counts instead (a release is the whole tree at
+    the tag, whatever paths the release commit touched). From that commit: the newest
+    ``tag_pattern`` tag reachable, the commits since it, and dirty when ``paths`` have
+    uncommitted changes. Falls back to :func:`detect` when the paths were never committed or
+    git is missing. Raises ConfigError for a matching tag that holds no version."""
     if git.line(root, "rev-parse", "--git-dir") is None:
         return detect(root, tag_pattern, dev_style)
-    commit = git.line(root, "log", "-1", "--format=%H", "--", *paths)
+    commit = _latest(root, paths, _nearest_tag(root, tag_pattern))
     if not commit:
         return detect(root, tag_pattern, dev_style)
-    tag = git.line(root, "describe", "--tags", "--abbrev=0", "--match", tag_pattern, commit)
-    base, stage, revision = "0.0.0", None, None
+    tag = _nearest_tag(root, tag_pattern, commit)
+    base, stage, revision, text = "0.0.0", None, None, None
     if tag:
-        m = re.match(tag_regex(tag_pattern), tag)
-        if m:
-            base, stage = m["base"], m["stage"]
-            revision = int(m["revision"]) if m["revision"] else None
+        m = _release(root, tag, tag_pattern)
+        base, stage = m["base"], m["stage"]
+        revision = int(m["revision"]) if m["revision"] else None
         distance = int(git.line(root, "rev-list", "--count", f"{tag}..{commit}") or 0)
+        text = tag[len(_prefix(tag_pattern)) :]
     else:
         distance = int(git.line(root, "rev-list", "--count", commit) or 0)
     dirty = bool(git.line(root, "status", "--porcelain", "--untracked-files=no", "--", *paths))
     branch = git.line(root, "rev-parse", "--abbrev-ref", "HEAD")
-    return _make(base, stage, revision, distance, commit, dirty, branch, dev_style)
+    return _make(base, stage, revision, distance, commit, dirty, branch, dev_style, text)
+
+
+def _latest(root: Path, paths: tuple[str, ...], head_tag: str | None) -> str | None:
+    """chartpress's "latest commit tagged or modifying paths" (full hash): the last commit
+    touching ``paths`` (``HEAD`` for no paths), unless ``head_tag``'s commit is not its
+    ancestor, then that one."""
+    commit = git.line(root, "log", "-1", "--format=%H", *_pathspec(paths))
+    if head_tag is None:
+        return commit
+    tagged = git.line(root, "rev-list", "-n", "1", head_tag)
+    if tagged is None:
+        return commit
+    if commit is not None and git.ok(root, "merge-base", "--is-ancestor", tagged, commit):
+        return commit
+    return tagged
+
+
+def _pathspec(paths: tuple[str, ...]) -> tuple[str, ...]:
+    return ("--", *paths) if paths else ()
+
+
+# -- the chartpress scheme --------------------------------------------------------------------
+
+DEV_BASE = "0.0.1-0.dev"  # chartpress's base without any tag
+
+
+def _describe(root: Path, tag_pattern: str, ref: str) -> tuple[str | None, int]:
+    """``git describe --tags --long`` of ``ref``: (newest matching tag, commits since it), or
+    (None, commits up to ``ref``) without one."""
+    out = git.line(root, "describe", "--tags", "--long", "--match", tag_pattern, ref)
+    if out:
+        tag, since, _sha = out.rsplit("-", 2)
+        return tag, int(since)
+    return None, int(git.line(root, "rev-list", "--count", ref) or 0)
+
+
+def _semver_tag(tag: str, tag_pattern: str) -> str:
+    """The version a release tag gives in the chartpress scheme: the tag without the pattern's
+    prefix, a SemVer 2 version (a leading ``v`` allowed, as chartpress). Raises ConfigError."""
+    from .config import semver_ok
+
+    text = tag[len(_prefix(tag_pattern)) :]
+    if not (semver_ok(text) or (text.startswith("v") and semver_ok(text[1:]))):
+        raise ConfigError(
+            f"git tag {tag!r} matches [tool.buildkit.version] tag_pattern {tag_pattern!r} but "
+            f"{text!r} is not a SemVer version (scheme chartpress); delete or rename the tag, or "
+            "narrow tag_pattern"
+        )
+    return text
+
+
+def _numbers(version: str) -> tuple[int, int, int]:
+    core = version.lstrip("v").split("-", 1)[0].split("+", 1)[0]
+    major, minor, patch = core.split(".")[:3]
+    return int(major), int(minor), int(patch)
+
+
+def check_base_version(root: Path, base_version: str, tag_pattern: str = "*") -> str:
+    """chartpress's ``baseVersion`` check: ``major``/``minor``/``patch`` give the last tag with
+    that field incremented (``-0.dev`` added; the tag itself when it is a prerelease); a
+    release version gets ``-0.dev`` added; off a tagged commit the result must not sort below
+    the last tag. Raises ConfigError naming ``base_version``."""
+    where = "[tool.buildkit.version] base_version"
+    tag, count = _describe(root, tag_pattern, "HEAD")
+    text = _semver_tag(tag, tag_pattern) if tag else None
+    if base_version in ("major", "minor", "patch"):
+        if text is None:
+            return DEV_BASE
+        if "-" in text:
+            return text
+        major, minor, patch = _numbers(text)
+        bumped = {
+            "major": (major + 1, 0, 0),
+            "minor": (major, minor + 1, 0),
+            "patch": (major, minor, patch + 1),
+        }[base_version]
+        return "{}.{}.{}-0.dev".format(*bumped)
+    if "-" not in base_version:
+        base_version = f"{base_version}-0.dev"
+    if text is not None and count:
+        ours, theirs = _numbers(base_version), _numbers(text)
+        if ours < theirs or (ours == theirs and "-" not in text):
+            raise ConfigError(
+                f"{where}: {base_version} is not greater than the last tag {tag}; "
+                "raise base_version after a release"
+            )
+    return base_version
+
+
+def chartpress_version(
+    root: Path,
+    paths: tuple[str, ...] = (),
+    tag_pattern: str = "*",
+    base_version: str | None = None,
+    long: bool = False,
+) -> VersionInfo:
+    """The version chartpress 2.x gives ``paths`` (relative to ``root``; none: the whole
+    tree), byte for byte: the latest of the last commit touching ``paths`` and the tagged
+    commit (:func:`_latest`), ``n`` the commits up to it since the start of the branch, and
+    ``<base>-0.dev.git.<n>.h<sha>`` (``.git.<n>.h<sha>`` when ``<base>`` already has a
+    prerelease); exactly the tag on a tagged commit (unless ``long``). ``<base>`` is
+    ``base_version`` (already checked by :func:`check_base_version`), else the last tag, else
+    ``0.0.1-0.dev``. ``chart_version`` drops a leading ``v`` as chartpress does for Chart.yaml.
+    Uncommitted changes do not change the version (``dirty`` records them)."""
+    if git.line(root, "rev-parse", "--git-dir") is None:
+        return _without_git(root)
+    _shallow_warning(root)
+    head_tag, _ = _describe(root, tag_pattern, "HEAD")
+    if head_tag is not None:
+        _semver_tag(head_tag, tag_pattern)
+    latest = _latest(root, paths, head_tag)
+    if latest is None:  # no commits at all
+        return _without_git(root)
+    # git's own abbreviation, as chartpress's `git log --pretty=%h` gives it
+    short = git.line(root, "rev-parse", "--short", latest) or latest[:7]
+    n = int(git.line(root, "rev-list", "--count", latest) or 0)
+    tag, since = _describe(root, tag_pattern, latest)
+    base = base_version
+    if tag is not None:
+        text = _semver_tag(tag, tag_pattern)
+        if since == 0:
+            base = text
+            if not long:
+                n = 0
+        if base is None:
+            base = text
+    if base is None:
+        base = DEV_BASE
+    if n > 0 or long:
+        version = f"{base}{'.git' if '-' in base else '-0.dev.git'}.{n}.h{short}"
+    else:
+        version = base
+    dirty = bool(git.line(root, "status", "--porcelain", "--untracked-files=no", *_pathspec(paths)))
+    branch = git.line(root, "branch", "--show-current")
+    return VersionInfo(
+        version=version,
+        docker_tag=version,
+        chart_version=version[1:] if version.startswith("v") else version,
+        commit=latest,
+        branch=branch,
+        dirty=dirty,
+        distance=since if tag is not None else n,
+        build_date=build_date(),
+        short_commit=short,
+    )
 
 
 def _without_git(root: Path) -> VersionInfo:

@@ -46,6 +46,7 @@ class BuildRequest:
     iidfile: Path | None = None
     cache_from: Sequence[str] = ()
     cache_to: Sequence[str] = ()
+    extra_args: Sequence[str] = ()  # config extra_build_args: options we do not model
 
 
 def build_argv(req: BuildRequest) -> list[str]:
@@ -70,6 +71,7 @@ def build_argv(req: BuildRequest) -> list[str]:
     argv.append("--push" if req.push else "--load")
     if req.iidfile:
         argv += ["--iidfile", str(req.iidfile)]
+    argv += list(req.extra_args)
     argv.append(str(req.context))
     return argv
 

@@ -20,3 +20,11 @@ def line(root: Path, *args: str) -> str | None:
     """:func:`output` stripped; None when empty."""
     out = output(root, *args)
     return out.strip() or None if out is not None else None
+
+
+def ok(root: Path, *args: str) -> bool:
+    """Whether ``git <args>`` run in ``root`` exits 0 (False when git is missing)."""
+    try:
+        return subprocess.run(["git", *args], cwd=root, capture_output=True).returncode == 0
+    except OSError:
+        return False

@@ -1,5 +1,6 @@
 import hashlib
 import io
+import re
 import tarfile
 from pathlib import Path
 
@@ -23,11 +24,7 @@ def test_image_values_set_repository_and_tag_or_the_whole_reference(tmp_path: Pa
         '    tag: ""\n  replicas: 2\nworkerImage: "x"\n',
         tmp_path,
     )
-    charts.set_image_values(
-        data,
-        {"api.image": REFS["api"], "workerImage": REFS["worker"], "new.image": REFS["api"]},
-        "where",
-    )
+    charts.set_image_values(data, {"api.image": REFS["api"], "workerImage": REFS["worker"]}, "w")
     charts.dump_yaml(data, path)
     text = path.read_text()
     assert "# top comment" in text and "# placeholder" in text  # comments survive
@@ -35,15 +32,58 @@ def test_image_values_set_repository_and_tag_or_the_whole_reference(tmp_path: Pa
     assert again["api"]["image"]["repository"] == "reg/acme/api"
     assert again["api"]["image"]["tag"] == "1.2.3" and again["api"]["replicas"] == 2
     assert again["workerImage"] == "reg/acme/worker:1.2.3"
-    assert again["new"]["image"] == {"repository": "reg/acme/api", "tag": "1.2.3"}
+    assert "name" not in again["api"]["image"]  # only the keys the chart has
 
 
-def test_image_values_errors_name_the_path(tmp_path: Path) -> None:
-    data, _ = values("api: 3\n", tmp_path)
-    with pytest.raises(ConfigError, match="'api.image': 'api' is not a mapping"):
-        charts.set_image_values(data, {"api.image": REFS["api"]}, "where")
-    with pytest.raises(ConfigError, match="'api' holds int"):
-        charts.set_image_values(data, {"api": REFS["api"]}, "where")
+def test_image_values_like_chartpress_name_key_list_indexes_and_layout(tmp_path: Path) -> None:
+    # shaped like zero-to-jupyterhub: `name` (its schema forbids `repository`), a list of
+    # profiles indexed by number, sequences indented by 4 with an offset of 2
+    text = (
+        "hub:\n  image:\n    name: quay.io/jupyterhub/k8s-hub  # hub\n"
+        '    tag: "set-by-chartpress"\n'
+        "singleuser:\n  profileList:\n    - display_name: default\n"
+        "      kubespawner_override:\n"
+        '        image: "quay.io/jupyterhub/k8s-singleuser-sample:set-by-chartpress"\n'
+    )
+    data, path = values(text, tmp_path)
+    charts.set_image_values(
+        data,
+        {
+            "hub.image": ("reg/k8s-hub", "4.0.0-0.dev.git.7.habc1234"),
+            "singleuser.profileList.0.kubespawner_override.image": ("reg/k8s-s", "1.0"),
+        },
+        "values.yaml",
+    )
+    charts.dump_yaml(data, path)
+    one_space = re.compile(r" +#")  # ruamel keeps a comment's column
+    assert one_space.sub(" #", path.read_text()) == text.replace(
+        "name: quay.io/jupyterhub/k8s-hub  # hub", "name: reg/k8s-hub # hub"
+    ).replace('"set-by-chartpress"\n', '"4.0.0-0.dev.git.7.habc1234"\n', 1).replace(
+        "quay.io/jupyterhub/k8s-singleuser-sample:set-by-chartpress", "reg/k8s-s:1.0"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "path", "message"),
+    [
+        ("api: 3\n", "api.image", "'api.image': no 'image' under api"),
+        ("api: 3\n", "api", "'api' holds int"),
+        ("api:\n  image: {}\n", "api.imag", "'api.imag': no 'imag' under api"),  # a typo
+        ("api:\n  image:\n    tag: x\n", "api.image", "neither name nor repository"),
+        ("l:\n  - a\n", "l.3", "'l.3': no '3' under l"),
+        ("l:\n  - a\n", "l.x", "no 'x' under l"),
+        ("api: null\n", "api", "holds NoneType"),
+    ],
+)
+def test_image_values_errors_name_the_file_and_path(
+    tmp_path: Path, text: str, path: str, message: str
+) -> None:
+    data, _ = values(text, tmp_path)
+    before = dict(data)
+    with pytest.raises(ConfigError, match=re.escape(message)) as err:
+        charts.set_image_values(data, {path: REFS["api"]}, "charts/x/values.yaml")
+    assert str(err.value).startswith("charts/x/values.yaml: ")
+    assert dict(data) == before  # nothing added
 
 
 def test_reproducible_archive_ignores_times_owners_and_order(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ def project(tmp_path: Path, table: str) -> Path:
 
 BASIC = """
 [tool.buildkit]
-registry = "localhost:5000/acme/"
+registry = "localhost:5000/acme"
 platforms = ["linux/amd64", "linux/arm64"]
 parallel = 3
 [tool.buildkit.images.api]
