@@ -130,6 +130,7 @@ class InputManifest:
 # extra_build_args count as inputs, recorded beside the build args (no ARG can be named so)
 EXTRA_KEY = "extra_build_args:"
 
+
 def manifest(
     spec: ImageSpec,
     platforms: Iterable[str],
