@@ -1,4 +1,4 @@
-"""git: one way to ask a work tree something."""
+"""git: one way to ask a work tree something, and the argv of what tasks run with it."""
 
 from __future__ import annotations
 
@@ -28,3 +28,22 @@ def ok(root: Path, *args: str) -> bool:
         return subprocess.run(["git", *args], cwd=root, capture_output=True).returncode == 0
     except OSError:
         return False
+
+
+IDENTITY = ("-c", "user.name=buildkit-tasks", "-c", "user.email=buildkit-tasks@localhost")
+
+
+def commit_argv(checkout: Path, message: str) -> list[str]:
+    """``git commit`` in ``checkout``; with a stand-in identity when git has none configured
+    there (a CI machine), so publishing never stops at "Please tell me who you are"."""
+    has_identity = line(checkout, "config", "user.email") is not None
+    return [
+        "git",
+        *(() if has_identity else IDENTITY),
+        "-C",
+        str(checkout),
+        "commit",
+        "-q",
+        "-m",
+        message,
+    ]

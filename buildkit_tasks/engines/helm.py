@@ -22,6 +22,13 @@ def package_argv(
     return [*argv, "--destination", str(destination)]
 
 
+def repo_index_argv(directory: Path, url: str, merge: Path | None) -> list[str]:
+    """``helm repo index`` of ``directory`` (the new packages only) served at ``url``,
+    merged into the existing ``index.yaml`` at ``merge`` (whose entries and times it keeps)."""
+    argv = [HELM, "repo", "index", str(directory), "--url", url]
+    return [*argv, "--merge", str(merge)] if merge is not None else argv
+
+
 def dependency_build_argv(chart: Path, plain_http: bool) -> list[str]:
     """``helm dependency build`` of a staged chart (fetches its remote dependencies)."""
     return [HELM, "dependency", "build", str(chart), *_http(plain_http)]

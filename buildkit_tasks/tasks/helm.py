@@ -1,10 +1,16 @@
-"""``helm`` namespace: ``helm.package`` and ``helm.push``."""
+"""``helm`` namespace: ``helm.package``, ``helm.push``, ``helm.publish`` and ``helm.stamp``."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from invoke import Collection, Context
 
 from .common import CONFIG_DEFAULTS, plan, runner, settings, task
+
+if TYPE_CHECKING:
+    from .. import charts, config
+    from ..buildplan import BuildPlan
 
 
 @task
@@ -12,7 +18,9 @@ def package(c: Context) -> None:
     """Package each chart of ``[tool.buildkit.helm] charts`` into
     ``<output_dir>/charts/<name>-<version>.tgz``.
 
-    ``version`` is the SemVer form of the project version and ``appVersion`` the image tag.
+    ``version`` is the chart's version from the plan (the SemVer form of the project version,
+    or its own from its version paths; scheme chartpress: chartpress's) and ``appVersion``
+    the image tag (``helm.app_version = "keep"``: Chart.yaml's own, untouched).
     Packaging works on a staged copy (the chart source is never modified): ``file://``
     dependencies are packaged and vendored into its ``charts/``, remote ones fetched with
     ``helm dependency build`` (a clear error when unreachable), and the value paths of
@@ -51,17 +59,7 @@ def push(c: Context, force: bool = False) -> None:
     bp = plan(s)
     info = bp.version
     r = runner(c)
-    dest = s.output_dir / "charts"
-    if r.dry:  # what helm.package would have written
-        results = [
-            charts.ChartResult(ch.name, ch.version, ch.app_version, dest / ch.filename)
-            for ch in bp.charts
-        ]
-    else:
-        results = [
-            charts.ChartResult.from_dict(e, s.output_dir)
-            for e in report.load(s.report_path).get("charts", [])
-        ]
+    results = _packaged(s, bp, r.dry)
     target = charts.oci_target(s)
     creds = credentials.resolve(s)
     with credentials.helm_login(r, creds, charts.plain_http(target)) as login:
@@ -79,7 +77,91 @@ def push(c: Context, force: bool = False) -> None:
         )
 
 
+@task(
+    pre=[package],
+    help={
+        "force": "Replace a chart version the repository's index.yaml already lists.",
+        "extra_message": "Text added to the commit message after a blank line.",
+    },
+)
+def publish(c: Context, force: bool = False, extra_message: str = "") -> None:
+    """Publish the packaged charts to a chart repository kept in a git branch, as chartpress's
+    ``--publish-chart``: ``[tool.buildkit.helm.publish]`` ``git`` (URL or path), ``branch``
+    (default ``gh-pages``, made when missing), ``url`` (where it is served). Adds each
+    ``.tgz``, merges ``index.yaml`` with ``helm repo index --merge`` (existing entries keep
+    their times), commits ``[<chart>] Automatic update for commit <version>`` (plus
+    ``--extra-message``) and pushes. A version the index already lists is refused unless
+    ``--force``. Credentials come from git (credential helpers, SSH keys), never the URL.
+    Records ``chart_publishes`` in ``build-report.json``. Pre-task: helm.package.
+    """
+    from .. import chartrepo, report
+    from ..errors import ConfigError
+
+    s = settings(c)
+    if s.chart_publish is None:
+        raise ConfigError(
+            "helm.publish: set [tool.buildkit.helm.publish] git and url (the chart "
+            "repository's git URL and the URL it is served at)"
+        )
+    bp = plan(s)
+    r = runner(c)
+    results = _packaged(s, bp, r.dry)
+    done = chartrepo.publish(s.chart_publish, results, r, force, extra_message)
+    for p in done:
+        print(f"chart {p.name}: published {p.version} -> {p.url}")
+    if not r.dry:
+        report.update(
+            s.report_path,
+            bp.version,
+            chart_publishes=[{"name": p.name, "version": p.version, "url": p.url} for p in done],
+        )
+
+
+@task(
+    help={
+        "reset": "Put the placeholders back: helm.reset_version and helm.reset_tag.",
+    }
+)
+def stamp(c: Context, reset: bool = False) -> None:
+    """Write each chart's version, ``appVersion`` (with ``helm.app_version = "image"``) and
+    the image values of ``[tool.buildkit.helm.image_values]`` into the source ``Chart.yaml``
+    and ``values.yaml`` (chartpress's default mode; scripts and docs builds read them), with
+    comments, quotes and indentation kept. ``--reset`` writes the placeholders instead
+    (``helm.reset_version``, default ``0.0.1-set.by.chartpress``; ``helm.reset_tag``, default
+    ``set-by-chartpress``), as ``chartpress --reset``. ``helm.package`` never needs this: it
+    stamps a staged copy. A missing value path is an error naming the file and path.
+    """
+    from .. import charts
+
+    s = settings(c)
+    r = runner(c)
+    changed = charts.stamp(s, plan(s), dry=r.dry, reset=reset)
+    verb = "would change" if r.dry else "changed"
+    for item in changed:
+        print(f"{item.path.relative_to(s.root)}: {verb} {'; '.join(item.changes)}")
+    if not changed:
+        print("charts: nothing to change")
+
+
+def _packaged(s: config.Settings, bp: BuildPlan, dry: bool) -> list[charts.ChartResult]:
+    """What helm.package wrote (from the report), or under ``--dry`` what it would have."""
+    from .. import charts, report
+
+    dest = s.output_dir / "charts"
+    if dry:
+        return [
+            charts.ChartResult(ch.name, ch.version, ch.app_version, dest / ch.filename)
+            for ch in bp.charts
+        ]
+    return [
+        charts.ChartResult.from_dict(e, s.output_dir)
+        for e in report.load(s.report_path).get("charts", [])
+    ]
+
+
 ns = Collection("helm")
 ns.add_task(package, default=True)
 ns.add_task(push)
+ns.add_task(publish)
+ns.add_task(stamp)
 ns.configure(CONFIG_DEFAULTS)

@@ -30,6 +30,8 @@ def test_full_collection_has_the_fixed_task_names() -> None:
         "image.scan",
         "doctor.check",
         "helm.push",
+        "helm.publish",
+        "helm.stamp",
         "scaffold.new",
         "config.show",
     }
