@@ -451,8 +451,11 @@ def parse(root: Path, raw: Mapping[str, Any]) -> Settings:
         git_repo, url = pub.str("git"), pub.str("url")
         if not git_repo:
             raise pub.fail("git", "the chart repository's git URL or local path")
-        if re.match(r"^[a-z+]+://[^/@]*:[^/@]*@", git_repo):
-            raise pub.fail("git", "a URL without a password (use a git credential helper)")
+        if re.match(r"^[a-z+]+://[^/@]*:[^/@]*@", git_repo):  # the value is not shown
+            raise ConfigError(
+                f"{root / PYPROJECT}: [tool.buildkit.helm.publish] git: expected a URL "
+                "without a password (use a git credential helper or an SSH key)"
+            )
         if not url:
             raise pub.fail("url", "the URL the branch is served at (index.yaml entries)")
         branch = pub.str("branch", "gh-pages") or "gh-pages"

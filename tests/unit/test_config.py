@@ -156,3 +156,65 @@ def test_chart_version_paths_must_name_a_listed_chart(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text(ok.replace("\nc = ", "\nother = "))
     with pytest.raises(ConfigError, match="version_paths\\] other: expected a chart directory"):
         config.load(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("registry", "what"),
+    [
+        ("quay.io/org/k8s-", "trailing '/' or '-'"),
+        ("localhost:5000/acme/", "trailing '/' or '-'"),
+        ("https://quay.io/org", "without a scheme"),
+    ],
+)
+def test_registry_with_a_name_prefix_or_scheme_is_an_error(
+    tmp_path: Path, registry: str, what: str
+) -> None:
+    with pytest.raises(ConfigError, match=re.escape(what)) as err:
+        config.load(project(tmp_path, f'[tool.buildkit]\nregistry = "{registry}"\n'))
+    assert "image_prefix" in str(err.value)
+
+
+def test_image_prefix_starts_every_repository(tmp_path: Path) -> None:
+    s = config.load(
+        project(tmp_path, '[tool.buildkit]\nregistry = "quay.io/org"\nimage_prefix = "k8s-"\n')
+    )
+    assert s.repository("hub") == "quay.io/org/k8s-hub"
+    assert config.load(tmp_path, {"registry": ""}).repository("hub") == "k8s-hub"
+    with pytest.raises(ConfigError, match="image_prefix"):
+        config.load(tmp_path, {"image_prefix": "K8S Bad/"})
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ('[tool.buildkit.version]\nscheme = "calver"\n', "scheme: expected one of pep440"),
+        ('[tool.buildkit.version]\nbase_version = "5.0.0"\n', 'unless scheme = "chartpress"'),
+        (
+            '[tool.buildkit.version]\nscheme = "chartpress"\nbase_version = "5.x"\n',
+            "base_version: expected a SemVer version",
+        ),
+        ('[tool.buildkit.helm]\napp_version = "chart"\n', "app_version: expected image"),
+        ('[tool.buildkit.helm]\nreset_version = "latest"\n', "reset_version: expected a SemVer"),
+        ('[tool.buildkit.helm]\nreset_tag = "a:b"\n', "reset_tag: expected a valid image tag"),
+        ('[tool.buildkit.helm.publish]\nurl = "https://x"\n', "git: expected the chart"),
+        ('[tool.buildkit.helm.publish]\ngit = "/srv/charts.git"\n', "url: expected the URL"),
+        (
+            '[tool.buildkit.helm.publish]\ngit = "https://u:tok@github.com/o/r"\nurl = "https://x"\n',
+            "without a password",
+        ),
+        (
+            '[tool.buildkit.images.api]\ncontext = "img"\nextra_build_args = ["--output=x"]\n',
+            "extra_build_args: expected buildx build options we do not set",
+        ),
+        (
+            '[tool.buildkit.images.api]\ncontext = "img"\nextra_build_args = ["label=x"]\n',
+            "each starting with '-'",
+        ),
+        ('[tool.buildkit.version]\ntag_pattern = "v[0-9]*"\n', "a literal prefix"),
+    ],
+)
+def test_chartpress_parity_keys_are_validated(tmp_path: Path, table: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)) as err:
+        config.load(project(tmp_path, table))
+    assert str(err.value).startswith(str(tmp_path / "pyproject.toml"))
+    assert "tok@" not in str(err.value)  # a password in a URL is never echoed

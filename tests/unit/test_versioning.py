@@ -144,3 +144,54 @@ def test_version_of_paths_is_the_last_commit_touching_them(repo: Path) -> None:
     (repo / "worker" / "w").write_text("dirty")
     assert versioning.for_paths(repo, ("worker",)).dirty
     assert not versioning.for_paths(repo, ("api",)).dirty
+
+
+def test_release_tag_text_is_the_docker_tag_and_prereleases_keep_semver(repo: Path) -> None:
+    git(repo, "tag", "-a", "v4.0.0-beta.1", "-m", "b1")
+    info = versioning.detect(repo)
+    assert info.docker_tag == "4.0.0-beta.1"  # as Docker users and the chart expect
+    assert info.chart_version == "4.0.0-beta.1"
+    assert info.version == "4.0.0b1"  # PEP 440 stays PEP 440
+    (repo / "f").write_text("x")
+    commit_all(repo, "past the prerelease")
+    assert versioning.detect(repo).docker_tag.startswith("4.0.0b2.dev1-")
+
+
+def test_a_matching_tag_without_a_version_is_an_error_not_0_0_0(repo: Path) -> None:
+    from buildkit_tasks.errors import ConfigError
+
+    git(repo, "tag", "-a", "v-next", "-m", "not a version")
+    with pytest.raises(ConfigError, match="tag 'v-next' matches .* tag_pattern 'v\\*' but holds"):
+        versioning.detect(repo)
+    with pytest.raises(ConfigError, match="'v-next'"):
+        versioning.for_paths(repo, ("pyproject.toml",))
+
+
+def test_a_tagged_commit_is_the_release_for_every_path(repo: Path) -> None:
+    (repo / "api").mkdir()
+    (repo / "api" / "a").write_text("1")
+    commit_all(repo, "api")
+    (repo / "docs").write_text("release notes")
+    commit_all(repo, "release commit touches docs only")
+    git(repo, "tag", "-a", "v2.0.0", "-m", "v2.0.0")
+    api = versioning.for_paths(repo, ("api",))
+    assert (api.version, api.docker_tag, api.distance) == ("2.0.0", "2.0.0", 0)
+    assert api.commit == git(repo, "rev-parse", "HEAD")
+
+
+def test_chartpress_version_rules_without_the_peer(repo: Path) -> None:
+    short = git(repo, "rev-parse", "--short", "HEAD")
+    assert versioning.chartpress_version(repo).version == f"0.0.1-0.dev.git.1.h{short}"
+    git(repo, "tag", "-a", "v1.2.0", "-m", "v1.2.0")
+    info = versioning.chartpress_version(repo)
+    assert (info.docker_tag, info.chart_version) == ("v1.2.0", "1.2.0")  # chart drops the v
+    assert versioning.chartpress_version(repo, long=True).version == f"v1.2.0-0.dev.git.1.h{short}"
+    (repo / "f").write_text("x")
+    head = commit_all(repo, "past")
+    short = git(repo, "rev-parse", "--short", head)
+    assert versioning.chartpress_version(repo, base_version="1.3.0-0.dev").version == (
+        f"1.3.0-0.dev.git.2.h{short}"
+    )
+    assert versioning.check_base_version(repo, "patch") == "1.2.1-0.dev"
+    assert versioning.check_base_version(repo, "major") == "2.0.0-0.dev"
+    assert versioning.check_base_version(repo, "1.4.0") == "1.4.0-0.dev"
