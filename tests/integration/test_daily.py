@@ -44,6 +44,7 @@ def test_dry_run_of_every_task_prints_commands_and_writes_nothing(project: Proje
     pyproject.write_text(
         pyproject.read_text()
         + '\n[[tool.buildkit.hosts]]\nname = "far"\naddress = "ci@127.0.0.9:2222"\n'
+        + '\n[tool.buildkit.helm.publish]\ngit = "/nonexistent/charts.git"\nurl = "https://x"\n'
     )
     project.commit("a host")
     before, images_before = _tree(project.path), _images()
