@@ -214,6 +214,7 @@ class Settings:
     reset_tag: str = "set-by-chartpress"
     reset_version: str = "0.0.1-set.by.chartpress"
     chart_publish: ChartPublish | None = None
+    stop_grace: float = 5.0
 
     @property
     def bare_names(self) -> bool:
@@ -520,6 +521,13 @@ def parse(root: Path, raw: Mapping[str, Any]) -> Settings:
     if timeout <= 0:
         raise top.fail("connect_timeout", "a positive number of seconds")
     wheelhouse = top.str("wheelhouse") or os.environ.get("BUILDKIT_WHEELHOUSE")
+    grace = raw.get("stop_grace", 5)
+    try:
+        grace = float(grace)
+    except (TypeError, ValueError):
+        raise top.fail("stop_grace", "a number of seconds") from None
+    if not 0 <= grace <= 600 or isinstance(raw.get("stop_grace"), bool):
+        raise top.fail("stop_grace", "a number of seconds from 0 to 600")
 
     progress = top.str("progress", "auto") or "auto"
     if progress not in ("auto", "live", "plain", "verbose", "quiet"):
@@ -592,6 +600,7 @@ def parse(root: Path, raw: Mapping[str, Any]) -> Settings:
         reset_tag=reset_tag,
         reset_version=reset_version,
         chart_publish=chart_publish,
+        stop_grace=grace,
     )
 
 
@@ -815,6 +824,7 @@ def describe(s: Settings) -> dict[str, str]:
         "known_hosts": str(s.known_hosts),
         "accept_new_host_keys": flag(s.accept_new_host_keys),
         "connect_timeout": f"{s.connect_timeout:g}",
+        "stop_grace": f"{s.stop_grace:g}",
         "wheelhouse": rel(s.wheelhouse),
         "remote_include": items(s.remote_include),
         "images": items(s.images, "none configured"),

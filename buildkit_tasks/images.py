@@ -542,8 +542,10 @@ class ImageBuild:
         version_ref, latest_ref = self.tags[name]
         return publish(self.runner, version_ref, latest_ref, digest)
 
-    def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+    def close(self, interrupted: bool = False) -> None:
+        """Free the run's resources; ``interrupted``: do not wait for engine lookups still
+        under way (their threads end on their own; Ctrl-C must not hang on them)."""
+        self._pool.shutdown(wait=not interrupted, cancel_futures=True)
         self._tmp.cleanup()
         for alias in self.aliases:
             docker.untag(alias)
@@ -585,6 +587,7 @@ def build_images(
     """
     graph = plan.graph
     run = ImageBuild(settings, plan, runner, push=push, platforms=platforms, force=force)
+    interrupted = False
     try:
         run.hits = run.look_up(graph.nodes)
         if on_plan:
@@ -614,9 +617,13 @@ def build_images(
             on_start=start,
             on_done=done,
             on_interrupt=runner.terminate_all,
+            stop_wait=runner.stop_grace + 3,
         )
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
     finally:
-        run.close()
+        run.close(interrupted)
     return [to_result(settings, outcomes[n]) for n in graph.order()]
 
 

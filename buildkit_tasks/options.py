@@ -101,6 +101,12 @@ OPTIONS: tuple[Option, ...] = (
     _o("accept_new_host_keys", "boolean", "false", "Trust and record unknown host keys."),
     _o("connect_timeout", "number", "10", "Seconds to wait for a build host's SSH connection."),
     _o(
+        "stop_grace",
+        "number",
+        "5",
+        "On Ctrl-C, seconds between SIGTERM and SIGKILL of running commands.",
+    ),
+    _o(
         "wheelhouse",
         "string",
         "none",

@@ -24,6 +24,9 @@ from .errors import CommandError
 TAIL_LINES = 20
 
 
+STOP_GRACE = 5.0  # default seconds from SIGTERM to SIGKILL (config ``stop_grace``)
+
+
 @dataclass(frozen=True)
 class Result:
     """What a command did: its exit status and, when captured, its stdout (text)."""
@@ -54,9 +57,15 @@ class Runner:
     """
 
     def __init__(
-        self, *, dry: bool = False, echo: bool = False, env: Mapping[str, str] | None = None
+        self,
+        *,
+        dry: bool = False,
+        echo: bool = False,
+        env: Mapping[str, str] | None = None,
+        stop_grace: float = STOP_GRACE,
     ) -> None:
         self.dry, self.echo = dry, echo
+        self.stop_grace = stop_grace  # seconds between SIGTERM and SIGKILL when stopping
         self.env: dict[str, str] = dict(env or {})  # added to every command's environment
         self._procs: set[subprocess.Popen[bytes]] = set()
         self._lock = threading.Lock()
@@ -117,8 +126,7 @@ class Runner:
             try:
                 out, _ = proc.communicate(stdin)
             except BaseException:  # Ctrl-C or a failing caller: leave no orphan behind
-                _killpg(proc, signal.SIGTERM)
-                proc.wait()
+                stop(proc, self.stop_grace)
                 raise
             finally:
                 with self._lock:
@@ -184,8 +192,7 @@ class Runner:
             proc.wait()
             err_thread.join()
         except BaseException:
-            _killpg(proc, signal.SIGTERM)
-            proc.wait()
+            stop(proc, self.stop_grace)
             raise
         finally:
             proc.stdout.close()
@@ -203,11 +210,35 @@ class Runner:
         return total
 
     def terminate_all(self) -> None:
-        """Send SIGTERM to every running command's process group (used on Ctrl-C)."""
+        """Stop every running command (used on Ctrl-C): SIGTERM to its process group now,
+        SIGKILL to whatever is still running ``stop_grace`` seconds later (from a timer, so
+        the caller is not held up)."""
         with self._lock:
             procs = list(self._procs)
         for proc in procs:
             _killpg(proc, signal.SIGTERM)
+
+        def kill_rest() -> None:
+            for proc in procs:
+                if proc.poll() is None:
+                    _killpg(proc, signal.SIGKILL)
+
+        timer = threading.Timer(self.stop_grace, kill_rest)
+        timer.daemon = True
+        timer.start()
+
+
+def stop(proc: subprocess.Popen[bytes], grace: float) -> None:
+    """Stop ``proc`` and its process group: SIGTERM, up to ``grace`` seconds for it to end,
+    then SIGKILL (at once on a second Ctrl-C during the wait), then reap it."""
+    _killpg(proc, signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace)
+    except BaseException:  # the grace period is over, or a second Ctrl-C
+        _killpg(proc, signal.SIGKILL)
+        proc.wait()
+        if not isinstance(sys.exc_info()[1], subprocess.TimeoutExpired):
+            raise
 
 
 def _killpg(proc: subprocess.Popen[bytes], sig: int) -> None:

@@ -78,13 +78,15 @@ def run_graph(
     on_start: Callable[[str], None] | None = None,
     on_done: Callable[[Outcome], None] | None = None,
     on_interrupt: Callable[[], None] | None = None,
+    stop_wait: float = 10.0,
 ) -> dict[str, Outcome]:
     """Run ``job(name)`` for every node of an acyclic graph; returns every node's Outcome.
 
     ``predecessors`` maps each node to the nodes it needs; ``weight`` (default 1 each) sets
     priority by longest remaining path. ``on_start``/``on_done`` report progress.
     On KeyboardInterrupt nothing new starts, ``on_interrupt`` is called (it should stop the
-    running jobs), and the interrupt is re-raised once running jobs have returned.
+    running jobs), and the interrupt is re-raised once running jobs have returned or after
+    ``stop_wait`` seconds, whichever is first (a job that never returns cannot hang Ctrl-C).
     """
     preds = {n: set(p) for n, p in predecessors.items()}
     succs: dict[str, set[str]] = {n: set() for n in preds}
@@ -124,7 +126,9 @@ def run_graph(
             if fail_fast and outcome.status is Status.FAILED and stop_reason is None:
                 stop_reason = f"not started: --fail-fast after {name} failed"
 
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+    pool = ThreadPoolExecutor(max_workers=max(1, workers))
+    interrupted = False
+    try:
         try:
             while ready or running:
                 while ready and len(running) < workers and stop_reason is None:
@@ -139,12 +143,17 @@ def run_graph(
                     name, _started = running.pop(fut)
                     finish(name, fut.result())
         except KeyboardInterrupt:
+            interrupted = True
             if on_interrupt:
                 on_interrupt()
             for fut in running:
                 fut.cancel()
-            wait(running)
+            # jobs end once their commands are stopped (SIGTERM, SIGKILL after the grace
+            # period); never wait longer than that for a job that does not return
+            wait(running, timeout=stop_wait)
             raise
+    finally:
+        pool.shutdown(wait=not interrupted, cancel_futures=True)
     for name in preds:
         if name not in outcomes:
             outcomes[name] = Outcome(name, Status.SKIPPED, error=stop_reason or "not started")

@@ -80,10 +80,15 @@ def dry(c: Context) -> bool:
 
 
 def runner(c: Context) -> Runner:
-    """A Runner honouring Invoke's ``--dry`` and ``--echo``."""
+    """A Runner honouring Invoke's ``--dry`` and ``--echo``, stopping commands on Ctrl-C with
+    config ``stop_grace`` seconds between SIGTERM and SIGKILL."""
     from ..runner import Runner
 
-    return Runner(dry=dry(c), echo=bool((c.config.get("run") or {}).get("echo")))
+    return Runner(
+        dry=dry(c),
+        echo=bool((c.config.get("run") or {}).get("echo")),
+        stop_grace=settings(c).stop_grace,
+    )
 
 
 def version(s: config.Settings) -> VersionInfo:

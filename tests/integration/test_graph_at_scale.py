@@ -199,7 +199,12 @@ def test_ctrl_c_stops_builds_and_exits_130(
     assert "sleep 120" in log.read_text(), "the base build never reached its RUN step"
     started = time.monotonic()
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    try:
+        out, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:  # say what was still running, then clean up
+        tree = subprocess.run(["ps", "-eo", "pid,ppid,stat,args"], capture_output=True, text=True)
+        proc.kill()
+        pytest.fail(f"still running 60 s after SIGINT:\n{tree.stdout}", pytrace=False)
     assert proc.returncode == 130, (out, err)
     assert time.monotonic() - started < 30
     assert "Traceback" not in err and "interrupted" in err

@@ -37,3 +37,43 @@ def test_dry_prints_and_runs_nothing(tmp_path: Path, capsys: pytest.CaptureFixtu
 def test_missing_program_is_one_line() -> None:
     with pytest.raises(CommandError, match="no-such-tool-xyz: command not found"):
         Runner().run(["no-such-tool-xyz"])
+
+
+def test_stop_escalates_to_sigkill_for_a_command_ignoring_sigterm() -> None:
+    import signal
+    import subprocess
+
+    from buildkit_tasks.runner import stop
+
+    proc = subprocess.Popen(
+        ["sh", "-c", 'trap "" TERM; echo ready; while :; do sleep 1; done'],
+        stdout=subprocess.PIPE,
+        start_new_session=True,
+    )
+    assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
+    stop(proc, grace=0.5)  # SIGTERM is ignored: it must still end, by SIGKILL
+    assert proc.returncode == -signal.SIGKILL
+
+
+def test_terminate_all_kills_what_sigterm_did_not_stop() -> None:
+    import threading
+
+    from buildkit_tasks.errors import CommandError
+    from buildkit_tasks.runner import Runner
+
+    r = Runner(stop_grace=0.5)
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            r.run(["sh", "-c", 'trap "" TERM; while :; do sleep 1; done'])
+        except CommandError as exc:
+            failed.append(exc)
+
+    t = threading.Thread(target=run)
+    t.start()
+    while not r._procs:
+        t.join(0.05)
+    r.terminate_all()
+    t.join(30)
+    assert not t.is_alive() and failed and "exit -9" in str(failed[0])
