@@ -52,6 +52,15 @@ def stamped_by_us(repo: Path) -> tuple[list[str], dict[str, str]]:
     return images, files
 
 
+def committed(tmp_path: Path) -> Path:
+    """The fixture repository written and committed once."""
+    repo = tmp_path / "z2jh"
+    repo.mkdir()
+    chartrepo.write(repo)
+    commit_all(repo, "initial")
+    return repo
+
+
 def test_versions_match_chartpress_commit_by_commit(tmp_path: Path) -> None:
     repo = tmp_path / "z2jh"
     repo.mkdir()
@@ -85,10 +94,8 @@ def test_versions_match_chartpress_commit_by_commit(tmp_path: Path) -> None:
 
 
 def test_build_args_are_templated_with_the_image_tag(tmp_path: Path) -> None:
-    repo = tmp_path / "z2jh"
-    repo.mkdir()
-    chartrepo.write(repo)
-    head = commit_all(repo, "initial")
+    repo = committed(tmp_path)
+    head = git(repo, "rev-parse", "HEAD")
     _, plan = fresh_plan(repo)
     hub = plan.images["hub"]
     assert hub.tag == f"0.0.1-0.dev.git.1.h{git(repo, 'rev-parse', '--short', head)}"
@@ -97,10 +104,7 @@ def test_build_args_are_templated_with_the_image_tag(tmp_path: Path) -> None:
 
 
 def test_base_version_checked_as_chartpress_does(tmp_path: Path) -> None:
-    repo = tmp_path / "z2jh"
-    repo.mkdir()
-    chartrepo.write(repo)
-    commit_all(repo, "initial")
+    repo = committed(tmp_path)
     git(repo, "tag", "-a", "4.0.0", "-m", "4.0.0")
     (repo / "README.md").write_text("past the tag\n")
     commit_all(repo, "past")
@@ -120,10 +124,7 @@ def test_base_version_checked_as_chartpress_does(tmp_path: Path) -> None:
 
 
 def test_a_matching_tag_without_a_version_is_an_error(tmp_path: Path) -> None:
-    repo = tmp_path / "z2jh"
-    repo.mkdir()
-    chartrepo.write(repo)
-    commit_all(repo, "initial")
+    repo = committed(tmp_path)
     git(repo, "tag", "-a", "workshop-2024", "-m", "not a release")
     with pytest.raises(ConfigError, match="'workshop-2024' is not a SemVer version"):
         fresh_plan(repo)
