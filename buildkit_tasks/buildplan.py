@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from . import versioning
 from .config import ImageSpec, Settings
 from .errors import ConfigError
 from .graph import ImageGraph
@@ -91,28 +92,20 @@ def project_version(settings: Settings) -> VersionInfo:
     """The project version, asked of git once per process for the same root, tag pattern and
     dev style; the ``project`` entry of the file named by env ``BUILDKIT_VERSIONS_FILE`` when
     set (remote runs); in the chartpress scheme, the chartpress version of the whole tree."""
-    from . import versioning
-
     if os.environ.get(VERSIONS_FILE_ENV):
         return read_versions(Path(os.environ[VERSIONS_FILE_ENV])).project
     s = settings
     key = (s.root, s.tag_pattern, s.dev_style, s.version_scheme, s.base_version)
     if key not in _PROJECT:
         if s.version_scheme == "chartpress":
-            _PROJECT[key] = versioning.chartpress_version(
-                s.root, (), s.tag_pattern, _base_version(s)
-            )
+            _PROJECT[key] = _chartpress(s).version()
         else:
             _PROJECT[key] = versioning.detect(s.root, s.tag_pattern, s.dev_style)
     return _PROJECT[key]
 
 
-def _base_version(settings: Settings) -> str | None:
-    from . import versioning
-
-    if settings.base_version is None:
-        return None
-    return versioning.check_base_version(settings.root, settings.base_version, settings.tag_pattern)
+def _chartpress(settings: Settings) -> versioning.Chartpress:
+    return versioning.Chartpress(settings.root, settings.tag_pattern, settings.base_version)
 
 
 def _rel(settings: Settings, path: Path) -> str:
@@ -152,8 +145,6 @@ def versions(settings: Settings, images: Mapping[str, ImageSpec] | None = None) 
     pattern, dev style and version paths; from the file named by env
     ``BUILDKIT_VERSIONS_FILE`` when set (remote runs). ``images`` defaults to every image of
     the project (configured and discovered)."""
-    from . import versioning
-
     if os.environ.get(VERSIONS_FILE_ENV):
         return read_versions(Path(os.environ[VERSIONS_FILE_ENV]))
     if images is None:
@@ -182,11 +173,11 @@ def versions(settings: Settings, images: Mapping[str, ImageSpec] | None = None) 
     )
     if key not in _VERSIONS:
         project = project_version(s)
-        base = _base_version(s)
+        scheme = _chartpress(s) if s.version_scheme == "chartpress" else None
 
         def own(paths: tuple[str, ...]) -> VersionInfo:
-            if s.version_scheme == "chartpress":
-                return versioning.chartpress_version(s.root, paths, s.tag_pattern, base)
+            if scheme is not None:
+                return scheme.version(paths)
             return versioning.for_paths(s.root, paths, s.tag_pattern, s.dev_style)
 
         _VERSIONS[key] = Versions(
@@ -249,6 +240,11 @@ class ChartPlan:
     app_version: str
     image_values: Mapping[str, tuple[str, str]]
     sets_app_version: bool = True
+
+    @property
+    def packaged_app_version(self) -> str | None:
+        """The ``appVersion`` ``helm package`` is told to set (None: Chart.yaml's own)."""
+        return self.app_version if self.sets_app_version else None
 
     @property
     def filename(self) -> str:

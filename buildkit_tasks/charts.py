@@ -282,25 +282,30 @@ def package_all(settings: Settings, plan: BuildPlan, runner: Runner) -> list[Cha
     dest_dir = settings.output_dir / "charts"
     if runner.dry:
         for ch in plan.charts:
-            app = ch.app_version if ch.sets_app_version else None
-            runner.run(helm.package_argv(ch.source, dest_dir, ch.version, app))
-        return [
-            ChartResult(ch.name, ch.version, ch.app_version, dest_dir / ch.filename)
-            for ch in plan.charts
-        ]
+            argv = helm.package_argv(ch.source, dest_dir, ch.version, ch.packaged_app_version)
+            runner.run(argv)
+        return planned(settings, plan)
     dest_dir.mkdir(parents=True, exist_ok=True)
     results = []
     with tempfile.TemporaryDirectory(prefix=".helm-", dir=dest_dir) as tmp:
         stager = _Stager(settings, runner, Path(tmp))
         for ch in plan.charts:
             staged = stager.stage(ch.source, ch)
-            app = ch.app_version if ch.sets_app_version else None
-            made = stager._package(staged, Path(tmp), ch.version, app)
+            made = stager._package(staged, Path(tmp), ch.version, ch.packaged_app_version)
             final = dest_dir / made.name
             with atomic_path(final) as part:
                 os.replace(made, part)
             results.append(ChartResult(ch.name, ch.version, ch.app_version, final))
     return results
+
+
+def planned(settings: Settings, plan: BuildPlan) -> list[ChartResult]:
+    """The archives :func:`package_all` writes for ``plan`` (what ``--dry`` runs work with)."""
+    dest_dir = settings.output_dir / "charts"
+    return [
+        ChartResult(ch.name, ch.version, ch.app_version, dest_dir / ch.filename)
+        for ch in plan.charts
+    ]
 
 
 def oci_target(settings: Settings) -> str:

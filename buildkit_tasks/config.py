@@ -237,8 +237,7 @@ class Settings:
     def repository(self, name: str) -> str:
         """The repository of image ``name``: ``<registry>/<image_prefix><name>``, or
         ``<image_prefix><name>`` with no registry."""
-        own = f"{self.image_prefix}{name}"
-        return f"{self.registry}/{own}" if self.registry else own
+        return references.repository_of(self.registry, self.image_prefix, name)
 
     def reference(self, name: str, tag: str) -> str:
         """The image reference ``<registry>/<name>:<tag>``."""

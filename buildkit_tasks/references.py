@@ -136,6 +136,13 @@ def valid_component(name: str) -> bool:
     return bool(_COMPONENT_RE.match(name))
 
 
+def repository_of(registry: str, image_prefix: str, name: str) -> str:
+    """The repository a project pushes image ``name`` under: ``<registry>/<image_prefix><name>``,
+    or ``<image_prefix><name>`` without a registry."""
+    own = f"{image_prefix}{name}"
+    return f"{registry}/{own}" if registry else own
+
+
 def valid_tag(tag: str) -> bool:
     """Whether ``tag`` is a valid image tag (``[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}``)."""
     return bool(_TAG_RE.match(tag))
@@ -174,9 +181,8 @@ class ProjectImages:
         if registry:
             repository_prefix(registry)  # raises for a prefix that cannot start a reference
         for name in names:  # the name the project pushes it under first
-            own = f"{registry}/{image_prefix}{name}" if registry else f"{image_prefix}{name}"
             if registry or image_prefix:
-                ref = try_parse(own)
+                ref = try_parse(repository_of(registry, image_prefix, name))
                 if ref is not None:
                     self._by_repository.setdefault(ref.repository, name)
         prefixes = [repository_prefix(p) for p in local_prefixes if p]

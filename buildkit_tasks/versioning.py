@@ -7,7 +7,7 @@ Images are tagged with a Docker-safe form (``+`` becomes ``-``; on the release c
 the tag's own text, so ``v4.0.0-beta.1`` tags images ``4.0.0-beta.1``) and charts get a SemVer
 form (``2.3.1-pre.N+<commit>``). Release tags match ``version.tag_pattern`` (default ``v*``).
 
-``chartpress``: versions exactly as chartpress 2.x makes them (:func:`chartpress_version`):
+``chartpress``: versions exactly as chartpress 2.x makes them (the :class:`Chartpress` rules):
 ``<base>-0.dev.git.<n>.h<sha>`` (``<base>.git.<n>.h<sha>`` when the base is a prerelease),
 the tag itself on a tagged commit, ``base_version`` as chartpress's ``baseVersion``.
 
@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import Settings, read_pyproject
+from .config import Settings, read_pyproject, semver_ok
 from .console import emit
 from .engines import git
 from .errors import ConfigError
@@ -135,7 +135,7 @@ def _nearest_tag(root: Path, tag_pattern: str, ref: str = "HEAD") -> str | None:
     return git.line(root, "describe", "--tags", "--abbrev=0", "--match", tag_pattern, ref)
 
 
-def _release(root: Path, tag: str, tag_pattern: str) -> re.Match[str]:
+def _release(tag: str, tag_pattern: str) -> re.Match[str]:
     """The parts of release tag ``tag``. Raises ConfigError when it matches ``tag_pattern``
     but holds no version (which would otherwise silently give 0.0.0)."""
     m = re.match(tag_regex(tag_pattern), tag)
@@ -160,7 +160,7 @@ def detect(root: Path, tag_pattern: str = "v*", dev_style: str = "bump") -> Vers
     _shallow_warning(root)
     tag = _nearest_tag(root, tag_pattern)
     if tag is not None:
-        _release(root, tag, tag_pattern)
+        _release(tag, tag_pattern)
     try:
         v = Version.from_git(path=root, full_commit=True, pattern=tag_regex(tag_pattern))
     except Exception:  # dunamai raises RuntimeError on odd repositories (no commits...)
@@ -201,7 +201,7 @@ def for_paths(
     tag = _nearest_tag(root, tag_pattern, commit)
     base, stage, revision, text = "0.0.0", None, None, None
     if tag:
-        m = _release(root, tag, tag_pattern)
+        m = _release(tag, tag_pattern)
         base, stage = m["base"], m["stage"]
         revision = int(m["revision"]) if m["revision"] else None
         distance = int(git.line(root, "rev-list", "--count", f"{tag}..{commit}") or 0)
@@ -250,8 +250,6 @@ def _describe(root: Path, tag_pattern: str, ref: str) -> tuple[str | None, int]:
 def _semver_tag(tag: str, tag_pattern: str) -> str:
     """The version a release tag gives in the chartpress scheme: the tag without the pattern's
     prefix, a SemVer 2 version (a leading ``v`` allowed, as chartpress). Raises ConfigError."""
-    from .config import semver_ok
-
     text = tag[len(_prefix(tag_pattern)) :]
     if not (semver_ok(text) or (text.startswith("v") and semver_ok(text[1:]))):
         raise ConfigError(
@@ -268,36 +266,111 @@ def _numbers(version: str) -> tuple[int, int, int]:
     return int(major), int(minor), int(patch)
 
 
+class Chartpress:
+    """Versions as chartpress 2.x makes them, byte for byte, for the repository at ``root`` as
+    it is now: what ``HEAD`` says (its newest ``tag_pattern`` tag, the branch, a shallow clone's
+    warning) is asked of git once, then :meth:`version` gives the version of any set of paths.
+    ``base_version`` is chartpress's ``baseVersion``, checked here (:meth:`check_base`);
+    ``long`` is chartpress's ``--long``. Raises ConfigError for a release tag that is not
+    SemVer or a base version that sorts below the last tag."""
+
+    def __init__(
+        self,
+        root: Path,
+        tag_pattern: str = "*",
+        base_version: str | None = None,
+        long: bool = False,
+    ) -> None:
+        self.root, self.tag_pattern, self.long = root, tag_pattern, long
+        self.in_git = git.line(root, "rev-parse", "--git-dir") is not None
+        self.head_tag: str | None = None
+        self.head_count = 0
+        self.branch: str | None = None
+        if self.in_git:
+            _shallow_warning(root)
+            self.head_tag, self.head_count = _describe(root, tag_pattern, "HEAD")
+            self.branch = git.line(root, "branch", "--show-current")
+        self.head_text = _semver_tag(self.head_tag, tag_pattern) if self.head_tag else None
+        self.base = self.check_base(base_version) if base_version is not None else None
+
+    def check_base(self, base_version: str) -> str:
+        """chartpress's ``baseVersion`` check: ``major``/``minor``/``patch`` give the last tag
+        with that field incremented (``-0.dev`` added; the tag itself when it is a
+        prerelease); a release version gets ``-0.dev`` added; off a tagged commit the result
+        must not sort below the last tag. Raises ConfigError naming ``base_version``."""
+        text = self.head_text
+        if base_version in ("major", "minor", "patch"):
+            if text is None:
+                return DEV_BASE
+            if "-" in text:
+                return text
+            major, minor, patch = _numbers(text)
+            bumped = {
+                "major": (major + 1, 0, 0),
+                "minor": (major, minor + 1, 0),
+                "patch": (major, minor, patch + 1),
+            }[base_version]
+            return "{}.{}.{}-0.dev".format(*bumped)
+        if "-" not in base_version:
+            base_version = f"{base_version}-0.dev"
+        if text is not None and self.head_count:
+            ours, theirs = _numbers(base_version), _numbers(text)
+            if ours < theirs or (ours == theirs and "-" not in text):
+                raise ConfigError(
+                    f"[tool.buildkit.version] base_version: {base_version} is not greater than "
+                    f"the last tag {self.head_tag}; raise base_version after a release"
+                )
+        return base_version
+
+    def version(self, paths: tuple[str, ...] = ()) -> VersionInfo:
+        """The version chartpress gives ``paths`` (relative to ``root``; none: the whole
+        tree): the latest of the last commit touching ``paths`` and the tagged commit
+        (:func:`_latest`), ``n`` the commits up to it since the start of the branch, and
+        ``<base>-0.dev.git.<n>.h<sha>`` (``.git.<n>.h<sha>`` when ``<base>`` already has a
+        prerelease); exactly the tag on a tagged commit (unless ``long``). ``<base>`` is the
+        checked ``base_version``, else the last tag, else ``0.0.1-0.dev``. ``chart_version``
+        drops a leading ``v`` as chartpress does for Chart.yaml. Uncommitted changes do not
+        change the version (``dirty`` records them)."""
+        root = self.root
+        latest = _latest(root, paths, self.head_tag) if self.in_git else None
+        if latest is None:  # no git, or no commits at all
+            return _without_git(root)
+        # git's own abbreviation, as chartpress's `git log --pretty=%h` gives it
+        short = git.line(root, "rev-parse", "--short", latest) or latest[:7]
+        n = int(git.line(root, "rev-list", "--count", latest) or 0)
+        tag, since = _describe(root, self.tag_pattern, latest)
+        base = self.base
+        if tag is not None:
+            text = _semver_tag(tag, self.tag_pattern)
+            if since == 0:
+                base = text
+                if not self.long:
+                    n = 0
+            if base is None:
+                base = text
+        if base is None:
+            base = DEV_BASE
+        if n > 0 or self.long:
+            version = f"{base}{'.git' if '-' in base else '-0.dev.git'}.{n}.h{short}"
+        else:
+            version = base
+        status = ("status", "--porcelain", "--untracked-files=no", *_pathspec(paths))
+        return VersionInfo(
+            version=version,
+            docker_tag=version,
+            chart_version=version[1:] if version.startswith("v") else version,
+            commit=latest,
+            branch=self.branch,
+            dirty=bool(git.line(root, *status)),
+            distance=since if tag is not None else n,
+            build_date=build_date(),
+            short_commit=short,
+        )
+
+
 def check_base_version(root: Path, base_version: str, tag_pattern: str = "*") -> str:
-    """chartpress's ``baseVersion`` check: ``major``/``minor``/``patch`` give the last tag with
-    that field incremented (``-0.dev`` added; the tag itself when it is a prerelease); a
-    release version gets ``-0.dev`` added; off a tagged commit the result must not sort below
-    the last tag. Raises ConfigError naming ``base_version``."""
-    where = "[tool.buildkit.version] base_version"
-    tag, count = _describe(root, tag_pattern, "HEAD")
-    text = _semver_tag(tag, tag_pattern) if tag else None
-    if base_version in ("major", "minor", "patch"):
-        if text is None:
-            return DEV_BASE
-        if "-" in text:
-            return text
-        major, minor, patch = _numbers(text)
-        bumped = {
-            "major": (major + 1, 0, 0),
-            "minor": (major, minor + 1, 0),
-            "patch": (major, minor, patch + 1),
-        }[base_version]
-        return "{}.{}.{}-0.dev".format(*bumped)
-    if "-" not in base_version:
-        base_version = f"{base_version}-0.dev"
-    if text is not None and count:
-        ours, theirs = _numbers(base_version), _numbers(text)
-        if ours < theirs or (ours == theirs and "-" not in text):
-            raise ConfigError(
-                f"{where}: {base_version} is not greater than the last tag {tag}; "
-                "raise base_version after a release"
-            )
-    return base_version
+    """:meth:`Chartpress.check_base` for the repository at ``root`` as it is now."""
+    return Chartpress(root, tag_pattern).check_base(base_version)
 
 
 def chartpress_version(
@@ -307,55 +380,9 @@ def chartpress_version(
     base_version: str | None = None,
     long: bool = False,
 ) -> VersionInfo:
-    """The version chartpress 2.x gives ``paths`` (relative to ``root``; none: the whole
-    tree), byte for byte: the latest of the last commit touching ``paths`` and the tagged
-    commit (:func:`_latest`), ``n`` the commits up to it since the start of the branch, and
-    ``<base>-0.dev.git.<n>.h<sha>`` (``.git.<n>.h<sha>`` when ``<base>`` already has a
-    prerelease); exactly the tag on a tagged commit (unless ``long``). ``<base>`` is
-    ``base_version`` (already checked by :func:`check_base_version`), else the last tag, else
-    ``0.0.1-0.dev``. ``chart_version`` drops a leading ``v`` as chartpress does for Chart.yaml.
-    Uncommitted changes do not change the version (``dirty`` records them)."""
-    if git.line(root, "rev-parse", "--git-dir") is None:
-        return _without_git(root)
-    _shallow_warning(root)
-    head_tag, _ = _describe(root, tag_pattern, "HEAD")
-    if head_tag is not None:
-        _semver_tag(head_tag, tag_pattern)
-    latest = _latest(root, paths, head_tag)
-    if latest is None:  # no commits at all
-        return _without_git(root)
-    # git's own abbreviation, as chartpress's `git log --pretty=%h` gives it
-    short = git.line(root, "rev-parse", "--short", latest) or latest[:7]
-    n = int(git.line(root, "rev-list", "--count", latest) or 0)
-    tag, since = _describe(root, tag_pattern, latest)
-    base = base_version
-    if tag is not None:
-        text = _semver_tag(tag, tag_pattern)
-        if since == 0:
-            base = text
-            if not long:
-                n = 0
-        if base is None:
-            base = text
-    if base is None:
-        base = DEV_BASE
-    if n > 0 or long:
-        version = f"{base}{'.git' if '-' in base else '-0.dev.git'}.{n}.h{short}"
-    else:
-        version = base
-    dirty = bool(git.line(root, "status", "--porcelain", "--untracked-files=no", *_pathspec(paths)))
-    branch = git.line(root, "branch", "--show-current")
-    return VersionInfo(
-        version=version,
-        docker_tag=version,
-        chart_version=version[1:] if version.startswith("v") else version,
-        commit=latest,
-        branch=branch,
-        dirty=dirty,
-        distance=since if tag is not None else n,
-        build_date=build_date(),
-        short_commit=short,
-    )
+    """:meth:`Chartpress.version` of ``paths`` (one call; for many paths make one
+    :class:`Chartpress` and ask it for each)."""
+    return Chartpress(root, tag_pattern, base_version, long).version(paths)
 
 
 def _without_git(root: Path) -> VersionInfo:

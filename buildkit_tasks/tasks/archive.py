@@ -31,7 +31,7 @@ def export(c: Context, compression: str | None = None) -> None:
     s = settings(c)
     bp = plan(s)
     info = bp.version
-    r = runner(c)
+    r = runner(c, s)
     refs = bp.references(pushed_only=True)  # not build-only bases
     chosen = compression or s.archive_compression
     result = archive.export(s, refs, r, chosen)

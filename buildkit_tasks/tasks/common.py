@@ -79,15 +79,15 @@ def dry(c: Context) -> bool:
     return bool((c.config.get("run") or {}).get("dry"))
 
 
-def runner(c: Context) -> Runner:
+def runner(c: Context, s: config.Settings) -> Runner:
     """A Runner honouring Invoke's ``--dry`` and ``--echo``, stopping commands on Ctrl-C with
-    config ``stop_grace`` seconds between SIGTERM and SIGKILL."""
+    ``s.stop_grace`` seconds (config ``stop_grace``) between SIGTERM and SIGKILL."""
     from ..runner import Runner
 
     return Runner(
         dry=dry(c),
         echo=bool((c.config.get("run") or {}).get("echo")),
-        stop_grace=settings(c).stop_grace,
+        stop_grace=s.stop_grace,
     )
 
 

@@ -31,7 +31,7 @@ def check(c: Context) -> None:
             "# then: docker info, helm version --short, docker buildx inspect, GET <registry>/v2/"
         )
         return
-    print_checks(health.doctor(s, runner(c)))
+    print_checks(health.doctor(s, runner(c, s)))
 
 
 def print_checks(checks: Sequence[Check]) -> None:

@@ -33,7 +33,7 @@ def package(c: Context) -> None:
     s = settings(c)
     bp = plan(s)
     info = bp.version
-    r = runner(c)
+    r = runner(c, s)
     results = charts.package_all(s, bp, r)
     for ch in results:
         print(f"chart {ch.name}: {ch.version} -> {ch.path.relative_to(s.root)}")
@@ -58,7 +58,7 @@ def push(c: Context, force: bool = False) -> None:
     s = settings(c)
     bp = plan(s)
     info = bp.version
-    r = runner(c)
+    r = runner(c, s)
     results = _packaged(s, bp, r.dry)
     target = charts.oci_target(s)
     creds = credentials.resolve(s)
@@ -104,7 +104,7 @@ def publish(c: Context, force: bool = False, extra_message: str = "") -> None:
             "repository's git URL and the URL it is served at)"
         )
     bp = plan(s)
-    r = runner(c)
+    r = runner(c, s)
     results = _packaged(s, bp, r.dry)
     done = chartrepo.publish(s.chart_publish, results, r, force, extra_message)
     for p in done:
@@ -134,7 +134,7 @@ def stamp(c: Context, reset: bool = False) -> None:
     from .. import charts
 
     s = settings(c)
-    r = runner(c)
+    r = runner(c, s)
     changed = charts.stamp(s, plan(s), dry=r.dry, reset=reset)
     verb = "would change" if r.dry else "changed"
     for item in changed:
@@ -147,12 +147,8 @@ def _packaged(s: config.Settings, bp: BuildPlan, dry: bool) -> list[charts.Chart
     """What helm.package wrote (from the report), or under ``--dry`` what it would have."""
     from .. import charts, report
 
-    dest = s.output_dir / "charts"
     if dry:
-        return [
-            charts.ChartResult(ch.name, ch.version, ch.app_version, dest / ch.filename)
-            for ch in bp.charts
-        ]
+        return charts.planned(s, bp)
     return [
         charts.ChartResult.from_dict(e, s.output_dir)
         for e in report.load(s.report_path).get("charts", [])

@@ -99,7 +99,7 @@ def _run_build(
     graph = bp.graph
     for line in graph.warnings():
         emit(f"warning: {line}", err=True)
-    r = runner(c)
+    r = runner(c, s)
     r.env.update(engine_env or {})  # another engine (--host): its DOCKER_HOST for every command
     mode = progress.choose(quiet, verbose) if s.progress == "auto" else s.progress
     if r.dry and mode == "live":
@@ -315,7 +315,7 @@ def plan_(
     bp = plan(s, name)
     for line in bp.graph.warnings():
         emit(f"warning: {line}", err=True)
-    found = images.explain_images(s, bp, runner(c), push=push, platforms=split_list(platform))
+    found = images.explain_images(s, bp, runner(c, s), push=push, platforms=split_list(platform))
     print(plans.render_explanations(found, format))
 
 
@@ -328,7 +328,7 @@ def scan(c: Context, name: list[str] | None = None) -> None:
 
     s = settings(c)
     refs = plan(s, name).references()
-    if quality.scan(s, refs, runner(c)):
+    if quality.scan(s, refs, runner(c, s)):
         print(f"scan: {len(refs)} images, no {s.scan_severity} findings")
 
 

@@ -19,7 +19,7 @@ def all_(c: Context) -> None:
     from .. import quality
 
     s = settings(c)
-    quality.lint(s, runner(c), lambda: plan(s))
+    quality.lint(s, runner(c, s), lambda: plan(s))
 
 
 ns = Collection("lint")

@@ -19,7 +19,7 @@ def all_(c: Context, args: str = "") -> None:
     from .. import quality
 
     s = settings(c)
-    quality.test(s, runner(c), shlex.split(args))
+    quality.test(s, runner(c, s), shlex.split(args))
 
 
 ns = Collection("test")
