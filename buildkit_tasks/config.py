@@ -8,6 +8,7 @@ project root, Invoke config under ``buildkit`` (``invoke.yaml``, ``INVOKE_BUILDK
 from __future__ import annotations
 
 import builtins
+import math
 import os
 import re
 import sys
@@ -145,8 +146,10 @@ class Settings:
     ``source`` (URL for the
     ``org.opencontainers.image.source`` label; default: git's ``origin`` remote),
     ``parallel`` (default: CPU count), ``batch`` (build what must be built in one bake
-    first; default true), ``images``, ``helm.charts``, ``helm.image_values`` (value path ->
-    image name: the stamped chart copy gets this build's references), ``helm.repository``
+    first; default true), ``atomic`` (``image.push`` pushes every image by digest and tags
+    only when all succeeded; default true), ``images``, ``helm.charts``,
+    ``helm.image_values`` (value path -> image name: the stamped chart copy gets this build's
+    references), ``helm.repository``
     (``oci://`` target of ``helm.push``; default ``oci://<registry>/charts``),
     ``helm.version_paths`` (chart directory -> paths: that chart's own version from the last
     commit touching them), ``version.files``,
@@ -179,6 +182,7 @@ class Settings:
     platforms: tuple[str, ...] = ()
     parallel: int = 1
     batch: bool = True
+    atomic: bool = True
     images: Mapping[str, ImageSpec] = field(default_factory=dict)
     charts: tuple[Path, ...] = ()
     version_files: tuple[VersionFile, ...] = (VersionFile(None, "version.json"),)
@@ -382,15 +386,10 @@ def parse(root: Path, raw: Mapping[str, Any]) -> Settings:
     output_dir = root / (top.str("output_dir", "dist") or "dist")
     platforms = _platforms(top, "platforms")
 
-    parallel_raw = raw.get("parallel")
-    try:
-        parallel = int(parallel_raw) if parallel_raw is not None else (os.cpu_count() or 1)
-    except (TypeError, ValueError):
-        raise top.fail("parallel", "a positive integer") from None
-    if parallel < 1:
-        raise top.fail("parallel", "a positive integer")
+    parallel = _count(top, "parallel", os.cpu_count() or 1, 1)
 
     batch = _bool(top, "batch", True)
+    atomic = _bool(top, "atomic", True)
 
     images = {name: _image(root, name, table) for name, table in top.table_of("images").items()}
 
@@ -505,28 +504,12 @@ def parse(root: Path, raw: Mapping[str, Any]) -> Settings:
     if cache not in ("none", "registry", "local"):
         raise top.fail("cache", "one of none, registry, local")
     password_file = top.str("password_file")
-    retries = raw.get("push_retries", 3)
-    if isinstance(retries, str) and retries.isdigit():
-        retries = int(retries)
-    if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
-        raise top.fail("push_retries", "a non-negative integer")
+    retries = _count(top, "push_retries", 3, 0)
 
     hosts = _hosts(root, raw.get("hosts", []))
-    timeout = raw.get("connect_timeout", 10)
-    try:
-        timeout = float(timeout)
-    except (TypeError, ValueError):
-        raise top.fail("connect_timeout", "a number of seconds") from None
-    if timeout <= 0:
-        raise top.fail("connect_timeout", "a positive number of seconds")
+    timeout = _seconds(top, "connect_timeout", 10.0, 0.001, 3600)
     wheelhouse = top.str("wheelhouse") or os.environ.get("BUILDKIT_WHEELHOUSE")
-    grace = raw.get("stop_grace", 5)
-    try:
-        grace = float(grace)
-    except (TypeError, ValueError):
-        raise top.fail("stop_grace", "a number of seconds") from None
-    if not 0 <= grace <= 600 or isinstance(raw.get("stop_grace"), bool):
-        raise top.fail("stop_grace", "a number of seconds from 0 to 600")
+    grace = _seconds(top, "stop_grace", 5.0, 0, 600)
 
     progress = top.str("progress", "auto") or "auto"
     if progress not in ("auto", "live", "plain", "verbose", "quiet"):
@@ -564,6 +547,7 @@ def parse(root: Path, raw: Mapping[str, Any]) -> Settings:
         platforms=platforms,
         parallel=parallel,
         batch=batch,
+        atomic=atomic,
         images=images,
         charts=tuple(charts),
         version_files=version_files,
@@ -683,6 +667,33 @@ def _local_user() -> str:
     import getpass
 
     return getpass.getuser()
+
+
+def _count(reader: _Reader, key: str, default: int, minimum: int) -> int:
+    """A whole-number key of at least ``minimum`` (an env var's digits count); ``2.5``,
+    ``true`` or ``"x"`` are errors, never rounded or guessed."""
+    value = reader.table.get(key, default)
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        what = "a positive integer" if minimum == 1 else f"an integer of at least {minimum}"
+        raise reader.fail(key, what)
+    return value
+
+
+def _seconds(reader: _Reader, key: str, default: float, low: float, high: float) -> float:
+    """A number of seconds from ``low`` to ``high`` (an env var's text counts); ``nan``,
+    ``inf`` and booleans are errors."""
+    value = reader.table.get(key, default)
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = math.nan
+    if not (math.isfinite(seconds) and low <= seconds <= high):
+        raise reader.fail(key, f"a number of seconds from {low:g} to {high:g}")
+    return seconds
 
 
 _TRUE = ("1", "true", "yes", "on")
@@ -812,6 +823,7 @@ def describe(s: Settings) -> dict[str, str]:
         "platforms": items(s.platforms, "engine's own"),
         "parallel": str(s.parallel),
         "batch": flag(s.batch),
+        "atomic": flag(s.atomic),
         "source": s.source or "git `origin` URL",
         "cache": s.cache,
         "cache_dir": rel(s.cache_dir),

@@ -8,6 +8,7 @@ run's result in the local image store under a run-unique alias (see
 
 from __future__ import annotations
 
+import random
 import re
 import tempfile
 import threading
@@ -23,7 +24,7 @@ from . import cachekey, credentials, scheduler
 from .buildplan import BuildPlan
 from .config import ImageSpec, Settings
 from .console import emit
-from .engines import docker
+from .engines import docker, oras
 from .errors import BuildkitError, CommandError
 from .graph import ImageGraph
 from .publishing import Published, point_tags, publish
@@ -49,6 +50,8 @@ class ImageResult:
     note: str | None = None
     digest: str | None = None
     platform_digests: dict[str, str] | None = None
+    pushed: str | None = None
+    tagged: bool | None = None
     batch: bool | None = None
     log: str | None = None
     error: str | None = None
@@ -64,7 +67,9 @@ class ImageResult:
 class Done:
     """A job's result for one image it built or reused: the references it got, the
     platforms, its input key and image ID (or registry digest), a ``note`` (platforms left
-    out), what was published, and ``batch_seconds`` when the batch built it."""
+    out), what was published, ``batch_seconds`` when the batch built it, and for an atomic push
+    ``pushed`` (``repository@digest``, what this run pushed) and ``release``: the tags to make
+    once every image succeeded and the reference they are made from."""
 
     references: list[str]
     platforms: list[str]
@@ -73,6 +78,8 @@ class Done:
     note: str | None = None
     published: Published = field(default_factory=Published)
     batch_seconds: float | None = None
+    pushed: str | None = None
+    release: tuple[str, tuple[str, ...]] | None = None
 
 
 def context_key(reference: str) -> str:
@@ -232,9 +239,13 @@ class ImageBuild:
         push: bool,
         platforms: Iterable[str],
         force: bool,
+        atomic: bool = False,
     ) -> None:
         self.settings, self.plan, self.graph, self.runner = settings, plan, plan.graph, runner
         self.push, self.force = push, force
+        self.atomic = push and atomic
+        if self.atomic and not runner.dry:
+            oras.require()
         self.tags = {n: list(p.references) for n, p in plan.images.items()}
         # Local lookups need no key: start them now, beside the hashing below.
         self._pool = ThreadPoolExecutor(max_workers=16)
@@ -261,6 +272,15 @@ class ImageBuild:
         """Whether ``name`` is pushed: in a push run, unless it is build-only (``push =
         false``: loaded into the local store for its dependents, never pushed)."""
         return self.push and self.plan.images[name].push
+
+    def by_digest(self, name: str) -> bool:
+        """Whether ``name`` is pushed atomically: built into the local store and an OCI
+        layout, pushed by digest, tagged only once every image succeeded (:meth:`release`)."""
+        return self.atomic and self.pushes(name)
+
+    def layout(self, name: str) -> Path:
+        """The OCI layout archive an atomic push of ``name`` is exported to."""
+        return Path(self._tmp.name) / f"{name}.oci.tar"
 
     def _plan(self, platforms: Iterable[str]) -> None:
         """Platforms per image (what is left out, what is skipped), then input keys."""
@@ -373,13 +393,14 @@ class ImageBuild:
 
     def request(self, name: str, contexts: dict[str, str]) -> docker.BuildRequest:
         node = self.graph.nodes[name]
+        direct = self.pushes(name) and not self.by_digest(name)
         return docker.BuildRequest(
             context=node.spec.context,
             dockerfile=node.spec.dockerfile,
-            # A push names only the version tag: the engine (26, containerd store) sometimes
-            # pushed a second name as a single-platform manifest; `latest` is made in the
-            # registry from the version tag instead (see pushed()).
-            tags=self.tags[name][:1] if self.pushes(name) else self.tags[name],
+            # A direct push names only the version tag: the engine (26, containerd store)
+            # sometimes pushed a second name as a single-platform manifest; `latest` is made in
+            # the registry from the version tag instead (see pushed()).
+            tags=self.tags[name][:1] if direct else self.tags[name],
             labels={
                 **oci_labels(self.settings, self.plan.images[name].version, name),
                 cachekey.KEY_LABEL: self.keys[name],
@@ -388,11 +409,12 @@ class ImageBuild:
             target=node.spec.target,
             platforms=self.plats[name],
             contexts=contexts,
-            push=self.pushes(name),
+            push=direct,
             iidfile=Path(self._tmp.name) / f"{name}.iid",
             cache_from=self.cache_specs(name)[0],
             cache_to=self.cache_specs(name)[1],
             extra_args=node.spec.extra_build_args,
+            oci_dest=self.layout(name) if self.by_digest(name) else None,
         )
 
     def cache_specs(self, name: str) -> tuple[list[str], list[str]]:
@@ -422,6 +444,8 @@ class ImageBuild:
         image_id: str,
         published: Published | None = None,
         batch_seconds: float | None = None,
+        pushed: str | None = None,
+        release: tuple[str, tuple[str, ...]] | None = None,
     ) -> Done:
         return Done(
             references=list(self.tags[name]),
@@ -431,6 +455,8 @@ class ImageBuild:
             note=self.notes.get(name),
             published=published or Published(),
             batch_seconds=batch_seconds,
+            pushed=pushed,
+            release=release,
         )
 
     def log_path(self, name: str) -> Path:
@@ -495,44 +521,108 @@ class ImageBuild:
             return Status.SKIPPED, self.errors[name]
         hit = self.hits.get(name)
         if hit is not None:
+            if self.by_digest(name):
+                return Status.CACHED, self.held_for_release(name, hit)
             if self.runner.dry:
                 emit(f"# {name}: cached; its tags would name {hit.image_id[:19]}")
             else:
                 point_tags(self.runner, hit.image_id, hit.tags, self.tags[name], self.pushes(name))
             return Status.CACHED, self.done(name, hit.image_id, self.pushed(name))
+        log = self.log_path(name)
         if name in self.built:
             # built inside the batch: its time is the batch's
             image_id = self.built[name]
+            if self.by_digest(name):
+                return self.push_by_digest(name, image_id, log, self.batch_seconds)
             return self.done(name, image_id, self.pushed(name, image_id), self.batch_seconds)
         contexts = self.contexts(name, self.source)
-        log = self.log_path(name)
         if not self.runner.dry:
             log.write_text("")
-        image_id = self.build_with_retries(name, self.request(name, contexts), log)
+        req = self.request(name, contexts)
+        image_id = self.retrying(
+            req.tags[0], req.push, log, lambda: docker.build(self.runner, req, log)
+        )
+        if self.by_digest(name):
+            return self.push_by_digest(name, image_id, log)
         return self.done(name, image_id, self.pushed(name, image_id))
 
-    def build_with_retries(self, name: str, req: docker.BuildRequest, log: Path) -> str:
-        """Build; a push that fails for a transient reason (5xx, reset or refused
-        connections, timeouts) is tried again after 1, 2, 4... seconds, ``push_retries``
-        times. A refused authentication or authorization is never retried."""
-        retries = self.settings.push_retries if req.push else 0
+    def retrying(self, ref: str, push: bool, log: Path, action: Callable[[], str]) -> str:
+        """Run ``action``; when it pushes (``push``) and fails for a transient reason (5xx,
+        reset or refused connections, timeouts) try again, ``push_retries`` times, after
+        :func:`backoff` seconds. A refused authentication or authorization is never retried."""
+        retries = self.settings.push_retries if push else 0
         attempt = 0
         while True:
             try:
-                return docker.build(self.runner, req, log)
+                return action()
             except CommandError as exc:
-                if req.push and credentials.is_auth_error(error_lines(exc.output_tail)):
+                if push and credentials.is_auth_error(error_lines(exc.output_tail)):
                     raise BuildkitError(
-                        f"the registry refused the push of {req.tags[0]}: check that the "
+                        f"the registry refused the push of {ref}: check that the "
                         "credentials (BUILDKIT_REGISTRY_USER, BUILDKIT_REGISTRY_PASSWORD or "
                         "password_file) may push to this repository"
                     ) from None
                 if attempt == retries or not is_transient(exc.output_tail):
                     raise
+            delay = backoff(attempt)
             with log.open("a") as fh:
-                fh.write(f"\n# buildkit-tasks: transient failure, retry {attempt + 1}\n")
-            time.sleep(2**attempt)
+                fh.write(
+                    f"\n# buildkit-tasks: transient failure, retry {attempt + 1} in {delay:.1f} s\n"
+                )
+            time.sleep(delay)
             attempt += 1
+
+    # -- atomic push ------------------------------------------------------------------------
+
+    def push_by_digest(
+        self, name: str, image_id: str, log: Path, batch_seconds: float | None = None
+    ) -> Done:
+        """Push the OCI layout this run built for ``name`` by digest (``oras cp``, no tag,
+        retried like a push); its tags wait for :meth:`release`."""
+        repository = self.settings.repository(name)
+        layout = self.layout(name)
+        if self.runner.dry:
+            digest = "sha256:<digest>"
+            self.runner.run(oras.copy_argv(layout, digest, repository))
+            ref = f"{repository}@{digest}"
+            return self.done(name, image_id, batch_seconds=batch_seconds, pushed=ref,
+                             release=(ref, tuple(self.tags[name])))  # fmt: skip
+        digest = oras.layout_digest(layout)
+        argv = oras.copy_argv(layout, digest, repository)
+        what = f"pushing {name} by digest to {repository}"
+
+        def copy() -> str:
+            self.runner.run(argv, log=log, what=what)
+            return digest
+
+        self.retrying(repository, True, log, copy)
+        layout.unlink(missing_ok=True)  # pushed: the registry holds it now
+        ref = f"{repository}@{digest}"
+        got, platforms = docker.registry_digests(self.runner, ref)
+        return self.done(
+            name,
+            image_id,
+            Published(got, platforms),
+            batch_seconds,
+            pushed=ref,
+            release=(ref, tuple(self.tags[name])),
+        )
+
+    def held_for_release(self, name: str, hit: CacheHit) -> Done:
+        """A reused image in an atomic push: the registry already holds it (``hit``); the
+        tags it lacks are made by :meth:`release` from its digest."""
+        repository = self.settings.repository(name)
+        ref = f"{repository}@{hit.image_id}"
+        missing = tuple(t for t in self.tags[name] if t not in hit.tags)
+        if self.runner.dry:
+            return self.done(name, hit.image_id, release=(ref, missing) if missing else None)
+        got, platforms = docker.registry_digests(self.runner, ref)
+        return self.done(
+            name,
+            hit.image_id,
+            Published(got, platforms),
+            release=(ref, missing) if missing else None,
+        )
 
     def pushed(self, name: str, digest: str | None = None) -> Published:
         """With ``push``: :func:`publishing.publish` of ``name`` (``digest``: what this run
@@ -562,6 +652,7 @@ def build_images(
     fail_fast: bool = False,
     force: bool = False,
     batch: bool = True,
+    atomic: bool = False,
     on_start: Callable[[str], None] | None = None,
     on_done: Callable[[ImageResult], None] | None = None,
     on_plan: Callable[[list[Explanation]], None] | None = None,
@@ -580,13 +671,18 @@ def build_images(
     3. Per image: the rest build on the scheduler, ``workers`` (default
        ``settings.parallel``) at once; a failure skips only what depends on it (``fail_fast``
        stops starting new builds).
+    4. With ``push`` and ``atomic``: every image was built into the local store and an OCI
+       layout and pushed by digest only (``oras``); its tags are made by :func:`release`
+       once no image failed, so a failed run leaves no tag of its own in the registry.
 
     ``on_plan`` gets the plan's :class:`Explanation` of every image before anything builds.
     Returns one ImageResult per image in build order; failures are in the results (status
     ``failed``/``skipped``), not raised. Raises KeyboardInterrupt after stopping builds.
     """
     graph = plan.graph
-    run = ImageBuild(settings, plan, runner, push=push, platforms=platforms, force=force)
+    run = ImageBuild(
+        settings, plan, runner, push=push, platforms=platforms, force=force, atomic=atomic
+    )
     interrupted = False
     try:
         run.hits = run.look_up(graph.nodes)
@@ -624,7 +720,49 @@ def build_images(
         raise
     finally:
         run.close(interrupted)
-    return [to_result(settings, outcomes[n]) for n in graph.order()]
+    results = [to_result(settings, outcomes[n]) for n in graph.order()]
+    if run.atomic:
+        release(settings, runner, outcomes, results)
+    return results
+
+
+def release(
+    settings: Settings, runner: Runner, outcomes: dict[str, Outcome], results: list[ImageResult]
+) -> None:
+    """The last step of an atomic push (``results`` updated in place): when no image failed,
+    every image's tags are made from its digest (``docker buildx imagetools create``, in build
+    order); otherwise none is, so no tag of this run exists in the registry, and what was
+    pushed by digest only is said. Should tagging itself fail (the registry gone between two
+    images), that image is marked failed and the rest stay untagged. Tagging output goes to
+    each image's log under ``settings.logs_dir``."""
+    pending = {
+        name: o.value.release
+        for name, o in outcomes.items()
+        if isinstance(o.value, Done) and o.value.release is not None
+    }
+    failed = any_failed(results)
+    for result in results:
+        if result.pushed is not None or result.name in pending:
+            result.tagged = False
+    if failed:
+        pushed = [r.pushed for r in results if r.pushed]
+        emit(
+            "atomic push: an image failed, so no tag of this run was made"
+            + (f"; pushed by digest only: {', '.join(pushed)}" if pushed else ""),
+            err=True,
+        )
+        return
+    for result in results:
+        if result.name not in pending:
+            continue
+        source, tags = pending[result.name]
+        try:
+            log = None if runner.dry else settings.logs_dir / f"{result.name}.log"
+            docker.remote_tag(runner, source, *tags, log=log)
+        except CommandError as exc:
+            result.status, result.error = Status.FAILED.value, f"tagging failed: {exc}"
+            return
+        result.tagged = True
 
 
 def explain_images(
@@ -654,6 +792,15 @@ _TRANSIENT = re.compile(
 )
 
 
+BACKOFF_CAP = 30.0  # seconds: the longest wait between two tries of a push
+
+
+def backoff(attempt: int) -> float:
+    """Seconds to wait before try ``attempt + 1`` of a push: 1, 2, 4... capped at
+    :data:`BACKOFF_CAP`, each with +-50 % jitter so parallel pushes do not retry in step."""
+    return min(BACKOFF_CAP, 2.0**attempt) * random.uniform(0.5, 1.5)
+
+
 def error_lines(text: str) -> str:
     """The lines of a build log that report errors."""
     return "\n".join(ln for ln in text.splitlines() if "error" in ln.lower())
@@ -681,6 +828,7 @@ def to_result(settings: Settings, outcome: Outcome) -> ImageResult:
         note=done.note if done else None,
         digest=done.published.digest if done else None,
         platform_digests=done.published.platform_digests if done else None,
+        pushed=done.pushed if done else None,
         batch=True if in_batch else None,
         log=str(log)
         if outcome.status in (Status.FAILED, Status.SUCCEEDED) and log.exists()

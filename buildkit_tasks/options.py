@@ -68,6 +68,12 @@ OPTIONS: tuple[Option, ...] = (
     _o("platforms", "list", "engine's own", "Platforms to build, e.g. `linux/amd64`."),
     _o("parallel", "integer", "CPU count", "How many images build at once."),
     _o("batch", "boolean", "true", "Build what must be built in one `docker buildx bake` first."),
+    _o(
+        "atomic",
+        "boolean",
+        "true",
+        "`image.push`: push every image by digest, tag only when all succeeded (needs `oras`).",
+    ),
     _o("source", "string", "git `origin` URL", "URL for `org.opencontainers.image.source`."),
     _o(
         "cache",

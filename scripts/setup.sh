@@ -135,6 +135,19 @@ helm_bin() {
   helm version --short >/dev/null
 }
 
+oras_cli() {
+  # ORAS pushes OCI layouts by digest (atomic image.push). Debian trixie's package is a Go
+  # binary linked only against libc: unpacked, not installed, so apt's state stays bookworm's.
+  if ! oras version >/dev/null 2>&1; then
+    log "installing oras from Debian trixie"
+    local tmp; tmp=$(mktemp -d)
+    (cd "$tmp" && side_apt download -qq oras/trixie 2>/dev/null && dpkg -x ./oras_*.deb x)
+    install -m 0755 "$tmp/x/usr/bin/oras" /usr/local/bin/oras
+    rm -rf "$tmp"
+  fi
+  oras version >/dev/null
+}
+
 ssh_server() {
   apt_install openssh-server openssh-client rsync python3-venv
   # The account remote build hosts log in as (tests start their own sshd on 127.0.0.2, .3...);
@@ -184,8 +197,9 @@ qemu_binfmt
 busybox_static
 registry
 helm_bin
+oras_cli
 ssh_server
 python_env
 wheelhouse
 examples_busybox
-log "ready: $(docker version --format 'engine {{.Server.Version}}'), $(docker buildx version | cut -d' ' -f1-2), helm $(helm version --short), registry $registry_addr"
+log "ready: $(docker version --format 'engine {{.Server.Version}}'), $(docker buildx version | cut -d' ' -f1-2), helm $(helm version --short), oras $(oras version | sed -n 's/^Version: *//p'), registry $registry_addr"

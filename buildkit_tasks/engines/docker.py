@@ -31,7 +31,8 @@ class BuildRequest:
     ``contexts`` maps a reference as the Dockerfile writes it to the source to use for it
     (``docker-image://<ref>``, or ``target:<name>`` inside a bake), which is how an image
     builds from this run's result of another. ``platforms`` empty means the engine's own.
-    ``push`` pushes, else the result is loaded into the local image store.
+    ``push`` pushes, else the result is loaded into the local image store; ``oci_dest`` (with
+    ``push`` false) also writes it as an OCI layout archive there, for a push by digest.
     """
 
     context: Path
@@ -47,6 +48,17 @@ class BuildRequest:
     cache_from: Sequence[str] = ()
     cache_to: Sequence[str] = ()
     extra_args: Sequence[str] = ()  # config extra_build_args: options we do not model
+    oci_dest: Path | None = None
+
+
+def outputs(req: BuildRequest) -> list[str]:
+    """The exporters of ``req`` as ``--output`` values: the registry, or the local store and
+    with ``oci_dest`` an OCI layout archive too (BuildKit 0.13 runs both in one build)."""
+    if req.push:
+        return ["type=registry"]
+    if req.oci_dest is not None:
+        return [f"type=oci,dest={req.oci_dest}", "type=docker"]
+    return ["type=docker"]
 
 
 def build_argv(req: BuildRequest) -> list[str]:
@@ -68,7 +80,8 @@ def build_argv(req: BuildRequest) -> list[str]:
         argv += ["--cache-from", spec]
     for spec in req.cache_to:
         argv += ["--cache-to", spec]
-    argv.append("--push" if req.push else "--load")
+    for spec in outputs(req):
+        argv += ["--output", spec]
     if req.iidfile:
         argv += ["--iidfile", str(req.iidfile)]
     argv += list(req.extra_args)
@@ -106,7 +119,7 @@ def bake_definition(requests: Mapping[str, BuildRequest]) -> dict[str, Any]:
             "tags": list(req.tags),
             "labels": dict(req.labels),
             "args": dict(req.build_args),
-            "output": ["type=registry"] if req.push else ["type=docker"],
+            "output": outputs(req),
         }
         if req.target:
             t["target"] = req.target
@@ -379,13 +392,15 @@ def ensure_tag(runner: Runner, reference: str, digest: str) -> tuple[str, dict[s
     return got, platforms
 
 
-def remote_tag(runner: Runner, source: str, target: str) -> None:
-    """Point ``target`` at what ``source`` names, inside the registry (no pull, no push)."""
-    runner.run(
-        [DOCKER, "buildx", "imagetools", "create", "--tag", target, source],
-        capture=True,
-        what=f"tagging {target} in the registry",
-    )
+def remote_tag(runner: Runner, source: str, *targets: str, log: Path | None = None) -> None:
+    """Point every one of ``targets`` at what ``source`` names, inside the registry (one
+    ``imagetools create``: no pull, no push of layers); its progress goes to ``log`` when
+    given."""
+    argv = [DOCKER, "buildx", "imagetools", "create"]
+    for target in targets:
+        argv += ["--tag", target]
+    what = f"tagging {', '.join(targets)} in the registry"
+    runner.run([*argv, source], capture=log is None, log=log, what=what)
 
 
 def require_images(references: Iterable[str]) -> None:

@@ -28,6 +28,8 @@ HELP = {
     "verbose": "Plain timestamped lines plus every BuildKit step as it runs.",
     "batch": "Build what must be built in one docker buildx bake first (on unless config "
     "'batch' is false); --no-batch builds image by image.",
+    "atomic": "Push every image by digest and make its tags only once every image succeeded "
+    "(on unless config 'atomic' is false); --no-atomic pushes tags as each image finishes.",
     "explain": "Before building, print for every image whether it builds or is cached, and why "
     "(the files, Dockerfile, build args or base images that changed), as image.plan does.",
 }
@@ -62,6 +64,7 @@ def run_build(
     quiet: bool = False,
     verbose: bool = False,
     explain: bool = False,
+    atomic: bool = True,
 ) -> list[ImageResult]:
     """The body shared by image.build and image.push."""
     if parallel < 0:
@@ -73,9 +76,12 @@ def run_build(
         with hosts.engine_over_ssh(s.host(host), s) as env:
             emit(f"engine: {host} over SSH ({s.host(host).address})")
             return _run_build(
-                c, s, name, platform, fail_fast, force, batch, push, quiet, verbose, explain, env
-            )
-    return _run_build(c, s, name, platform, fail_fast, force, batch, push, quiet, verbose, explain)
+                c, s, name, platform, fail_fast, force, batch, push, quiet, verbose, explain,
+                env, atomic,
+            )  # fmt: skip
+    return _run_build(
+        c, s, name, platform, fail_fast, force, batch, push, quiet, verbose, explain, None, atomic
+    )
 
 
 def _run_build(
@@ -91,6 +97,7 @@ def _run_build(
     verbose: bool,
     explain: bool = False,
     engine_env: dict[str, str] | None = None,
+    atomic: bool = True,
 ) -> list[ImageResult]:
     from .. import credentials, images, plans, progress, quality, report
 
@@ -117,6 +124,7 @@ def _run_build(
             fail_fast=fail_fast,
             force=force,
             batch=s.batch and batch,
+            atomic=s.atomic and atomic,
             on_start=view.on_start,
             on_done=view.on_done,
             on_plan=(lambda found: emit("\n".join(plans.explanation_lines(found))))
@@ -156,7 +164,7 @@ def _run_build(
     return results
 
 
-@task(iterable=["name"], help=HELP)
+@task(iterable=["name"], help={k: v for k, v in HELP.items() if k != "atomic"})
 def build(
     c: Context,
     name: list[str] | None = None,
@@ -218,11 +226,18 @@ def push(
     quiet: bool = False,
     verbose: bool = False,
     explain: bool = False,
+    atomic: bool = True,
 ) -> None:
     """Build and push every image (or ``--name`` ones) to ``registry``.
 
     Same plan and tags as image.build; with several platforms each tag is a manifest list.
     An image the registry already holds with the same input key is not rebuilt (``cached``).
+
+    Atomic (default; config ``atomic``, ``--no-atomic``): every image is built into the local
+    store and an OCI layout, pushed by digest with ``oras`` (no tag), and only when every
+    image succeeded are the version and ``latest`` tags made in the registry; after a failure
+    or Ctrl-C no tag of this run exists and the report's ``pushed`` says what was pushed by
+    digest (``tagged`` false). ``--no-atomic`` pushes each image's tags as it finishes.
 
     Credentials: user from config ``registry_user`` or ``BUILDKIT_REGISTRY_USER``, password
     from ``BUILDKIT_REGISTRY_PASSWORD`` or the file ``password_file``, given to
@@ -245,6 +260,7 @@ def push(
         quiet=quiet,
         verbose=verbose,
         explain=explain,
+        atomic=atomic,
     )
 
 

@@ -79,6 +79,19 @@ def registry() -> str:
     return REGISTRY
 
 
+def tags_in(registry: str, repository: str) -> list[str] | None:
+    """The registry's tags of ``repository``, None when it has never heard of it."""
+    try:
+        with urllib.request.urlopen(
+            f"http://{registry}/v2/{repository}/tags/list", timeout=10
+        ) as resp:
+            return json.load(resp).get("tags") or []
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            return None
+        raise
+
+
 @pytest.fixture(scope="session")
 def busybox() -> dict[str, Path]:
     found = {a: STATE / "busybox" / a / "busybox" for a in ("amd64", "arm64")}

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import urllib.request
+import uuid
 
-from .conftest import Project, docker
+from .conftest import Project, docker, tags_in
 
 REG = "localhost:5000/acme"
 INDEX = "application/vnd.oci.image.index.v1+json"
@@ -141,3 +142,80 @@ def test_a_version_tag_naming_another_manifest_is_pointed_back(
     got, platforms = engine.ensure_tag(Runner(), ref, pushed)
     assert got == pushed and set(platforms) == {"linux/amd64", "linux/arm64"}
     assert platforms_of(manifest(registry, "acme/base", "2.3.0")) == {"linux/amd64", "linux/arm64"}
+
+
+def _own_namespace(project: Project, registry: str) -> tuple[str, dict[str, str]]:
+    """A repository prefix no other test pushes to (worker's FROM names it), so the registry's
+    tags say exactly what this test's runs made."""
+    ns = f"atomic-{uuid.uuid4().hex[:10]}"
+    worker = project.path / "images" / "worker" / "Dockerfile"
+    worker.write_text(
+        worker.read_text().replace("localhost:5000/acme/base:", f"{registry}/{ns}/base:")
+    )
+    return ns, {"INVOKE_BUILDKIT_REGISTRY": f"{registry}/{ns}"}
+
+
+def test_an_atomic_push_with_a_failing_image_leaves_no_tag_of_the_run(
+    project: Project, registry: str
+) -> None:
+    ns, env = _own_namespace(project, registry)
+    worker = project.path / "images" / "worker" / "Dockerfile"
+    good = worker.read_text()
+    worker.write_text(good + "RUN echo broken on purpose && exit 3\n")
+    project.commit("worker breaks")
+
+    res = project.inv("image.push", "--platform", "linux/amd64,linux/arm64", env=env, check=False)
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "no tag of this run was made; pushed by digest only:" in res.stderr
+    for name in ("base", "api", "worker"):
+        assert tags_in(registry, f"{ns}/{name}") in (None, []), name  # not one tag
+    images = {i["name"]: i for i in project.report()["images"]}
+    assert images["worker"]["status"] == "failed"
+    for name in ("base", "api"):  # built and pushed, by digest only
+        image = images[name]
+        assert image["status"] == "succeeded" and image["tagged"] is False
+        assert image["pushed"] == f"{registry}/{ns}/{name}@{image['digest']}"
+        index = manifest(registry, f"{ns}/{name}", image["digest"])  # the registry has it
+        assert platforms_of(index) == {"linux/amd64", "linux/arm64"}
+        assert set(image["platform_digests"]) == {"linux/amd64", "linux/arm64"}
+
+    # fixed: the next run makes every tag, on the digests it reports
+    worker.write_text(good)
+    project.commit("worker fixed")
+    project.inv("image.push", "--platform", "linux/amd64,linux/arm64", env=env)
+    images = {i["name"]: i for i in project.report()["images"]}
+    version = project.report()["version"]["docker_tag"]
+    for name in ("base", "api", "worker"):
+        assert sorted(tags_in(registry, f"{ns}/{name}") or []) == sorted([version, "latest"])
+        assert images[name]["tagged"] is True
+        for tag in (version, "latest"):
+            got = manifest(registry, f"{ns}/{name}", tag)
+            assert platforms_of(got) == {"linux/amd64", "linux/arm64"}
+        digest = images[name]["digest"]
+        assert docker_digest(registry, f"{ns}/{name}", version) == digest
+    # the worker that was pushed runs on this run's base
+    assert "aarch64" in run_arm64(f"{registry}/{ns}/worker:{version}", "uname", "-m")
+
+
+def test_no_atomic_pushes_each_image_as_it_finishes(project: Project, registry: str) -> None:
+    """--no-atomic keeps the old behaviour (as bake --push): a failed image leaves the images
+    finished before it tagged."""
+    ns, env = _own_namespace(project, registry)
+    worker = project.path / "images" / "worker" / "Dockerfile"
+    worker.write_text(worker.read_text() + "RUN exit 3\n")
+    project.commit("worker breaks")
+    res = project.inv("image.push", "--no-atomic", "--no-batch", env=env, check=False)
+    assert res.returncode == 1
+    version = project.report()["version"]["docker_tag"]
+    assert sorted(tags_in(registry, f"{ns}/base") or []) == sorted([version, "latest"])
+    assert tags_in(registry, f"{ns}/worker") in (None, [])
+    assert "pushed" not in {i["name"]: i for i in project.report()["images"]}["base"]
+
+
+def docker_digest(registry: str, repo: str, tag: str) -> str:
+    """The Docker-Content-Digest the registry answers for ``repo:tag``."""
+    req = urllib.request.Request(
+        f"http://{registry}/v2/{repo}/manifests/{tag}", headers={"Accept": ACCEPT}, method="HEAD"
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return resp.headers["Docker-Content-Digest"]

@@ -4,26 +4,11 @@
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 import uuid
 
 import pytest
 
-from .conftest import Project, docker
-
-
-def tags_in(registry: str, repository: str) -> list[str] | None:
-    """The registry's tags of ``repository``, None when it has never heard of it."""
-    try:
-        with urllib.request.urlopen(
-            f"http://{registry}/v2/{repository}/tags/list", timeout=10
-        ) as resp:
-            return json.load(resp).get("tags") or []
-    except urllib.error.HTTPError as exc:
-        if exc.code == 404:
-            return None
-        raise
+from .conftest import Project, docker, tags_in
 
 
 def test_lint_accepts_registry_ports_and_still_fails_real_errors(project: Project) -> None:

@@ -1,7 +1,13 @@
 import dataclasses
+import io
+import json
+import tarfile
 from pathlib import Path
 
-from buildkit_tasks.engines import docker, helm
+import pytest
+
+from buildkit_tasks.engines import docker, helm, oras
+from buildkit_tasks.errors import BuildkitError
 
 
 def test_buildx_argv_has_every_option_as_its_own_argument() -> None:
@@ -40,7 +46,8 @@ def test_buildx_argv_has_every_option_as_its_own_argument() -> None:
         "linux/amd64,linux/arm64",
         "--build-context",
         "base=docker-image://r/base:1",
-        "--push",
+        "--output",
+        "type=registry",
         "--iidfile",
         "/tmp/iid",
         "/p/api",
@@ -49,7 +56,50 @@ def test_buildx_argv_has_every_option_as_its_own_argument() -> None:
 
 def test_buildx_argv_loads_by_default() -> None:
     argv = docker.build_argv(docker.BuildRequest(Path("c"), Path("c/D"), ["x:1"]))
-    assert "--load" in argv and "--push" not in argv and "--platform" not in argv
+    assert argv[argv.index("--output") + 1] == "type=docker"
+    assert argv.count("--output") == 1 and "--platform" not in argv
+
+
+def test_buildx_argv_for_a_push_by_digest_loads_and_writes_an_oci_layout() -> None:
+    req = docker.BuildRequest(Path("c"), Path("c/D"), ["x:1"], oci_dest=Path("/t/x.tar"))
+    argv = docker.build_argv(req)
+    specs = [argv[i + 1] for i, a in enumerate(argv) if a == "--output"]
+    assert specs == ["type=oci,dest=/t/x.tar", "type=docker"]
+    assert docker.bake_definition({"x": req})["target"]["x"]["output"] == specs
+
+
+def test_oras_copies_a_layout_by_digest_over_plain_http_only_to_loopback() -> None:
+    d = "sha256:" + "a" * 64
+    local = oras.copy_argv(Path("/t/api.oci"), d, "localhost:5000/acme/api")
+    assert local == [
+        "oras", "cp", "--no-tty", "--from-oci-layout", f"/t/api.oci@{d}",
+        "localhost:5000/acme/api", "--to-plain-http",
+    ]  # fmt: skip
+    assert "--to-plain-http" not in oras.copy_argv(Path("/t/a"), d, "ghcr.io/acme/api")
+
+
+def test_oras_reads_the_digest_of_the_one_image_in_a_layout(tmp_path: Path) -> None:
+    d = "sha256:" + "b" * 64
+
+    def layout(index: dict, blobs: list[str]) -> Path:
+        archive = tmp_path / "x.oci.tar"
+        with tarfile.open(archive, "w") as tar:
+            for name, data in [("index.json", json.dumps(index).encode())] + [
+                (f"blobs/sha256/{b}", b"{}") for b in blobs
+            ]:
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+        return archive
+
+    assert oras.layout_digest(layout({"manifests": [{"digest": d}]}, ["b" * 64])) == d
+    two_tags = {"manifests": [{"digest": d}, {"digest": d}]}  # one entry per tag
+    assert oras.layout_digest(layout(two_tags, ["b" * 64])) == d
+    with pytest.raises(BuildkitError, match="x.oci.tar: expected the OCI layout of one image"):
+        oras.layout_digest(layout({"manifests": []}, []))
+    # what BuildKit 0.13 did to tar=false layouts: an index.json naming a blob it never wrote
+    with pytest.raises(BuildkitError, match=f"index.json names {d}, which it does not hold"):
+        oras.layout_digest(layout({"manifests": [{"digest": d}]}, ["c" * 64]))
 
 
 def test_helm_argv() -> None:
