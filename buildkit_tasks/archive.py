@@ -45,11 +45,20 @@ class Archive:
     saved: int
 
 
+def check_compression(choice: str) -> None:
+    """Raise ConfigError naming ``--compression`` / ``archive.compression`` for a choice
+    that is not one of :data:`COMPRESSIONS`."""
+    if choice not in COMPRESSIONS:
+        raise ConfigError(
+            f"--compression (config archive.compression): expected one of "
+            f"{', '.join(COMPRESSIONS)}, got {choice!r}"
+        )
+
+
 def resolve_compression(choice: str) -> str:
     """``auto`` -> ``none`` on the containerd image store, else ``zstd``; others as given.
     Raises ConfigError for an unknown choice."""
-    if choice not in COMPRESSIONS:
-        raise ConfigError(f"compression: expected one of {', '.join(COMPRESSIONS)}, got {choice!r}")
+    check_compression(choice)
     if choice != "auto":
         return choice
     return "none" if docker.containerd_store() else "zstd"
@@ -88,6 +97,7 @@ def export(
     Raises CommandError when an image is missing or ``docker save`` fails.
     """
     refs = list(references)
+    check_compression(compression)
     if runner.dry:
         used = compression if compression != "auto" else "none"
         dest = archive_path(settings, used)

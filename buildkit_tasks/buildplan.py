@@ -387,7 +387,7 @@ def _charts(
     image_app = settings.app_version == "image"
     for chart in settings.charts:
         meta = load_yaml(chart / "Chart.yaml")
-        get = meta.get if hasattr(meta, "get") else (lambda key: None)
+        get = meta.get
         out.append(
             ChartPlan(
                 source=chart,

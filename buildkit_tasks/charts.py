@@ -22,13 +22,13 @@ import tempfile
 from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from .buildplan import BuildPlan, ChartPlan
 from .config import Settings
 from .engines import git, helm
 from .errors import CommandError, ConfigError
-from .fsutil import atomic_path, write_text_atomic
+from .fsutil import atomic_path, created_dirs, write_text_atomic
 from .references import is_loopback, registry_host
 from .runner import Runner
 
@@ -70,8 +70,10 @@ def _yaml() -> Any:
 
 
 def load_yaml(path: Path) -> Any:
-    """A YAML file (round-trip form, its indentation remembered for :func:`dump_yaml`).
-    Raises ConfigError naming it when it cannot be read or does not parse."""
+    """A YAML file whose top level is a mapping (``Chart.yaml``, ``values.yaml``,
+    ``index.yaml``; an empty file is ``{}``), in round-trip form, its indentation remembered
+    for :func:`dump_yaml`. Raises ConfigError naming it when it cannot be read, does not parse
+    or is not a mapping."""
     from ruamel.yaml.util import load_yaml_guess_indent
 
     try:
@@ -82,9 +84,12 @@ def load_yaml(path: Path) -> Any:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     except Exception as exc:  # ruamel.yaml's YAMLError family, undecodable bytes
         raise ConfigError(f"{path}: invalid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, Mapping):
+        kind = "a list" if isinstance(data, list) else f"{type(data).__name__} {data!r:.40}"
+        raise ConfigError(f"{path}: expected keys and values at the top level, got {kind}")
     if hasattr(data, "__dict__") and indent:  # ruamel's CommentedMap/Seq take attributes
         mapping = indent if offset is None else max(indent - offset, 2)
-        data._buildkit_indent = (mapping, indent, offset or 0)
+        cast(Any, data)._buildkit_indent = (mapping, indent, offset or 0)
     return data
 
 
@@ -235,10 +240,10 @@ class _Stager:
                 f"{', '.join(str(d.get('repository')) for d in remote)} must be reachable)",
             )
         if plan is not None and plan.image_values:
-            values_path = dest / "values.yaml"
-            values = load_yaml(values_path) if values_path.is_file() else {}
+            source = chart / "values.yaml"  # read from the source so errors name that file
+            values = load_yaml(source) if source.is_file() else {}
             set_image_values(values, plan.image_values, _values_where(chart))
-            dump_yaml(values, values_path)
+            dump_yaml(values, dest / "values.yaml")
         return dest
 
     def _package(
@@ -285,9 +290,8 @@ def package_all(settings: Settings, plan: BuildPlan, runner: Runner) -> list[Cha
             argv = helm.package_argv(ch.source, dest_dir, ch.version, ch.packaged_app_version)
             runner.run(argv)
         return planned(settings, plan)
-    dest_dir.mkdir(parents=True, exist_ok=True)
     results = []
-    with tempfile.TemporaryDirectory(prefix=".helm-", dir=dest_dir) as tmp:
+    with created_dirs(dest_dir), tempfile.TemporaryDirectory(prefix=".helm-", dir=dest_dir) as tmp:
         stager = _Stager(settings, runner, Path(tmp))
         for ch in plan.charts:
             staged = stager.stage(ch.source, ch)

@@ -28,6 +28,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 
 PYPROJECT = "pyproject.toml"
 LINT_TOOLS = ("ruff", "black", "isort", "mypy")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _PLATFORM_RE = re.compile(r"^[a-z0-9]+/[a-z0-9_]+(?:/[a-z0-9]+)?$")
 
 
@@ -278,13 +279,20 @@ def read_pyproject(root: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: not found") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); TOML is UTF-8") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: a directory, not a file") from None
 
 
 def read_table(root: Path) -> dict[str, Any]:
     """The ``[tool.buildkit]`` table of ``root/pyproject.toml`` (``{}`` when absent)."""
     path = root / PYPROJECT
     data = read_pyproject(root)
-    table = data.get("tool", {}).get("buildkit", {})
+    tool = data.get("tool", {})
+    if not isinstance(tool, dict):
+        raise ConfigError(f"{path}: 'tool' must be a table ([tool.*] sections), got {tool!r}")
+    table = tool.get("buildkit", {})
     if not isinstance(table, dict):
         raise ConfigError(f"{path}: [tool.buildkit] must be a table")
     return table
@@ -316,7 +324,7 @@ def load(root: Path, overrides: Mapping[str, Any] | None = None) -> Settings:
     check_keys(table, str(root / PYPROJECT))
     given = prune(overrides or {})
     check_keys(given, "Invoke config 'buildkit'")
-    return parse(root, merge(table, given))
+    return parse(root, merge(table, given), from_invoke=given)
 
 
 def prune(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -336,19 +344,36 @@ def prune(values: Mapping[str, Any]) -> dict[str, Any]:
 class _Reader:
     """Typed access to one table, with errors that name the file and the key."""
 
-    def __init__(self, root: Path, table: Mapping[builtins.str, Any], where: builtins.str) -> None:
+    def __init__(
+        self,
+        root: Path,
+        table: Mapping[builtins.str, Any],
+        where: builtins.str,
+        from_invoke: Iterable[builtins.str] = (),
+    ) -> None:
         self.root, self.table, self.where = root, table, where
+        self.from_invoke = frozenset(from_invoke)  # keys Invoke's config (or env) set
 
     def fail(self, key: builtins.str, expected: builtins.str) -> ConfigError:
+        """The error for ``key``, naming where its value came from: the env var
+        ``INVOKE_BUILDKIT_<KEY>``, Invoke's config, or pyproject.toml."""
         got = self.table.get(key)
+        if key in self.from_invoke:
+            env = f"INVOKE_BUILDKIT_{key.upper()}"
+            source = env if env in os.environ else f"Invoke config buildkit.{key}"
+            return ConfigError(f"{source}: expected {expected}, got {got!r}")
         return ConfigError(
             f"{self.root / PYPROJECT}: [{self.where}] {key}: expected {expected}, got {got!r}"
         )
 
     def str(self, key: builtins.str, default: builtins.str | None = None) -> builtins.str | None:
+        """A string key; control characters (a newline...) are refused: these values end up
+        in files we write (ssh_config, TOML, Dockerfiles) and in command lines."""
         value = self.table.get(key, default)
         if value is not None and not isinstance(value, str):
             raise self.fail(key, "a string")
+        if value is not None and _CONTROL.search(value):
+            raise self.fail(key, "text without control characters (newlines, tabs, NUL...)")
         return value
 
     def str_list(
@@ -359,7 +384,19 @@ class _Reader:
             value = [v.strip() for v in value.split(",") if v.strip()]
         if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
             raise self.fail(key, "a list of strings")
+        if any(_CONTROL.search(v) for v in value):
+            raise self.fail(key, "strings without control characters (newlines, tabs, NUL...)")
         return tuple(value)
+
+    def inside(self, key: builtins.str, rel: builtins.str, base: Path | None = None) -> Path:
+        """``rel`` (relative to ``base``, default the project root) resolved, symlinks
+        included; a ConfigError naming ``key`` when it lies outside the project (a build must
+        neither read nor write there)."""
+        path = ((base or self.root) / rel).resolve()
+        root = self.root.resolve()
+        if not path.is_relative_to(root):
+            raise self.fail(key, f"a path inside the project ({path} is outside {root})")
+        return path
 
     def table_of(self, key: builtins.str) -> Mapping[builtins.str, Any]:
         value = self.table.get(key, {})
@@ -368,9 +405,10 @@ class _Reader:
         return value
 
 
-def parse(root: Path, raw: Mapping[str, Any]) -> Settings:
-    """Validate the merged ``raw`` table into :class:`Settings` (paths resolved from ``root``)."""
-    top = _Reader(root, raw, "tool.buildkit")
+def parse(root: Path, raw: Mapping[str, Any], from_invoke: Iterable[str] = ()) -> Settings:
+    """Validate the merged ``raw`` table into :class:`Settings` (paths resolved from ``root``;
+    ``from_invoke``: the top-level keys Invoke's config or env vars set, for error messages)."""
+    top = _Reader(root, raw, "tool.buildkit", from_invoke)
     registry = top.str("registry", "") or ""
     if "://" in registry or registry.endswith(("/", "-")):
         raise top.fail(
@@ -378,12 +416,18 @@ def parse(root: Path, raw: Mapping[str, Any]) -> Settings:
             "a repository prefix without a scheme or a trailing '/' or '-', e.g. "
             '"quay.io/acme" (for a name prefix such as "k8s-" set image_prefix)',
         )
+    if registry and references.try_parse(f"{registry}/x") is None:
+        raise top.fail(
+            "registry", 'a repository prefix such as "localhost:5000/acme" or "quay.io/acme"'
+        )
     image_prefix = top.str("image_prefix", "") or ""
     if image_prefix and references.try_parse(f"{registry or 'x'}/{image_prefix}x") is None:
         raise top.fail(
             "image_prefix", 'text that starts repository names, e.g. "k8s-" or "acme/k8s-"'
         )
-    output_dir = root / (top.str("output_dir", "dist") or "dist")
+    output_dir = top.inside("output_dir", top.str("output_dir", "dist") or "dist")
+    if output_dir == root or (output_dir.exists() and not output_dir.is_dir()):
+        raise top.fail("output_dir", "a directory inside the project, not the project itself")
     platforms = _platforms(top, "platforms")
 
     parallel = _count(top, "parallel", os.cpu_count() or 1, 1)
@@ -396,7 +440,7 @@ def parse(root: Path, raw: Mapping[str, Any]) -> Settings:
     helm = _Reader(root, top.table_of("helm"), "tool.buildkit.helm")
     charts = []
     for chart in helm.str_list("charts"):
-        path = root / chart
+        path = helm.inside("charts", chart)
         if not (path / "Chart.yaml").is_file():
             raise helm.fail("charts", f"chart directories holding Chart.yaml ({path} has none)")
         charts.append(path)
@@ -470,9 +514,12 @@ def parse(root: Path, raw: Mapping[str, Any]) -> Settings:
         ):
             raise version.fail("files", 'a list of {template = "...", path = "..."} tables')
         version_files = tuple(
-            VersionFile(root / f["template"] if f.get("template") else None, f["path"])
+            VersionFile(version.inside("files", f["template"]) if f.get("template") else None,
+                        f["path"])
             for f in files
-        )
+        )  # fmt: skip
+        for vf in version_files:
+            version.inside("files", vf.path, output_dir)
         for vf in version_files:
             if vf.template is not None and not vf.template.is_file():
                 raise version.fail("files", f"template files that exist ({vf.template} does not)")
@@ -480,7 +527,7 @@ def parse(root: Path, raw: Mapping[str, Any]) -> Settings:
     discover = None
     if "discover" in raw:
         d = _Reader(root, top.table_of("discover"), "tool.buildkit.discover")
-        roots = tuple((root / r).resolve() for r in d.str_list("roots", (".",)))
+        roots = tuple(d.inside("roots", r) for r in d.str_list("roots", (".",)))
         for r in roots:
             if not r.is_dir():
                 raise d.fail("roots", f"existing directories ({r} is not one)")
@@ -521,6 +568,11 @@ def parse(root: Path, raw: Mapping[str, Any]) -> Settings:
 
     lint = _Reader(root, top.table_of("lint"), "tool.buildkit.lint")
     test = _Reader(root, top.table_of("test"), "tool.buildkit.test")
+    lint_paths = lint.str_list("paths", (".",))
+    for entry in lint_paths:
+        if entry.startswith("-"):
+            raise lint.fail("paths", "paths, not options (an entry starts with '-')")
+        lint.inside("paths", entry)
     tools = lint.str_list("tools", ("ruff",))
     unknown = [t for t in tools if t not in LINT_TOOLS]
     if unknown:
@@ -551,13 +603,14 @@ def parse(root: Path, raw: Mapping[str, Any]) -> Settings:
         images=images,
         charts=tuple(charts),
         version_files=version_files,
-        lint_paths=lint.str_list("paths", (".",)),
+        lint_paths=lint_paths,
         test_args=test.str_list("args"),
         discover=discover,
         registry_user=top.str("registry_user"),
         password_file=root / password_file if password_file else None,
         own_docker_config=_bool(top, "own_docker_config", False),
         cache=cache,
+        # may be outside the project: CI runners keep build caches in a shared directory
         cache_dir=root / (top.str("cache_dir", ".buildkit-cache") or ".buildkit-cache"),
         push_retries=retries,
         hosts=hosts,
@@ -736,6 +789,18 @@ def _platforms(reader: _Reader, key: str) -> tuple[str, ...]:
     return platforms
 
 
+def platform_list(text: str | None, flag: str = "--platform") -> list[str]:
+    """``"linux/amd64, linux/arm64"`` (a CLI flag's value) as a list; ConfigError naming
+    ``flag`` for an entry that is not a platform like ``linux/amd64`` or ``linux/arm/v7``."""
+    platforms = [p.strip() for p in (text or "").split(",") if p.strip()]
+    for p in platforms:
+        if not _PLATFORM_RE.match(p):
+            raise ConfigError(
+                f"{flag}: expected platforms like 'linux/amd64' or 'linux/arm/v7', got {p!r}"
+            )
+    return platforms
+
+
 def valid_name(name: str) -> bool:
     """Whether ``name`` is a valid repository path component (an image or host name)."""
     return valid_component(name)
@@ -754,10 +819,12 @@ def _image(root: Path, name: str, table: Any) -> ImageSpec:
     context_rel = r.str("context")
     if not context_rel:
         raise r.fail("context", "the build context directory, relative to pyproject.toml")
-    context = (root / context_rel).resolve()
+    context = r.inside("context", context_rel)
     if not context.is_dir():
         raise r.fail("context", f"an existing directory ({context} is not one)")
-    dockerfile = context / (r.str("dockerfile", "Dockerfile") or "Dockerfile")
+    dockerfile = r.inside("dockerfile", r.str("dockerfile", "Dockerfile") or "Dockerfile", context)
+    if dockerfile.is_dir():
+        raise r.fail("dockerfile", f"a file relative to the context ({dockerfile} is a directory)")
     if not dockerfile.is_file():
         raise r.fail("dockerfile", f"a file relative to the context ({dockerfile} does not exist)")
     budget = table.get("max_size_mb")

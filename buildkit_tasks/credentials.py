@@ -54,6 +54,8 @@ def resolve(settings: Settings, env: Mapping[str, str] | None = None) -> Credent
             raise ConfigError(
                 f"password_file {settings.password_file}: cannot read it ({exc.strerror})"
             ) from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"password_file {settings.password_file}: not UTF-8 text") from None
     if user is None and password is None:
         return None
     if user is None or not password:

@@ -17,6 +17,8 @@ def atomic_path(dest: Path) -> Iterator[Path]:
     """Yield a temporary path beside ``dest``; rename it onto ``dest`` only if the block succeeds.
 
     A failure (or KeyboardInterrupt) removes the temporary file, so ``dest`` is never half-written.
+    The file's data is flushed to disk (``fsync``) before the rename and the directory after
+    it, so a crash or power loss leaves the old file or the whole new one, never an empty one.
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
@@ -25,10 +27,37 @@ def atomic_path(dest: Path) -> Iterator[Path]:
     os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; artifacts are for sharing
     try:
         yield tmp_path
+        _fsync(tmp_path)
         os.replace(tmp_path, dest)
+        _fsync(dest.parent)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+@contextlib.contextmanager
+def created_dirs(path: Path) -> Iterator[Path]:
+    """Make directory ``path`` (and missing parents) for the block; when the block fails,
+    remove again those it made that are still empty, so a failed step leaves no stray
+    directories behind (an empty ``dist/charts/``)."""
+    made = [p for p in (path, *path.parents) if not p.exists()]
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        yield path
+    except BaseException:
+        for p in made:  # deepest first
+            with contextlib.suppress(OSError):
+                p.rmdir()
+        raise
+
+
+def _fsync(path: Path) -> None:
+    """Flush ``path`` (a file's data, or a directory's entries) to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _umask() -> int:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from .config import HostSpec, Settings
 from .console import emit
-from .errors import HostError
+from .errors import ConfigError, HostError
 
 if TYPE_CHECKING:  # fabric and paramiko are imported only by the code that connects
     from fabric import Connection
@@ -252,6 +252,15 @@ def ssh_options(spec: HostSpec, settings: Settings) -> list[str]:
     return opts
 
 
+def ssh_config_value(value: str) -> str:
+    """``value`` as one double-quoted ssh_config argument. Raises ConfigError for a value a
+    quote cannot hold (a ``"`` or a control character would end it and start a new line or
+    option, e.g. ``ProxyCommand``)."""
+    if '"' in value or any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise ConfigError(f"ssh option value {value!r}: quotes and control characters are refused")
+    return f'"{value}"'
+
+
 def probe(conn: Connection, spec: HostSpec) -> dict[str, str]:
     """:func:`buildkit_tasks.health.probe_script` facts about the host (free disk measured
     under its ``workdir``)."""
@@ -282,13 +291,13 @@ def engine_over_ssh(spec: HostSpec, settings: Settings) -> Iterator[dict[str, st
         conn.close()
         raise HostError(spec.name, "the OpenSSH client (ssh) is needed for DOCKER_HOST=ssh://")
     lines = ["Host *"] + [
-        f"  {opt.split('=', 1)[0]} {opt.split('=', 1)[1]}"
+        f"  {opt.split('=', 1)[0]} {ssh_config_value(opt.split('=', 1)[1])}"
         for opt in ssh_options(spec, settings)[1::2]
         if "=" in opt
     ]
     if spec.gateway:
         gw = settings.host(spec.gateway)
-        lines.append(f"  ProxyJump {gw.user}@{gw.hostname}:{gw.port}")
+        lines.append(f"  ProxyJump {ssh_config_value(f'{gw.user}@{gw.hostname}:{gw.port}')}")
     try:
         with tempfile.TemporaryDirectory(prefix="buildkit-ssh-") as tmp:
             config = Path(tmp) / "ssh_config"

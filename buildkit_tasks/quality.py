@@ -22,8 +22,8 @@ if TYPE_CHECKING:
 
 def linter_argvs(tool: str, paths: Sequence[str]) -> list[list[str]]:
     """The commands of one Python linter of ``lint.tools`` over ``paths`` (check only, never
-    rewriting files)."""
-    paths = list(paths)
+    rewriting files). ``--`` ends the options, so no path is ever read as one (``--fix``)."""
+    paths = ["--", *paths]
     if tool == "ruff":
         return [
             [*python_module("ruff"), "check", *paths],

@@ -9,10 +9,12 @@ twin is a summary for CI job pages. Writes are atomic.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from .console import emit
 from .fsutil import sha256_file, write_text_atomic
 from .versioning import VersionInfo
 
@@ -26,12 +28,19 @@ NOT_ARTIFACT_DIRS = {"logs", "hosts"}
 
 
 def load(path: Path) -> dict[str, Any]:
-    """The report at ``path``, or ``{}`` when missing or unreadable."""
+    """The report at ``path``, or ``{}`` when missing or unreadable. A report that is not a
+    JSON object (a crash of something else, a hand edit) is said once on stderr and then
+    replaced by the next :func:`update`, never fatal."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except FileNotFoundError:
         return {}
-    return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        data = None
+    if not isinstance(data, dict):
+        emit(f"warning: {path} is not a readable report; starting a new one", err=True)
+        return {}
+    return data
 
 
 def update(path: Path, info: VersionInfo, **sections: Any) -> dict[str, Any]:
@@ -167,18 +176,29 @@ def write_checksums(
 
 
 def verify_checksums(output_dir: Path) -> list[str]:
-    """Check ``<output_dir>/SHA256SUMS`` (when present): returns the paths whose file is
-    missing or whose sha256 differs (empty when all hold or there is no such file)."""
+    """Check ``<output_dir>/SHA256SUMS`` (when present): returns the entries that fail,
+    each with why: a line that is not ``<sha256>  <path>``, a path that is absolute or leaves
+    ``output_dir`` (never read: the file covers our artifacts only), a missing file or one
+    whose sha256 differs (empty when all hold or there is no such file)."""
     sums = output_dir / SUMS
     if not sums.is_file():
         return []
     bad = []
-    for line in sums.read_text(encoding="utf-8").splitlines():
+    root = output_dir.resolve()
+    try:
+        text = sums.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        return [f"{SUMS} is not UTF-8 text"]
+    for number, line in enumerate(text.splitlines(), 1):
         digest, sep, name = line.partition("  ")
-        if not sep:
-            bad.append(line[:60])
+        if not sep or not re.fullmatch(r"[0-9a-f]{64}", digest) or not name:
+            bad.append(f"line {number} is not '<sha256>  <path>': {line[:60]!r}")
             continue
-        path = output_dir / name
-        if not path.is_file() or sha256_file(path) != digest:
-            bad.append(name)
+        path = (output_dir / name).resolve()
+        if Path(name).is_absolute() or not path.is_relative_to(root):
+            bad.append(f"{name} (outside {output_dir.name}/; not checked)")
+        elif not path.is_file():
+            bad.append(f"{name} (missing)")
+        elif sha256_file(path) != digest:
+            bad.append(f"{name} (sha256 differs)")
     return bad

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import references
 from .errors import ConfigError
 from .fsutil import write_text_atomic
 
@@ -51,7 +52,9 @@ def render(
 
     ``base_image`` (default ``python:3.12-slim`` / ``node:22-slim``) becomes the Dockerfile's
     ``ARG`` default and the build arg in ``[tool.buildkit.images.<name>]``; ``registry``
-    defaults to ``localhost:5000/<name>``. Raises ConfigError for a bad kind or name.
+    defaults to ``localhost:5000/<name>``. Raises ConfigError for a bad kind or name, a base
+    image that is not an image reference or a registry that is not a repository prefix (what
+    would otherwise be written into TOML and Dockerfile lines unescaped).
     """
     if kind not in KINDS:
         raise ConfigError(f"--kind: expected one of {', '.join(KINDS)}, got {kind!r}")
@@ -59,6 +62,15 @@ def render(
         raise ConfigError(f"--name: expected lowercase letters, digits, '-' or '_' (got {name!r})")
     module = name.replace("-", "_")
     image = base_image or DEFAULT_IMAGES[kind]
+    if references.try_parse(image) is None:
+        raise ConfigError(
+            f"--base-image: expected an image reference such as python:3.12-slim, got {image!r}"
+        )
+    if registry is not None and references.try_parse(f"{registry}/{name}") is None:
+        raise ConfigError(
+            f"--registry: expected a repository prefix such as localhost:5000/acme, "
+            f"got {registry!r}"
+        )
     variables = {
         "name": name,
         "module": module,

@@ -106,21 +106,29 @@ def _make(
     the Docker tag on the release commit itself."""
     from dunamai import Style, Version
 
-    short = Version(
-        base,
-        stage=(stage, revision) if stage else None,
-        distance=distance,
-        commit=(commit or "")[:7] or None,
-        dirty=dirty,
-        branch=branch,
-    )
+    def at(numbers: str) -> Version:
+        return Version(
+            numbers,
+            stage=(stage, revision) if stage else None,
+            distance=distance,
+            commit=(commit or "")[:7] or None,
+            dirty=dirty,
+            branch=branch,
+        )
+
     bump = dev_style == "bump"
-    pep440 = short.serialize(bump=bump, dirty=True)
+    try:
+        pep440 = at(base).serialize(bump=bump, dirty=True)
+        chart_version = at(semver_numbers(base)).serialize(
+            style=Style.SemVer, bump=bump, dirty=True
+        )
+    except ValueError as exc:
+        raise ConfigError(f"version {base!r} from git: {exc}") from None
     released = release_text is not None and distance == 0 and not dirty
     return VersionInfo(
         version=pep440,
         docker_tag=docker_tag(release_text if released and release_text else pep440),
-        chart_version=short.serialize(style=Style.SemVer, bump=bump, dirty=True),
+        chart_version=chart_version,
         commit=commit,
         branch=branch,
         dirty=dirty,
@@ -177,6 +185,21 @@ def detect(root: Path, tag_pattern: str = "v*", dev_style: str = "bump") -> Vers
         dev_style,
         text,
     )
+
+
+def semver_numbers(base: str) -> str:
+    """``base`` as SemVer's MAJOR.MINOR.PATCH, for chart versions: ``1.2`` -> ``1.2.0``,
+    ``01.2.3`` -> ``1.2.3`` (SemVer forbids leading zeros; PEP 440 drops them too).
+    Raises ConfigError for more than three numbers."""
+    parts = base.split(".")
+    if not all(p.isdigit() for p in parts):
+        return base
+    if len(parts) > 3:
+        raise ConfigError(
+            f"version {base!r} from git has more than three numbers; chart versions are "
+            "SemVer (MAJOR.MINOR.PATCH): tag releases as e.g. v1.2.3"
+        )
+    return ".".join([str(int(p)) for p in parts] + ["0"] * (3 - len(parts)))
 
 
 def _prefix(tag_pattern: str) -> str:

@@ -29,6 +29,7 @@ def export(c: Context, compression: str | None = None) -> None:
     from .. import archive, report
 
     s = settings(c)
+    archive.check_compression(compression or s.archive_compression)
     bp = plan(s)
     info = bp.version
     r = runner(c, s)
@@ -77,7 +78,7 @@ def verify(c: Context) -> None:
         raise BuildkitError(f"{sums}: not found; run inv archive.export first")
     bad = report.verify_checksums(s.output_dir)
     if bad:
-        raise BuildkitError(f"{sums}: checksum mismatch or missing file: {', '.join(bad)}")
+        raise BuildkitError(f"{sums}: checksum mismatch: {'; '.join(bad)}")
     count = len(sums.read_text().splitlines())
     print(f"checksums: {count} artifacts OK")
     found = [p for p in (archive.archive_path(s, k) for k in archive.SUFFIX) if p.exists()]

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import invoke
 from invoke import Context, Exit
+from invoke.exceptions import ParseError
 
 from ..errors import BuildkitError
 from ..options import invoke_defaults
@@ -28,7 +29,10 @@ class Task(invoke.Task):
     ``inv TASK -h`` stays Invoke's help."""
 
     def arg_opts(self, name: str, default: str, taken_names: set[str]) -> dict[str, Any]:
-        return super().arg_opts(name, default, taken_names | {"h"})
+        opts = super().arg_opts(name, default, taken_names | {"h"})
+        if opts.get("kind") is int:  # `--parallel x`: Invoke's one-line ParseError, exit 1
+            opts["kind"] = _whole_number(f"--{name.replace('_', '-')}")
+        return opts
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -37,6 +41,31 @@ class Task(invoke.Task):
             raise Exit(f"buildkit: {exc}", code=exc.exit_code) from None
         except KeyboardInterrupt:
             raise Exit("buildkit: interrupted", code=130) from None
+
+
+class _IntKind(type):
+    """The type of :func:`_whole_number` kinds: equal to ``int`` for Invoke's help, which
+    then still shows ``--flag=INT``."""
+
+    def __eq__(cls, other: object) -> bool:
+        return other is int or super().__eq__(other)
+
+    def __hash__(cls) -> int:
+        return hash(int)
+
+
+def _whole_number(flag: str) -> type:
+    """An ``int`` kind for Invoke's parser whose bad values raise Invoke's ParseError naming
+    ``flag`` (Invoke prints it as one line and exits 1; a plain ``int`` kind's ValueError
+    escapes Invoke as a traceback)."""
+
+    def new(cls: type, value: Any = 0) -> int:
+        try:
+            return int.__new__(cls, value)
+        except (TypeError, ValueError):
+            raise ParseError(f"{flag}: expected a whole number, got {value!r}") from None
+
+    return _IntKind("WholeNumber", (int,), {"__new__": new})
 
 
 def task(*args: Any, **kwargs: Any) -> Any:

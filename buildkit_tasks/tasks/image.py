@@ -9,7 +9,7 @@ from invoke import Collection, Context
 
 from ..console import emit
 from ..errors import BuildFailed, ConfigError
-from .common import CONFIG_DEFAULTS, plan, runner, settings, split_list, task
+from .common import CONFIG_DEFAULTS, plan, runner, settings, task
 
 if TYPE_CHECKING:  # the build API is imported by the tasks that run it (fast inv --list)
     from ..config import Settings
@@ -100,6 +100,9 @@ def _run_build(
     atomic: bool = True,
 ) -> list[ImageResult]:
     from .. import credentials, images, plans, progress, quality, report
+    from ..config import platform_list
+
+    platforms = platform_list(platform)
 
     bp = plan(s, name)
     info = bp.version
@@ -120,7 +123,7 @@ def _run_build(
             bp,
             r,
             push=push,
-            platforms=split_list(platform),
+            platforms=platforms,
             fail_fast=fail_fast,
             force=force,
             batch=s.batch and batch,
@@ -322,6 +325,7 @@ def plan_(
     "held_key"}]}`` and nothing else on stdout.
     """
     from .. import images, plans
+    from ..config import platform_list
 
     if format not in plans.EXPLAIN_FORMATS:
         raise ConfigError(
@@ -331,7 +335,7 @@ def plan_(
     bp = plan(s, name)
     for line in bp.graph.warnings():
         emit(f"warning: {line}", err=True)
-    found = images.explain_images(s, bp, runner(c, s), push=push, platforms=split_list(platform))
+    found = images.explain_images(s, bp, runner(c, s), push=push, platforms=platform_list(platform))
     print(plans.render_explanations(found, format))
 
 

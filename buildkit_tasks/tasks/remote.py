@@ -56,9 +56,10 @@ def run(
         )
     from .. import remote as engine
     from .. import report
+    from ..config import platform_list
 
     s = settings(c)
-    jobs = engine.targets(s, [*split_list(host), *split_list(hosts)], split_list(platform))
+    jobs = engine.targets(s, [*split_list(host), *split_list(hosts)], platform_list(platform))
     try:
         argv = shlex.split(task)
     except ValueError as exc:

@@ -4,21 +4,29 @@ from pathlib import Path
 import pytest
 
 from buildkit_tasks import quality
+from buildkit_tasks.config import LINT_TOOLS
 from buildkit_tasks.errors import BuildFailed, ConfigError
 
 
 def test_linter_commands_check_without_rewriting() -> None:
     py = [sys.executable, "-m"]
     assert quality.linter_argvs("black", ["src"]) == [
-        [*py, "black", "--check", "--diff", "--quiet", "src"]
+        [*py, "black", "--check", "--diff", "--quiet", "--", "src"]
     ]
     assert quality.linter_argvs("isort", ["src"]) == [
-        [*py, "isort", "--check-only", "--diff", "src"]
+        [*py, "isort", "--check-only", "--diff", "--", "src"]
     ]
-    assert quality.linter_argvs("mypy", ["src"]) == [[*py, "mypy", "src"]]
+    assert quality.linter_argvs("mypy", ["src"]) == [[*py, "mypy", "--", "src"]]
     assert [a[3] for a in quality.linter_argvs("ruff", ["."])] == ["check", "format"]
     with pytest.raises(ConfigError):
         quality.linter_argvs("pylint", ["."])
+
+
+def test_a_path_that_looks_like_an_option_stays_a_path() -> None:
+    """lint.paths = ["--fix", "src"] once made ruff rewrite files."""
+    for tool in LINT_TOOLS:
+        for argv in quality.linter_argvs(tool, ["--fix", "src"]):
+            assert argv.index("--") < argv.index("--fix"), argv
 
 
 def test_size_budgets_fail_with_the_measured_size() -> None:
