@@ -437,22 +437,29 @@ def render(template_text: str, info: VersionInfo, source: str) -> str:
 def stamp(settings: Settings, info: VersionInfo) -> list[Path]:
     """Render every ``[tool.buildkit.version] files`` entry into ``output_dir``.
 
-    Returns the written paths. Each file is written atomically.
+    Returns the written paths. Every template is rendered before anything is written, and
+    each file is written atomically: a template error (ConfigError naming the template, or a
+    template that is not UTF-8) leaves no file of this run behind.
     """
     from . import templating
 
-    written = []
+    rendered: list[tuple[Path, str]] = []
     for vf in settings.version_files:
         if vf.template is None:
             text, source = templating.builtin("version.json.j2"), "built-in version.json.j2"
         else:
-            text, source = vf.template.read_text(encoding="utf-8"), str(vf.template)
+            try:
+                text = vf.template.read_text(encoding="utf-8")
+            except UnicodeDecodeError:
+                raise ConfigError(f"{vf.template}: not UTF-8 text") from None
+            source = str(vf.template)
         dest = (settings.output_dir / vf.path).resolve()
         if not dest.is_relative_to(settings.output_dir.resolve()):
             raise ConfigError(
                 f"{settings.root / 'pyproject.toml'}: [tool.buildkit.version] files: "
                 f"path {vf.path!r} must stay inside output_dir"
             )
-        write_text_atomic(dest, render(text, info, source))
-        written.append(dest)
-    return written
+        rendered.append((dest, render(text, info, source)))
+    for dest, text in rendered:
+        write_text_atomic(dest, text)
+    return [dest for dest, _ in rendered]
