@@ -211,6 +211,23 @@ class HostSession:
         self.s, self.spec, self.run_id = settings, spec, run_id
         self.conn: Connection | None = None
         self.workdir = ""
+        self.step = "connect"  # what the run is doing, for errors when the host goes away
+        self._sftp: Any = None
+
+    def sftp(self) -> Any:
+        """The session's SFTP client (opened once). Raises HostError when the host's sshd
+        offers no SFTP subsystem."""
+        assert self.conn is not None
+        if self._sftp is None:
+            try:
+                self._sftp = self.conn.sftp()
+            except Exception as exc:  # paramiko.SSHException("Channel closed."), EOFError
+                raise HostError(
+                    self.spec.name,
+                    f"no SFTP ({exc.__class__.__name__}: {exc or 'channel closed'}); the host's "
+                    "sshd needs 'Subsystem sftp internal-sftp' (or sftp-server) in sshd_config",
+                ) from None
+        return self._sftp
 
     # helpers
     def sh(self, script: str, *args: str, what: str, check: bool = True) -> tuple[int, str]:
@@ -277,7 +294,7 @@ class HostSession:
                     tar.add(self.s.root / name, arcname=name, recursive=False)
             tmp.flush()
             remote = f"{self.run_dir}/src.tar.gz"
-            self.conn.sftp().put(tmp.name, remote)
+            self.sftp().put(tmp.name, remote)
         self.sh(
             'tar -xzf "$1/src.tar.gz" -C "$1/src" && rm -f "$1/src.tar.gz"',
             self.run_dir,
@@ -292,7 +309,7 @@ class HostSession:
         if code == 0 and out.strip() == wheel.key:
             return venv
         emit(f"[{self.spec.name}] installing {PACKAGE} {wheel.version} into {venv}")
-        sftp = self.conn.sftp()
+        sftp = self.sftp()
         wheel_dir = f"{self.workdir}/wheels/{wheel.key.rsplit('-', 1)[-1]}"
         deps_dir = f"{self.workdir}/wheels/deps"
         self.sh('mkdir -p "$1" "$2"', wheel_dir, deps_dir, what="wheels")
@@ -340,7 +357,7 @@ class HostSession:
         history), then ``inv <task_argv>`` in the workspace with output streamed as
         ``[host] line``. Returns the exit code."""
         assert self.conn is not None
-        with self.conn.sftp().open(f"{self.run_dir}/versions.json", "w") as fh:
+        with self.sftp().open(f"{self.run_dir}/versions.json", "w") as fh:
             fh.write(json.dumps(versions.as_dict()))
         env = {
             k: v
@@ -386,7 +403,7 @@ class HostSession:
         tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
         try:
             tar_path = tmp / ".out.tar"
-            self.conn.sftp().get(f"{self.run_dir}/out.tar", str(tar_path))
+            self.sftp().get(f"{self.run_dir}/out.tar", str(tar_path))
             unpacked = tmp / "out"
             _extract(tar_path, unpacked)
             tar_path.unlink()
@@ -555,50 +572,81 @@ def _run_one(
     start = time.monotonic()
     session = HostSession(settings, spec, run_id)
     try:
-        facts = session.open()
-        can_rsync = bool(
-            facts.get("rsync")
-            and shutil.which("rsync")
-            and shutil.which("ssh")
-            and not spec.gateway
-            and not spec.password_env
-        )
-        if spec.transfer == "rsync" and not can_rsync:
-            raise HostError(
-                spec.name,
-                "transfer = rsync needs rsync on both ends and no gateway or password_env",
-            )
-        use_rsync = can_rsync and spec.transfer != "sftp"
-        how = session.copy(files, use_rsync)
-        emit(f"[{spec.name}] copied {len(files)} files ({how}) to {session.run_dir}/src")
-        venv = session.install(wheel)
-        emit(f"[{spec.name}] $ inv {shlex.join(task_argv)}")
-        code = session.run_task(venv, task_argv, versions)
-        dest = settings.output_dir / "hosts" / spec.name
-        try:
-            count = session.fetch(output_rel, dest)
-        except HostError as exc:
-            if code == 0:
-                raise
-            return HostRun(
-                spec.name,
-                "failed",
-                time.monotonic() - start,
-                code,
-                error=f"task exited {code}; {exc}",
-            )
-        status = "succeeded" if code == 0 else "failed"
-        return HostRun(
-            spec.name,
-            status,
-            time.monotonic() - start,
-            code,
-            str(dest),
-            count,
-            error=None if code == 0 else f"task exited {code}",
-        )
+        return _steps(session, files, wheel, task_argv, versions, output_rel, start)
+    except HostError:
+        raise
+    except (OSError, EOFError, _ssh_errors()) as exc:  # the host went away mid-step
+        raise HostError(
+            spec.name, f"connection lost during {session.step} ({exc.__class__.__name__}: {exc})"
+        ) from None
     finally:
         session.close(keep_workspace)
+
+
+def _ssh_errors() -> type[Exception]:
+    import paramiko
+
+    return paramiko.SSHException
+
+
+def _steps(
+    session: HostSession,
+    files: Sequence[str],
+    wheel: Wheel,
+    task_argv: Sequence[str],
+    versions: Versions,
+    output_rel: str,
+    start: float,
+) -> HostRun:
+    """The steps of one host run on an open ``session``: copy, install, run, fetch (each
+    named in ``session.step`` for the error should the host go away)."""
+    settings, spec = session.s, session.spec
+    facts = session.open()
+    can_rsync = bool(
+        facts.get("rsync")
+        and shutil.which("rsync")
+        and shutil.which("ssh")
+        and not spec.gateway
+        and not spec.password_env
+    )
+    if spec.transfer == "rsync" and not can_rsync:
+        raise HostError(
+            spec.name,
+            "transfer = rsync needs rsync on both ends and no gateway or password_env",
+        )
+    use_rsync = can_rsync and spec.transfer != "sftp"
+    session.step = "the copy of the workspace"
+    how = session.copy(files, use_rsync)
+    emit(f"[{spec.name}] copied {len(files)} files ({how}) to {session.run_dir}/src")
+    session.step = "the install of buildkit-tasks"
+    venv = session.install(wheel)
+    emit(f"[{spec.name}] $ inv {shlex.join(task_argv)}")
+    session.step = "the task"
+    code = session.run_task(venv, task_argv, versions)
+    dest = settings.output_dir / "hosts" / spec.name
+    session.step = f"the transfer of {output_rel}/ back"
+    try:
+        count = session.fetch(output_rel, dest)
+    except HostError as exc:
+        if code == 0:
+            raise
+        return HostRun(
+            spec.name,
+            "failed",
+            time.monotonic() - start,
+            code,
+            error=f"task exited {code}; {exc}",
+        )
+    status = "succeeded" if code == 0 else "failed"
+    return HostRun(
+        spec.name,
+        status,
+        time.monotonic() - start,
+        code,
+        str(dest),
+        count,
+        error=None if code == 0 else f"task exited {code}",
+    )
 
 
 def check_hosts(settings: Settings, names: Sequence[str] = ()) -> list[health.Check]:

@@ -64,8 +64,9 @@ def available() -> bool:
     return os.path.exists("/usr/sbin/sshd") and os.geteuid() == 0
 
 
-def start(root: Path, names: dict[str, str]) -> SshHosts:
-    """Start one sshd per ``name -> loopback address``; returns them with a client key."""
+def start(root: Path, names: dict[str, str], sftp: bool = True) -> SshHosts:
+    """Start one sshd per ``name -> loopback address``; returns them with a client key.
+    ``sftp`` false: the hosts' sshd offers no SFTP subsystem (as some hardened hosts)."""
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
     client_key = root / "client_ed25519"
     subprocess.run(
@@ -94,8 +95,9 @@ def start(root: Path, names: dict[str, str]) -> SshHosts:
             f"Port {PORT}\nListenAddress {address}\nHostKey {key}\n"
             f"PidFile {d / 'sshd.pid'}\nAuthorizedKeysFile {auth}\nAllowUsers {USER}\n"
             "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n"
-            "PermitRootLogin no\nStrictModes no\nSubsystem sftp internal-sftp\n"
-            "LogLevel VERBOSE\n"
+            "PermitRootLogin no\nStrictModes no\n"
+            + ("Subsystem sftp internal-sftp\n" if sftp else "")
+            + "LogLevel VERBOSE\n"
         )
         pub = " ".join(Path(f"{key}.pub").read_text().split()[:2])
         host = SshHost(name, address, pub, log=d / "sshd.log")

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
 import subprocess
+import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -192,8 +196,7 @@ def test_interrupted_transfer_leaves_no_partial_artifacts(
             session.run_dir,
             what="fixture",
         )
-        assert session.conn is not None
-        sftp = session.conn.sftp()
+        sftp = session.sftp()
         real_get = sftp.get
 
         def cut(remote_path: str, local_path: str) -> None:
@@ -270,3 +273,84 @@ def test_driving_a_host_engine_leaves_the_process_environment_alone(
     assert _accepted(ssh_hosts, "a") > accepted
     assert dict(os.environ) == before
     assert engine.client().version()["Version"]  # back on the local engine
+
+
+@pytest.fixture
+def odd_hosts(
+    tmp_path_factory: pytest.TempPathFactory, docker_engine: None
+) -> Iterator[tuple[sshhosts.SshHosts, sshhosts.SshHosts]]:
+    """Two more hosts: "nosftp" (127.0.0.4, its sshd offers no SFTP subsystem) and "doomed"
+    (127.0.0.5, killed by the test in the middle of a transfer)."""
+    nosftp = sshhosts.start(tmp_path_factory.mktemp("nosftp"), {"nosftp": "127.0.0.4"}, sftp=False)
+    try:
+        doomed = sshhosts.start(tmp_path_factory.mktemp("doomed"), {"doomed": "127.0.0.5"})
+    except BaseException:
+        sshhosts.stop(nosftp)
+        raise
+    try:
+        yield nosftp, doomed
+    finally:
+        for h in (nosftp, doomed):
+            with contextlib.suppress(Exception):
+                sshhosts.stop(h)
+
+
+def test_a_host_without_sftp_fails_in_one_clear_line(
+    project: Project, odd_hosts: tuple[sshhosts.SshHosts, sshhosts.SshHosts]
+) -> None:
+    """Was a paramiko traceback ("Channel closed.")."""
+    nosftp, _ = odd_hosts
+    with_hosts(project, nosftp, ["nosftp"], host_extra='transfer = "sftp"\n')
+    res = project.inv("remote.run", "--host", "nosftp", "version.show", check=False)
+    assert res.returncode == 1, res.stdout + res.stderr
+    err = res.stderr.strip().splitlines()
+    assert len(err) == 1 and "Traceback" not in res.stderr, res.stderr
+    assert "host nosftp: no SFTP" in err[0] and "Subsystem sftp internal-sftp" in err[0]
+
+
+def test_a_host_killed_during_the_transfer_fails_clearly(
+    project: Project, odd_hosts: tuple[sshhosts.SshHosts, sshhosts.SshHosts]
+) -> None:
+    """The host's sshd and its sessions are killed (SIGKILL) while the workspace is being
+    uploaded: the run ends with one line naming the host and the step, no traceback, and no
+    partial results of that host here."""
+    _, doomed = odd_hosts
+    with_hosts(project, doomed, ["doomed"], host_extra='transfer = "sftp"\n')
+    (project.path / "blob.bin").write_bytes(os.urandom(96 * 1024 * 1024))  # a slow upload
+    project.commit("a large file")
+    runs = HOME / "bk-doomed" / "runs"
+    old = set(runs.glob("*/src.tar.gz"))  # left by an earlier run killed the same way
+
+    def uploading() -> bool:
+        return bool(set(runs.glob("*/src.tar.gz")) - old)
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "invoke", "remote.run", "--host", "doomed", "version.show"],
+        cwd=project.path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not uploading() and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.02)
+        assert uploading(), "the upload never started"
+        listener = doomed.hosts["doomed"].proc
+        assert listener is not None
+        subprocess.run(["pkill", "-KILL", "-P", str(listener.pid)], check=False)  # sessions
+        listener.kill()
+        listener.wait(timeout=10)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1, out + err
+    assert "Traceback" not in err, err
+    lines = err.strip().splitlines()
+    assert (
+        len(lines) == 1
+        and "host doomed: connection lost during the copy of the workspace" in lines[0]
+    ), err
+    assert not (project.path / "dist" / "hosts" / "doomed").exists()
