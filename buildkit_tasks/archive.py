@@ -106,6 +106,23 @@ def export(
     used = resolve_compression(compression)
     dest = archive_path(settings, used)
     docker.require_images(refs)
+    try:
+        hashed, saved = _write(dest, refs, runner, used)
+    except OSError as exc:  # a full disk (ENOSPC), a quota, an I/O error: one line, no file
+        raise BuildkitError(
+            f"{dest}: cannot write the image archive ({exc.strerror or exc}); nothing was "
+            "replaced, earlier artifacts are as they were"
+        ) from None
+    for other in SUFFIX.values():  # an archive left by a run with another compression
+        stale = settings.output_dir / (ARCHIVE_NAME + other)
+        if stale != dest and stale.exists():
+            stale.unlink()
+    return Archive(dest, hashed.digest.hexdigest(), hashed.size, used, saved)
+
+
+def _write(dest: Path, refs: list[str], runner: Runner, used: str) -> tuple[_HashingFile, int]:
+    """``docker save`` of ``refs`` into ``dest`` through a temporary file (see
+    :func:`export`); returns the hashing writer and the bytes ``docker save`` produced."""
     with atomic_path(dest) as tmp, tmp.open("wb") as raw:
         hashed = _HashingFile(raw)
         if used == "zstd":
@@ -120,11 +137,7 @@ def export(
         else:
             saved = runner.pipe(docker.save_argv(refs), hashed.write, what="docker save")
         raw.flush()
-    for other in SUFFIX.values():  # an archive left by a run with another compression
-        stale = settings.output_dir / (ARCHIVE_NAME + other)
-        if stale != dest and stale.exists():
-            stale.unlink()
-    return Archive(dest, hashed.digest.hexdigest(), hashed.size, used, saved)
+    return hashed, saved
 
 
 def open_archive(path: Path) -> IO[bytes]:

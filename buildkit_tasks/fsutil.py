@@ -5,8 +5,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 CHUNK = 1 << 20
@@ -49,6 +50,36 @@ def created_dirs(path: Path) -> Iterator[Path]:
             with contextlib.suppress(OSError):
                 p.rmdir()
         raise
+
+
+_HELD: dict[Path, int] = {}  # lock file -> open descriptor, held until the process exits
+
+
+def hold_lock(path: Path, on_wait: Callable[[str], None]) -> None:
+    """Hold an exclusive ``flock`` on ``path`` (made if missing) for the rest of the process;
+    calling again for the same path does nothing. When another process holds it,
+    ``on_wait`` gets what that process wrote into the file (its pid and task) and the call
+    blocks until the lock is free (Ctrl-C interrupts the wait). The kernel releases the lock
+    when the process ends, however it ends, so a crash never leaves it held."""
+    import fcntl
+
+    path = path.resolve()
+    if path in _HELD:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            on_wait(os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "unknown")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+    except BaseException:
+        os.close(fd)
+        raise
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"pid {os.getpid()}: {' '.join(sys.argv[1:])[:150]}\n".encode(), 0)
+    _HELD[path] = fd
 
 
 def _fsync(path: Path) -> None:

@@ -591,8 +591,20 @@ class ImageBuild:
         argv = oras.copy_argv(layout, digest, repository)
         what = f"pushing {name} by digest to {repository}"
 
+        out = Path(self._tmp.name) / f"{name}.oras.log"
+
         def copy() -> str:
-            self.runner.run(argv, log=log, what=what)
+            out.write_text("")
+            res = self.runner.run(argv, log=out, check=False)
+            text = out.read_text(encoding="utf-8", errors="replace")
+            with log.open("a") as fh:
+                fh.write(text)
+            if not res.ok:
+                raise CommandError(
+                    f"{what} failed (exit {res.returncode}); log: {log}",
+                    res.returncode,
+                    oras.failure_summary(text),
+                )
             return digest
 
         self.retrying(repository, True, log, copy)

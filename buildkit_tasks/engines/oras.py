@@ -58,6 +58,17 @@ def layout_digest(layout: Path) -> str:
     return digest
 
 
+def failure_summary(output: str) -> str:
+    """The lines of ``oras`` output that say why it failed. A Go panic in oras-go's concurrent
+    copy (oras-go#916, fixed after oras 1.2: two requests failing at once, as against a
+    registry answering 5xx) is summed up as the temporary failure it is, so it is retried."""
+    lines = output.splitlines()
+    why = [ln for ln in lines if ln.lower().startswith("error")]
+    if any(ln.startswith("panic: sync/atomic") for ln in lines):
+        why.append("error: oras panicked on concurrent request failures (oras-go#916): temporary")
+    return "\n".join(why)
+
+
 def require() -> None:
     """Raise BuildkitError with the way to install ``oras`` when it is not on PATH."""
     from ..runner import find_tool

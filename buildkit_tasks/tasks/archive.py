@@ -14,7 +14,7 @@ COMPRESSION_HELP = (
 )
 
 
-@task(pre=[image.build], help={"compression": COMPRESSION_HELP})
+@task(pre=[image.build], help={"compression": COMPRESSION_HELP}, writes=True)
 def export(c: Context, compression: str | None = None) -> None:
     """Save every built image into ``<output_dir>/images.tar`` (``.zst``/``.gz`` when
     compressed) and write ``SHA256SUMS``.

@@ -20,6 +20,7 @@ from .common import version as project_version
         helm.package,
         archive.export,
     ],
+    writes=True,
 )
 def all_(c: Context) -> None:
     """The whole build: lint.all, test.all, version.stamp, image.build, image.scan,

@@ -10,6 +10,7 @@ import invoke
 from invoke import Context, Exit
 from invoke.exceptions import ParseError
 
+from ..console import emit
 from ..errors import BuildkitError
 from ..options import invoke_defaults
 
@@ -28,6 +29,10 @@ class Task(invoke.Task):
     Ctrl-C into exit 130, never a traceback. No argument gets ``-h`` as its short flag, so
     ``inv TASK -h`` stays Invoke's help."""
 
+    def __init__(self, *args: Any, writes: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.writes = writes  # writes into the project: runs hold the project lock
+
     def arg_opts(self, name: str, default: str, taken_names: set[str]) -> dict[str, Any]:
         opts = super().arg_opts(name, default, taken_names | {"h"})
         if opts.get("kind") is int:  # `--parallel x`: Invoke's one-line ParseError, exit 1
@@ -36,6 +41,8 @@ class Task(invoke.Task):
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         try:
+            if self.writes and args and isinstance(args[0], Context) and not dry(args[0]):
+                lock_project(settings(args[0]))
             return super().__call__(*args, **kwargs)
         except BuildkitError as exc:
             raise Exit(f"buildkit: {exc}", code=exc.exit_code) from None
@@ -101,6 +108,22 @@ def settings(c: Context, **flags: Any) -> config.Settings:
     s = config.load(project_root(c), bk)
     given = {k: v for k, v in flags.items() if v is not None}
     return dataclasses.replace(s, **given) if given else s
+
+
+LOCK_FILE = ".buildkit.lock"
+
+
+def lock_project(s: config.Settings) -> None:
+    """Hold ``<output_dir>/.buildkit.lock`` for the rest of this process: a second
+    ``inv build.all`` (or any task that writes artifacts) in the same project waits, saying
+    for whom, until the first ends, so artifacts, checksums and the report are never written
+    by two runs at once. Pre-tasks of one run share the lock."""
+    from ..fsutil import hold_lock
+
+    def waiting(holder: str) -> None:
+        emit(f"waiting for another run in this project to finish ({holder})", err=True)
+
+    hold_lock(s.output_dir / LOCK_FILE, waiting)
 
 
 def dry(c: Context) -> bool:

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from ..buildplan import BuildPlan
 
 
-@task
+@task(writes=True)
 def package(c: Context) -> None:
     """Package each chart of ``[tool.buildkit.helm] charts`` into
     ``<output_dir>/charts/<name>-<version>.tgz``.
@@ -41,7 +41,11 @@ def package(c: Context) -> None:
         report.update(s.report_path, info, charts=[ch.as_dict(s.output_dir) for ch in results])
 
 
-@task(pre=[package], help={"force": "Overwrite a chart version the registry already holds."})
+@task(
+    pre=[package],
+    help={"force": "Overwrite a chart version the registry already holds."},
+    writes=True,
+)
 def push(c: Context, force: bool = False) -> None:
     """Push the packaged charts to an OCI registry: ``[tool.buildkit.helm] repository``
     (``oci://...``), else ``oci://<registry>/charts``; loopback registries over plain HTTP.
@@ -83,6 +87,7 @@ def push(c: Context, force: bool = False) -> None:
         "force": "Replace a chart version the repository's index.yaml already lists.",
         "extra_message": "Text added to the commit message after a blank line.",
     },
+    writes=True,
 )
 def publish(c: Context, force: bool = False, extra_message: str = "") -> None:
     """Publish the packaged charts to a chart repository kept in a git branch, as chartpress's
@@ -120,7 +125,8 @@ def publish(c: Context, force: bool = False, extra_message: str = "") -> None:
 @task(
     help={
         "reset": "Put the placeholders back: helm.reset_version and helm.reset_tag.",
-    }
+    },
+    writes=True,
 )
 def stamp(c: Context, reset: bool = False) -> None:
     """Write each chart's version, ``appVersion`` (with ``helm.app_version = "image"``) and

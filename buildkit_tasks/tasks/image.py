@@ -167,7 +167,7 @@ def _run_build(
     return results
 
 
-@task(iterable=["name"], help={k: v for k, v in HELP.items() if k != "atomic"})
+@task(iterable=["name"], help={k: v for k, v in HELP.items() if k != "atomic"}, writes=True)
 def build(
     c: Context,
     name: list[str] | None = None,
@@ -216,7 +216,7 @@ def build(
     )
 
 
-@task(iterable=["name"], help=HELP)
+@task(iterable=["name"], help=HELP, writes=True)
 def push(
     c: Context,
     name: list[str] | None = None,

@@ -22,7 +22,8 @@ from .doctor import print_checks
         "platform": "Comma-separated platforms: for each, the first reachable host listing it "
         "(the next one is tried when a host is down).",
         "keep_workspace": "Leave the copied work tree on the host (for debugging).",
-    }
+    },
+    writes=True,
 )
 def run(
     c: Context,

@@ -33,7 +33,7 @@ def show(c: Context, format: str = "text") -> None:
     print(out)
 
 
-@task
+@task(writes=True)
 def stamp(c: Context) -> None:
     """Write the version files of ``[tool.buildkit.version] files`` into ``output_dir``.
 

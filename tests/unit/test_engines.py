@@ -200,3 +200,13 @@ def test_builder_platforms_are_parsed() -> None:
     out = "Name: default\nPlatforms:        linux/amd64, linux/amd64/v2, linux/arm64*\nX: y\n"
     assert docker.parse_builder_platforms(out) == ["linux/amd64", "linux/amd64/v2", "linux/arm64"]
     assert docker.parse_builder_platforms("no such line") == []
+
+
+def test_an_oras_panic_on_concurrent_failures_counts_as_temporary() -> None:
+    from buildkit_tasks.images import is_transient
+
+    panic = "panic: sync/atomic: compare and swap of inconsistently typed value into Value\n"
+    assert is_transient(oras.failure_summary(panic + "goroutine 7 [running]:\n"))
+    refused = "Error: failed to copy: unexpected status code 401 Unauthorized\n"
+    assert oras.failure_summary(refused).startswith("Error: failed to copy")
+    assert not is_transient(oras.failure_summary(refused))
