@@ -55,7 +55,7 @@ def test_stop_escalates_to_sigkill_for_a_command_ignoring_sigterm() -> None:
     assert proc.returncode == -signal.SIGKILL
 
 
-def test_terminate_all_kills_what_sigterm_did_not_stop() -> None:
+def test_terminate_all_kills_what_sigterm_did_not_stop(tmp_path: Path) -> None:
     import threading
 
     from buildkit_tasks.errors import CommandError
@@ -63,16 +63,17 @@ def test_terminate_all_kills_what_sigterm_did_not_stop() -> None:
 
     r = Runner(stop_grace=0.5)
     failed: list[BaseException] = []
+    ready = tmp_path / "trap-set"  # SIGTERM before the trap would end the shell at once
 
     def run() -> None:
         try:
-            r.run(["sh", "-c", 'trap "" TERM; while :; do sleep 1; done'])
+            r.run(["sh", "-c", f'trap "" TERM; touch {ready}; while :; do sleep 1; done'])
         except CommandError as exc:
             failed.append(exc)
 
     t = threading.Thread(target=run)
     t.start()
-    while not r._procs:
+    while not ready.exists():
         t.join(0.05)
     r.terminate_all()
     t.join(30)
