@@ -259,6 +259,25 @@ def _commands(text: str) -> tuple[_Command, ...]:
         return cast("tuple[_Command, ...]", tuple(dockerfile.parse_string(text)))
     except dockerfile.GoParseError as exc:
         raise DockerfileError(str(exc)) from None
+    except SystemError as exc:
+        # Ctrl-C while the Go parser runs: the extension goes on with the KeyboardInterrupt
+        # set, and Python reports a chain of SystemErrors ending in it; it is the interrupt
+        if _caused_by_interrupt(exc):
+            raise KeyboardInterrupt from None
+        raise
+
+
+def _caused_by_interrupt(exc: BaseException) -> bool:
+    """Whether a KeyboardInterrupt is at the end of ``exc``'s chain of causes (walked without
+    recursion: the chain can be as long as the Dockerfile)."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        if isinstance(cur, KeyboardInterrupt):
+            return True
+        seen.add(id(cur))
+        cur = cur.__cause__ or cur.__context__
+    return False
 
 
 def escape_character(text: str) -> str:

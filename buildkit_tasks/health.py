@@ -151,8 +151,8 @@ def judge(
 
 def doctor(settings: Settings, runner: Runner) -> list[Check]:
     """This machine: the probe's checks plus the containerd image store, helm, qemu binfmt
-    for the configured (or arm64) platforms, hadolint, and the registry. Every command goes
-    through ``runner`` as a read-only query."""
+    for the configured (or arm64) platforms, hadolint, oras (atomic pushes), and the
+    registry. Every command goes through ``runner`` as a read-only query."""
     facts = local_facts(settings.output_dir.parent, runner)
     checks = judge("local", facts, str(settings.root))
     checks += [
@@ -160,9 +160,23 @@ def doctor(settings: Settings, runner: Runner) -> list[Check]:
         _helm(runner),
         _binfmt(settings, runner),
         _hadolint(),
+        _oras(settings, runner),
         _registry(settings),
     ]
     return checks
+
+
+def _oras(settings: Settings, runner: Runner) -> Check:
+    from .engines import oras
+
+    res = runner.run(
+        [oras.ORAS, "version"], capture=True, check=False, query=True, stderr_to_devnull=True
+    )
+    found = res.stdout.split("Version:", 1)[1].split()[0] if "Version:" in res.stdout else None
+    if found:
+        return Check("local", "oras", "ok", found)
+    # only image.push with atomic = true needs it
+    return Check("local", "oras", "fail" if settings.atomic else "warn", "missing", oras.INSTALL)
 
 
 def _store(facts: dict[str, str]) -> Check:

@@ -192,3 +192,25 @@ def test_registry_ports_hidden_keeps_lines_and_columns() -> None:
         "FROM --platform=linux/amd64 \\\n  registry.example.com-443/x/y:1\n"
     )
     assert [len(line) for line in out.splitlines()] == [len(x) for x in text.splitlines()]
+
+
+def test_ctrl_c_inside_the_go_parser_is_an_interrupt_not_a_system_error() -> None:
+    """The interrupt soak found it: SIGINT while BuildKit's parser runs made Python report a
+    chain of SystemErrors (a traceback) instead of a KeyboardInterrupt."""
+    import os
+    import signal
+    import threading
+    import time
+
+    from buildkit_tasks import dockerfiles
+
+    text = "FROM scratch\n" + "RUN echo x\n" * 200_000
+
+    def fire() -> None:
+        time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=fire).start()
+    with pytest.raises(KeyboardInterrupt):
+        for i in range(200):  # each parse ~0.1 s: the signal lands inside one of them
+            dockerfiles._commands(text + "#" * i)
