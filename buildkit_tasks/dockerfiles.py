@@ -251,7 +251,7 @@ class _Command(Protocol):
     end_line: int
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=1 << 15)
 def _commands(text: str) -> tuple[_Command, ...]:
     import dockerfile  # BuildKit's parser; imported on first use (fast inv --list)
 
@@ -431,11 +431,20 @@ def read_text(path: Path) -> str:
 
 
 def load(path: Path, build_args: Mapping[str, str] | None = None) -> Dockerfile:
-    """:func:`parse` of the file ``path``. Raises ConfigError naming the file."""
+    """:func:`parse` of the file ``path``. Raises ConfigError naming the file.
+
+    Discovery and the graph both read every Dockerfile; the second read of the same text with
+    the same build args is answered from a cache (keyed by the text, so an edited file is
+    parsed again)."""
     try:
-        return parse(read_text(path), build_args)
+        return _parsed(read_text(path), tuple(sorted((build_args or {}).items())))
     except DockerfileError as exc:
         raise ConfigError(f"{path}: {exc}") from None
+
+
+@functools.lru_cache(maxsize=1 << 15)
+def _parsed(text: str, build_args: tuple[tuple[str, str], ...]) -> Dockerfile:
+    return parse(text, dict(build_args))
 
 
 def registry_ports_hidden(text: str) -> str:
