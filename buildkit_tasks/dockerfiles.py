@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, cast
 
-from .errors import ConfigError
+from .errors import ConfigError, caused_by_interrupt
 
 _DIRECTIVE_RE = re.compile(r"^#\s*([A-Za-z][A-Za-z0-9_-]*)\s*=\s*(.*?)\s*$")
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -262,22 +262,9 @@ def _commands(text: str) -> tuple[_Command, ...]:
     except SystemError as exc:
         # Ctrl-C while the Go parser runs: the extension goes on with the KeyboardInterrupt
         # set, and Python reports a chain of SystemErrors ending in it; it is the interrupt
-        if _caused_by_interrupt(exc):
+        if caused_by_interrupt(exc):
             raise KeyboardInterrupt from None
         raise
-
-
-def _caused_by_interrupt(exc: BaseException) -> bool:
-    """Whether a KeyboardInterrupt is at the end of ``exc``'s chain of causes (walked without
-    recursion: the chain can be as long as the Dockerfile)."""
-    seen: set[int] = set()
-    cur: BaseException | None = exc
-    while cur is not None and id(cur) not in seen:
-        if isinstance(cur, KeyboardInterrupt):
-            return True
-        seen.add(id(cur))
-        cur = cur.__cause__ or cur.__context__
-    return False
 
 
 def escape_character(text: str) -> str:

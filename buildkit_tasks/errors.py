@@ -39,3 +39,19 @@ class HostError(BuildkitError):
         self.host = host
         #: True when the host could not be reached at all (another host may be tried).
         self.unreachable = unreachable
+
+
+def caused_by_interrupt(exc: BaseException) -> bool:
+    """Whether a KeyboardInterrupt is ``exc`` or at the end of its chain of causes. Python
+    wraps a Ctrl-C that lands in some places: inside a C extension (a chain of SystemErrors,
+    one per object it went on making; BuildKit's Go parser makes ~200,000) or while a class
+    body runs during an import (``RuntimeError: Error calling __set_name__``). Walked without
+    recursion."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        if isinstance(cur, KeyboardInterrupt):
+            return True
+        seen.add(id(cur))
+        cur = cur.__cause__ or cur.__context__
+    return False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -11,7 +12,7 @@ from invoke import Context, Exit
 from invoke.exceptions import ParseError
 
 from ..console import emit
-from ..errors import BuildkitError
+from ..errors import BuildkitError, caused_by_interrupt
 from ..options import invoke_defaults
 
 if TYPE_CHECKING:  # imported when a task runs, so `inv --list` stays fast
@@ -40,14 +41,60 @@ class Task(invoke.Task):
         return opts
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        _signal_stack()
         try:
             if self.writes and args and isinstance(args[0], Context) and not dry(args[0]):
                 lock_project(settings(args[0]))
             return super().__call__(*args, **kwargs)
         except BuildkitError as exc:
             raise Exit(f"buildkit: {exc}", code=exc.exit_code) from None
-        except KeyboardInterrupt:
-            raise Exit("buildkit: interrupted", code=130) from None
+        except (Exit, SystemExit):
+            raise
+        except BaseException as exc:  # Ctrl-C, also as Python wraps it (see caused_by_interrupt)
+            if not caused_by_interrupt(exc):
+                raise
+            raise _interrupted() from None
+
+
+def _signal_stack() -> None:
+    """Give the main thread an alternate signal stack (``faulthandler.enable`` makes one; it
+    also prints Python's stack should the process crash). BuildKit's Dockerfile parser is Go
+    code inside this process (the ``dockerfile`` wheel), and Go's runtime needs that stack when
+    a signal lands while its code runs: without it, about one Ctrl-C in a hundred during
+    planning killed the process with SIGSEGV (interrupt soak). Done before the parser loads."""
+    import faulthandler
+    import threading
+
+    if threading.current_thread() is threading.main_thread() and not faulthandler.is_enabled():
+        faulthandler.enable()
+
+
+def _interrupted() -> Exit:
+    """Ctrl-C: say so in one line now, then exit 130, whatever else happens on the way out:
+
+    - a further Ctrl-C (or one landing while the process winds down) ends it at once;
+    - CPython remembers a Ctrl-C that landed inside code run by ``exec`` of a string (as
+      ``dataclasses`` and ``namedtuple`` do while a module is imported) and, although the
+      exception was handled, ends the process by SIGINT instead of with its exit status; the
+      last ``atexit`` step therefore ends it with 130 itself (after threads were joined and
+      output flushed)."""
+    import atexit
+    import os
+    import signal
+    import sys
+    import threading
+
+    def exit_130(*_: object) -> None:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(130)
+
+    print("buildkit: interrupted", file=sys.stderr, flush=True)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, exit_130)
+        atexit.register(exit_130)
+    return Exit(code=130)
 
 
 class _IntKind(type):
