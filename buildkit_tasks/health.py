@@ -17,6 +17,8 @@ MIN_DISK_GB, WARN_DISK_GB = 2.0, 10.0
 WARN_CPUS = 2
 WARN_MEM_GB = 2.0
 MIN_ENGINE = 26
+# first engine whose BuildKit kills a RUN step cancelled while it starts (moby/buildkit#5106)
+CANCELS_STARTING_STEPS = (27, 1)
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,7 @@ def judge(
         add("architecture", "ok", native)
     engine = facts.get("engine", "")
     major = engine.split(".")[0]
+    minor = (engine.split(".") + ["0", "0"])[1]
     if not engine:
         add(
             "docker engine",
@@ -107,6 +110,14 @@ def judge(
         )
     elif not major.isdigit() or int(major) < MIN_ENGINE:
         add("docker engine", "fail", engine, f"upgrade the engine to {MIN_ENGINE}+")
+    elif (int(major), int(minor) if minor.isdigit() else 0) < CANCELS_STARTING_STEPS:
+        add(
+            "docker engine",
+            "warn",
+            engine,
+            "a RUN step that is just starting when Ctrl-C comes may run to its end (its "
+            "build is cancelled, moby/buildkit#5106); upgrade to 27.1+",
+        )
     else:
         add("docker engine", "ok", engine)
     buildx = facts.get("buildx", "")

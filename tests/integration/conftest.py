@@ -63,6 +63,61 @@ def docker_engine() -> None:
     )
 
 
+def engine_kills_starting_steps() -> bool:
+    """Whether the engine's BuildKit kills a RUN step whose cancellation arrived before runc
+    reported the step's process (moby/buildkit#5106, BuildKit 0.15, Docker Engine 27.1+).
+    Older engines let such a step run to its end although its build was cancelled."""
+    out = subprocess.run(
+        ["docker", "version", "--format", "{{.Server.Version}}"], capture_output=True, text=True
+    ).stdout
+    parts = [int(p) for p in out.split("+")[0].split(".")[:2] if p.isdigit()]
+    return tuple(parts) >= (27, 1)
+
+
+def boot_seconds() -> float:
+    """Now, on the clock ``/proc/<pid>/stat`` start times count on (seconds since boot)."""
+    return time.clock_gettime(time.CLOCK_BOOTTIME)
+
+
+def _started_at(pid: int) -> float | None:
+    """Start of ``pid`` in seconds since boot (10 ms steps), None when it has ended."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    ticks = int(stat.rsplit(")", 1)[1].split()[19])  # field 22: starttime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def run_steps_left(pattern: str, signalled: float, wait: float = 15.0) -> list[str]:
+    """RUN-step processes whose command line holds ``pattern`` still running ``wait`` seconds
+    from now (the engine cancels a step when its client goes; allow it time under load).
+
+    ``signalled``: when the Ctrl-C was sent (:func:`boot_seconds`). A step whose process
+    started after that on an engine without moby/buildkit#5106 is that engine's race, not
+    ours (its cancellation came before runc reported the step): it is killed and named on
+    stdout, not returned. Every other survivor is returned as ``pid args``."""
+    deadline = time.monotonic() + wait
+    while True:
+        ps = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True)
+        left = [ln.strip() for ln in ps.stdout.splitlines() if pattern in ln and "ps -eo" not in ln]
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.25)
+    ours = []
+    for line in left:
+        pid = int(line.split()[0])
+        started = _started_at(pid)
+        if started is None:
+            continue
+        if started >= signalled - 0.02 and not engine_kills_starting_steps():
+            print(f"engine race (moby/buildkit#5106): {line} started after the Ctrl-C; killed")
+            subprocess.run(["kill", "-KILL", str(pid)], check=False)
+            continue
+        ours.append(line)
+    return ours
+
+
 @pytest.fixture(scope="session")
 def helm_bin() -> None:
     require(_ok(["helm", "version"]), "helm")

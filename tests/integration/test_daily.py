@@ -112,8 +112,10 @@ def test_quiet_build_prints_only_the_summary(project: Project) -> None:
 def test_doctor_checks_this_machine(project: Project) -> None:
     res = project.inv("doctor")
     lines = res.stdout.splitlines()
-    for what in ("docker engine", "buildx", "image store", "helm", "emulation", "registry"):
+    for what in ("buildx", "image store", "helm", "emulation", "registry"):
         assert any(re.match(rf"local\s+ok\s+{what}\b", x) for x in lines), res.stdout
+    # Engine 26 (the CI engine) is usable but warned about: moby/buildkit#5106
+    assert any(re.match(r"local\s+(ok|warn)\s+docker engine\b", x) for x in lines), res.stdout
     assert "answers 200" in res.stdout
     bad = project.inv("doctor", env={"INVOKE_BUILDKIT_REGISTRY": "127.0.0.1:9/acme"}, check=False)
     assert bad.returncode == 1

@@ -133,10 +133,12 @@ def test_checks_judge_host_facts() -> None:
         "cpus": "8",
         "mem_kb": str(16 * 1024 * 1024),
         "disk_kb": str(50 * 1024 * 1024),
-        "engine": "26.1.5",
-        "buildx": "0.13.1",
+        "engine": "27.1.2",
+        "buildx": "0.16.2",
     }
     assert {c.level for c in health.judge("h", good, "w", spec.platforms)} == {"ok"}
+    old = {c.what: c for c in health.judge("h", {**good, "engine": "26.1.5+dfsg1"}, "w")}
+    assert old["docker engine"].level == "warn" and "buildkit#5106" in old["docker engine"].fix
     fixes = [c.fix for c in health.judge("h", {**good, "engine": ""}, "w")]
     assert any("docker group" in f for f in fixes)
 
