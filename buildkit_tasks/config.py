@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import references
+from . import batches, references
 from .errors import ConfigError
 from .references import valid_component
 
@@ -146,8 +146,9 @@ class Settings:
     ``""``), ``output_dir`` (default ``"dist"``), ``platforms`` (default: the engine's own),
     ``source`` (URL for the
     ``org.opencontainers.image.source`` label; default: git's ``origin`` remote),
-    ``parallel`` (default: CPU count), ``batch`` (build what must be built in one bake
-    first; default true), ``atomic`` (``image.push`` pushes every image by digest and tags
+    ``parallel`` (default: CPU count), ``batch`` (build what must be built in bake
+    batches first; default true), ``batch_size`` (most images per bake, default 40),
+    ``atomic`` (``image.push`` pushes every image by digest and tags
     only when all succeeded; default true), ``images``, ``helm.charts``,
     ``helm.image_values`` (value path -> image name: the stamped chart copy gets this build's
     references), ``helm.repository``
@@ -183,6 +184,7 @@ class Settings:
     platforms: tuple[str, ...] = ()
     parallel: int = 1
     batch: bool = True
+    batch_size: int = 40
     atomic: bool = True
     images: Mapping[str, ImageSpec] = field(default_factory=dict)
     charts: tuple[Path, ...] = ()
@@ -433,6 +435,7 @@ def parse(root: Path, raw: Mapping[str, Any], from_invoke: Iterable[str] = ()) -
     parallel = _count(top, "parallel", os.cpu_count() or 1, 1)
 
     batch = _bool(top, "batch", True)
+    batch_size = _count(top, "batch_size", batches.DEFAULT_BATCH_SIZE, 1)
     atomic = _bool(top, "atomic", True)
 
     images = {name: _image(root, name, table) for name, table in top.table_of("images").items()}
@@ -599,6 +602,7 @@ def parse(root: Path, raw: Mapping[str, Any], from_invoke: Iterable[str] = ()) -
         platforms=platforms,
         parallel=parallel,
         batch=batch,
+        batch_size=batch_size,
         atomic=atomic,
         images=images,
         charts=tuple(charts),
@@ -890,6 +894,7 @@ def describe(s: Settings) -> dict[str, str]:
         "platforms": items(s.platforms, "engine's own"),
         "parallel": str(s.parallel),
         "batch": flag(s.batch),
+        "batch_size": str(s.batch_size),
         "atomic": flag(s.atomic),
         "source": s.source or "git `origin` URL",
         "cache": s.cache,

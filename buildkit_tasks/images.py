@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import cachekey, credentials, scheduler
+from . import batches, cachekey, credentials, scheduler
 from .buildplan import BuildPlan
 from .config import ImageSpec, Settings
 from .console import emit
@@ -29,7 +29,7 @@ from .errors import BuildkitError, CommandError
 from .graph import ImageGraph
 from .publishing import Published, point_tags, publish
 from .references import parse as parse_reference
-from .runner import Runner
+from .runner import Runner, tail
 from .scheduler import Outcome, Status
 from .versioning import VersionInfo
 
@@ -247,21 +247,21 @@ class ImageBuild:
         if self.atomic and not runner.dry:
             oras.require()
         self.tags = {n: list(p.references) for n, p in plan.images.items()}
-        # Local lookups need no key: start them now, beside the hashing below.
+        # Local lookups need no key: list the local store now (one engine call), beside the
+        # hashing below.
         self._pool = ThreadPoolExecutor(max_workers=16)
-        self._local: dict[str, Future[docker.LocalImage | None]] = {}
+        self._local: Future[dict[str, docker.LocalImage]] | None = None
         if not force:  # read-only lookups: --dry plans exactly as the real run does
-            self._local = {
-                t[0]: self._pool.submit(docker.local_image, t[0]) for t in self.tags.values()
-            }
+            self._local = self._pool.submit(docker.local_images)
         try:
             self._plan(platforms)
         except BaseException:  # engine unreachable, platform refused: stop the lookups
             self._pool.shutdown(wait=False, cancel_futures=True)
             raise
         self.hits: dict[str, CacheHit | None] = {}
-        self.built: dict[str, str] = {}  # name -> image id, built by the batch
-        self.batch_seconds = 0.0
+        self.built: dict[str, str] = {}  # name -> image id, built by a batch
+        self.batch_seconds: dict[str, float] = {}  # name -> seconds of the batch that built it
+        self.batch_count = 0
         self.run_id = uuid.uuid4().hex[:16]
         self.sources: dict[str, str] = {}  # name -> the image its dependents build from
         self.aliases: list[str] = []
@@ -319,11 +319,11 @@ class ImageBuild:
         if self.force or not names:
             return {}
 
-        prefetched, self._local = self._local, {}  # used once: later lookups ask again
+        prefetched, self._local = self._local, None  # used once: later lookups ask again
+        index = prefetched.result() if prefetched is not None else docker.local_images()
 
         def local(ref: str) -> docker.LocalImage | None:
-            fut = prefetched.get(ref)
-            return fut.result() if fut is not None else docker.local_image(ref)
+            return docker.find_local(index, ref)
 
         def one(n: str) -> CacheHit | None:
             return find_cached(self.runner, self.keys[n], self.tags[n], self.pushes(n), local)
@@ -464,10 +464,13 @@ class ImageBuild:
 
     # -- batch ------------------------------------------------------------------------------
 
-    def bake(self, names: list[str]) -> bool:
+    def bake(self, names: list[str]) -> tuple[bool, str | None]:
         """Build ``names`` in one ``docker buildx bake`` (one solve: shared steps once, no
-        per-build overhead). True when every one was built. On failure nothing is lost: images
-        the batch finished are found again by their keys, the rest build one by one."""
+        per-build overhead); a dependency among ``names`` is a ``target:`` context, any other
+        the image built or found before (:meth:`source`). Returns ``(ok, engine_error)``:
+        ``ok`` when every one was built; on failure, the log line saying the engine (not an
+        image) failed the batch, else None (:func:`batches.engine_error`). Nothing is lost
+        either way: images the batch finished are found again by their keys."""
         inside = set(names)
         requests = {
             name: self.request(
@@ -478,23 +481,56 @@ class ImageBuild:
             )
             for name in names
         }
-        log = self.settings.logs_dir / "bake.log"
-        metadata = Path(self._tmp.name) / "bake-metadata.json"
+        self.batch_count += 1
+        log = self.settings.logs_dir / (
+            "bake.log" if self.batch_count == 1 else f"bake-{self.batch_count}.log"
+        )
+        metadata = Path(self._tmp.name) / f"bake-metadata-{self.batch_count}.json"
         started = time.monotonic()
         ok = docker.bake(self.runner, requests, log, metadata)
-        self.batch_seconds = time.monotonic() - started
+        self.batch_seconds.update(dict.fromkeys(names, time.monotonic() - started))
         if self.runner.dry:
             self.built.update({n: "" for n in names})
-            return True
+            return True, None
         docker.split_bake_log(log, {n: self.log_path(n) for n in names})
         if ok:
             self.built.update(docker.bake_digests(metadata, names))
-            return True
+            return True, None
         # images the batch did finish are in the store (or registry) under their keys
         for name, hit in self.look_up(names).items():
             if hit is not None:
                 self.built[name] = hit.image_id
-        return False
+        return False, batches.engine_error(tail(log, 40))
+
+    def bake_all(self, names: list[str]) -> None:
+        """Build ``names`` (in build order) in batches of at most ``batch_size``. A batch the
+        engine failed is retried as two halves (a note on each of its images says so, and a
+        line on stderr); when an image failed a batch, batching stops: the rest build one by
+        one, where a failure skips only its dependents."""
+        queue = batches.cut(names, self.settings.batch_size)
+        while queue:
+            chunk = [n for n in queue.pop(0) if n not in self.built]
+            if len(chunk) < 2:
+                continue  # a single image builds on its own (same command, its own log)
+            ok, engine = self.bake(chunk)
+            if ok:
+                continue
+            if engine is None:
+                emit(
+                    "buildkit: an image failed its bake batch; building the rest one by one",
+                    err=True,
+                )
+                return
+            left = [n for n in chunk if n not in self.built]
+            parts = [p for p in batches.halves(left) if p]
+            sizes = " and ".join(str(len(p)) for p in parts)
+            why = f"bake of {len(chunk)} images failed in the engine ({engine})"
+            emit(f"buildkit: {why}; retrying as batches of {sizes}", err=True)
+            for name in left:
+                self.notes[name] = "; ".join(
+                    filter(None, [self.notes.get(name), f"{why}, retried smaller"])
+                )
+            queue[:0] = parts
 
     # -- per image --------------------------------------------------------------------------
 
@@ -533,8 +569,8 @@ class ImageBuild:
             # built inside the batch: its time is the batch's
             image_id = self.built[name]
             if self.by_digest(name):
-                return self.push_by_digest(name, image_id, log, self.batch_seconds)
-            return self.done(name, image_id, self.pushed(name, image_id), self.batch_seconds)
+                return self.push_by_digest(name, image_id, log, self.batch_seconds[name])
+            return self.done(name, image_id, self.pushed(name, image_id), self.batch_seconds[name])
         contexts = self.contexts(name, self.source)
         if not self.runner.dry:
             log.write_text("")
@@ -676,10 +712,13 @@ def build_images(
        whose key matches the local image under its tags (with ``push``: the image in the
        registry) is not rebuilt; its tags are pointed at it and it is reported ``cached``
        (``force`` rebuilds everything).
-    2. Batch (``batch``, the default, when two or more images must build): one
-       ``docker buildx bake`` builds them all in a single solve, dependents from
-       ``target:`` contexts, which is what makes a cold build as fast as bake. If it fails,
-       what it finished is kept and the rest go to step 3, where failures are isolated.
+    2. Batches (``batch``, the default, when two or more images must build): the images
+       are cut in build order into ``docker buildx bake`` batches of at most
+       ``settings.batch_size`` (:mod:`.batches`), each one solve, dependents inside a batch
+       from ``target:`` contexts, which is what makes a cold build as fast as bake. A batch
+       the engine fails is retried in halves (said on stderr and in each image's note); when
+       an image fails a batch, what the batches finished is kept and the rest go to step 3,
+       where failures are isolated.
     3. Per image: the rest build on the scheduler, ``workers`` (default
        ``settings.parallel``) at once; a failure skips only what depends on it (``fail_fast``
        stops starting new builds).
@@ -707,7 +746,7 @@ def build_images(
             if on_start:
                 for name in pending:
                     on_start(name)
-            run.bake(pending)
+            run.bake_all(pending)
 
         def done(outcome: Outcome) -> None:
             if on_done:

@@ -67,7 +67,18 @@ OPTIONS: tuple[Option, ...] = (
     _o("output_dir", "string", '"dist"', "Where artifacts, logs and the report are written."),
     _o("platforms", "list", "engine's own", "Platforms to build, e.g. `linux/amd64`."),
     _o("parallel", "integer", "CPU count", "How many images build at once."),
-    _o("batch", "boolean", "true", "Build what must be built in one `docker buildx bake` first."),
+    _o(
+        "batch",
+        "boolean",
+        "true",
+        "Build what must be built in `docker buildx bake` batches first.",
+    ),
+    _o(
+        "batch_size",
+        "integer",
+        "40",
+        "Most images in one bake; a batch the engine fails is retried in halves.",
+    ),
     _o(
         "atomic",
         "boolean",

@@ -100,16 +100,44 @@ def build(runner: Runner, req: BuildRequest, log: Path) -> str:
     return req.iidfile.read_text().strip()
 
 
+_BAKE_KEY_BAD = re.compile(r"[^a-zA-Z0-9_-]")
+
+
+def bake_keys(names: Iterable[str]) -> dict[str, str]:
+    """``{image name: bake target key}``. bake takes only ``[a-zA-Z0-9_-]+`` keys ("Invalid
+    name" otherwise) while image names may hold dots and slashes (``base-python-cpu-3.10``):
+    a valid name is its own key; any other has each invalid character replaced by ``_``, plus
+    ``-`` and 8 hex digits of the name's SHA-256 when that would equal another key. Stable:
+    the same names always give the same keys."""
+    import hashlib
+
+    names = sorted(set(names))
+    valid = [n for n in names if n and not _BAKE_KEY_BAD.search(n)]
+    keys = {n: n for n in valid}
+    used = set(valid)
+    for name in names:
+        if name in keys:
+            continue
+        key = _BAKE_KEY_BAD.sub("_", name) or "_"
+        if key in used:
+            key = f"{key}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+        keys[name] = key
+        used.add(key)
+    return keys
+
+
 def bake_definition(requests: Mapping[str, BuildRequest]) -> dict[str, Any]:
     """A ``docker buildx bake`` JSON definition with one target per request (the group
     ``default`` holds them all), each pushed when its request says ``push``, else loaded into
-    the local store.
+    the local store. Targets are keyed by :func:`bake_keys` of the request names, and a
+    ``target:<name>`` context source names the dependency's key.
 
     buildx 0.13 fails ("unsupported context source target") when one target names the same
     ``target:`` under two keys (``FROM base`` and ``FROM <registry>/base:latest``); every key
     after the first gets a twin of that target instead (``<dep>--ctx<N>``: inherits it, no
     tags, cache-only output), which BuildKit solves once with the original.
     """
+    keys = bake_keys(requests)
     targets: dict[str, Any] = {}
     twins: dict[str, Any] = {}
     for name, req in requests.items():
@@ -133,17 +161,19 @@ def bake_definition(requests: Mapping[str, BuildRequest]) -> dict[str, Any]:
         uses: dict[str, int] = {}
         for key, source in sorted(req.contexts.items()):
             if source.startswith("target:"):
-                dep = source[len("target:") :]
+                dep = keys[source[len("target:") :]]
                 uses[dep] = uses.get(dep, 0) + 1
                 if uses[dep] > 1:
                     twin = f"{dep}--ctx{uses[dep] - 1}"
                     twins[twin] = {"inherits": [dep], "tags": [], "output": ["type=cacheonly"]}
-                    source = f"target:{twin}"
+                    dep = twin
+                source = f"target:{dep}"
             contexts[key] = source
         if contexts:
             t["contexts"] = contexts
-        targets[name] = t
-    return {"group": {"default": {"targets": list(requests)}}, "target": {**targets, **twins}}
+        targets[keys[name]] = t
+    group = [keys[n] for n in requests]
+    return {"group": {"default": {"targets": group}}, "target": {**targets, **twins}}
 
 
 def bake_argv(metadata: Path) -> list[str]:
@@ -182,12 +212,14 @@ _VERTEX = re.compile(r"^#(\d+) \[([^\] ]+)[ \]]")
 
 
 def split_bake_log(log: Path, per_target: Mapping[str, Path]) -> None:
-    """Write each target's steps of a bake's plain progress log to its own file.
+    """Write each target's steps of a bake's plain progress log to its own file
+    (``per_target``: image name -> file; the log names targets by :func:`bake_keys`).
 
     BuildKit names a step after the first target that asked for it, so a step two targets
     share is filed under one of them; the whole log stays in ``log``.
     """
     owner: dict[str, str] = {}
+    by_key = {k: n for n, k in bake_keys(per_target).items()}
     out: dict[str, list[str]] = {name: [] for name in per_target}
     try:
         lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
@@ -195,8 +227,8 @@ def split_bake_log(log: Path, per_target: Mapping[str, Path]) -> None:
         return
     for line in lines:
         m = _VERTEX.match(line)
-        if m and m.group(2) in out:
-            owner.setdefault(m.group(1), m.group(2))
+        if m and m.group(2) in by_key:
+            owner.setdefault(m.group(1), by_key[m.group(2)])
         num = line[1:].split(" ", 1)[0] if line.startswith("#") else ""
         target = owner.get(num)
         if target:
@@ -206,11 +238,13 @@ def split_bake_log(log: Path, per_target: Mapping[str, Path]) -> None:
 
 
 def bake_digests(metadata: Path, names: Iterable[str]) -> dict[str, str]:
-    """``{target: image digest}`` from a bake ``--metadata-file``."""
+    """``{image name: image digest}`` from a bake ``--metadata-file`` (keyed by
+    :func:`bake_keys`)."""
     import json
 
     data = json.loads(metadata.read_text())
-    return {n: (data.get(n) or {}).get("containerimage.digest", "") for n in names}
+    keys = bake_keys(names)
+    return {n: (data.get(k) or {}).get("containerimage.digest", "") for n, k in keys.items()}
 
 
 _client_lock = threading.Lock()
@@ -309,6 +343,31 @@ def local_image(reference: str) -> LocalImage | None:
     tags = tuple(attrs.get("RepoTags") or ())
     labels = (attrs.get("Config") or {}).get("Labels") or {}
     return LocalImage(attrs["Id"], tags, labels, int(attrs.get("Size") or 0))
+
+
+def local_images() -> dict[str, LocalImage]:
+    """Every tagged image in the local store, under each ``repository:tag`` naming it: one
+    engine call (``GET /images/json``) however many images there are, which is what keeps an
+    unchanged rebuild's engine calls constant. Look names up with :func:`find_local`."""
+    out: dict[str, LocalImage] = {}
+    for attrs in client().api.images():
+        tags = tuple(t for t in attrs.get("RepoTags") or () if t != "<none>:<none>")
+        labels = attrs.get("Labels") or {}
+        image = LocalImage(attrs["Id"], tags, labels, int(attrs.get("Size") or 0))
+        for tag in tags:
+            out[tag] = image
+    return out
+
+
+def find_local(images: Mapping[str, LocalImage], reference: str) -> LocalImage | None:
+    """``reference`` in a :func:`local_images` index; the engine lists Docker Hub images by
+    their short names (``docker.io/library/x:1`` as ``x:1``, ``docker.io/acme/x:1`` as
+    ``acme/x:1``)."""
+    found = images.get(reference)
+    if found is None and reference.startswith("docker.io/"):
+        short = reference[len("docker.io/") :]
+        found = images.get(short) or images.get(short.removeprefix("library/"))
+    return found
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 import dataclasses
 import io
 import json
+import re
 import tarfile
 from pathlib import Path
 
@@ -176,6 +177,50 @@ def test_bake_definition_and_argv() -> None:
         "--metadata-file",
         "/t/m.json",
     ]
+
+
+def test_bake_keys_are_valid_distinct_and_stable() -> None:
+    names = ["base-python-cpu-3.10", "base-python-cpu-3_10", "tools/seg.v2", "api", "a.b", "a_b"]
+    keys = docker.bake_keys(names)
+    assert all(re.fullmatch(r"[a-zA-Z0-9_-]+", k) for k in keys.values())
+    assert len(set(keys.values())) == len(names)  # no two names share a key
+    # valid names are their own keys; the dotted twin of a valid name gets a hash suffix
+    assert (
+        keys["api"] == "api"
+        and keys["a_b"] == "a_b"
+        and keys["base-python-cpu-3_10"] == ("base-python-cpu-3_10")
+    )
+    assert re.fullmatch(r"a_b-[0-9a-f]{8}", keys["a.b"])
+    assert keys["tools/seg.v2"] == "tools_seg_v2"
+    assert docker.bake_keys(reversed(names)) == keys
+
+
+def test_bake_definition_keys_dotted_names_and_their_target_contexts() -> None:
+    reqs = {
+        "base-python-cpu-3.10": docker.BuildRequest(Path("/p/b"), Path("/p/b/D"), ["r/b:1"]),
+        "seg.v2": docker.BuildRequest(
+            Path("/p/s"),
+            Path("/p/s/D"),
+            ["r/s:1"],
+            contexts={"local-only/base-python-cpu-3.10": "target:base-python-cpu-3.10"},
+        ),
+    }
+    d = docker.bake_definition(reqs)
+    assert d["group"]["default"]["targets"] == ["base-python-cpu-3_10", "seg_v2"]
+    assert d["target"]["seg_v2"]["contexts"] == {
+        "local-only/base-python-cpu-3.10": "target:base-python-cpu-3_10"
+    }
+
+
+def test_bake_results_and_logs_are_found_under_sanitised_keys(tmp_path: Path) -> None:
+    meta = tmp_path / "m.json"
+    meta.write_text('{"seg_v2": {"containerimage.digest": "sha256:aa"}}')
+    assert docker.bake_digests(meta, ["seg.v2", "x"]) == {"seg.v2": "sha256:aa", "x": ""}
+    log = tmp_path / "bake.log"
+    log.write_text("#3 [seg_v2 1/2] RUN make\n#3 DONE 0.1s\n")
+    out = {"seg.v2": tmp_path / "seg.v2.log"}
+    docker.split_bake_log(log, out)
+    assert "#3 DONE 0.1s" in out["seg.v2"].read_text()
 
 
 def test_split_bake_log_files_steps_by_target(tmp_path: Path) -> None:

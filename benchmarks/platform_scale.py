@@ -1,0 +1,230 @@
+"""Platform scale: a 164-image graph (40 roots, chains four deep, dotted and long names,
+``COPY --from`` edges; benchmarks/platformgraph.py) built by buildkit-tasks and by
+``docker buildx bake`` in the same run.
+
+    python benchmarks/platform_scale.py [--chunk N]
+
+Prints, each with its target from issue 15:
+1. plan: ``inv image.graph`` with process start, and the plan in-process (target <= 0.3 s);
+2. cold build (no image, build cache pruned before each): ours against every bake setup,
+   one bake of all 164 targets, one bake per level, bakes of ``--chunk`` targets in build
+   order; a setup that fails is printed with its error; ratio to the fastest that completed
+   (target <= 1.0);
+3. unchanged rebuild: ours (target <= 1.5 s) against that bake setup run again (target: ours
+   >= 15x faster), and the engine API requests ours made (counted by a proxy in front of the
+   engine's socket: it must not grow with the image count);
+4. one root changed: ours (only its dependents rebuild) against bake of that subgraph
+   (target <= 1.1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import graphproject as gp  # noqa: E402  (benchmarks/ is on sys.path as the script's folder)
+import platformgraph as pg  # noqa: E402
+
+ENGINE_SOCKET = "/var/run/docker.sock"
+_REQUEST = re.compile(rb"(?:GET|POST|HEAD|PUT|DELETE) /\S* HTTP/1\.[01]\r\n")
+
+
+class CountingProxy:
+    """A unix socket in front of the engine's that counts HTTP requests (engine API calls)
+    made through it; upgraded connections (buildx's gRPC) are passed on, not parsed."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.count, self._lock = path, 0, threading.Lock()
+        self._server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._server.bind(str(path))
+        self._server.listen(64)
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return
+            engine = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            engine.connect(ENGINE_SOCKET)
+            threading.Thread(target=self._pump, args=(client, engine, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(engine, client, False), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket, requests: bool) -> None:
+        try:
+            while data := src.recv(65536):
+                if requests:
+                    with self._lock:
+                        self.count += len(_REQUEST.findall(data))
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self._server.close()
+
+
+def run(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[float, str]:
+    """(wall seconds, '' or the failure's last line) of one run of ``argv``."""
+    start = time.perf_counter()
+    res = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, env=env)
+    took = time.perf_counter() - start
+    if res.returncode != 0:
+        lines = (res.stderr or res.stdout).strip().splitlines() or ["(no output)"]
+        return took, lines[-1][:160]
+    return took, ""
+
+
+def ours(graph: pg.Graph, *args: str, env: dict[str, str] | None = None) -> float:
+    took, err = run([sys.executable, "-m", "invoke", "image.build", *args], graph.root, env)
+    if err:
+        sys.exit(f"benchmark: inv image.build failed: {err}")
+    return took
+
+
+def bake_setups(graph: pg.Graph, chunk: int) -> dict[str, list[list[str]]]:
+    """Each bake setup as its consecutive bakes (lists of images, in build order)."""
+    return {
+        "one bake of all targets": [graph.order],
+        "one bake per level": graph.levels,
+        f"bakes of {chunk} targets": [
+            graph.order[i : i + chunk] for i in range(0, len(graph.order), chunk)
+        ],
+    }
+
+
+def bake(graph: pg.Graph, bakes: list[list[str]], label: str) -> tuple[float, str]:
+    """Run the setup's bakes one after another; (seconds, '' or the error)."""
+    built: set[str] = set()
+    total = 0.0
+    stem = re.sub(r"\W", "", label)
+    for i, names in enumerate(bakes):
+        path = pg.write_bake(graph, names, built, f"bake-{stem}-{i}.json")
+        took, err = run(["docker", "buildx", "bake", "--file", str(path)], graph.root)
+        total += took
+        if err:
+            return total, err
+        built.update(names)
+    return total, ""
+
+
+def clean(prune: bool = True) -> None:
+    gp.remove_images((f"{pg.REGISTRY}/", f"{pg.REGISTRY}-bake/"))
+    if prune:
+        gp.prune_build_cache()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--chunk", type=int, default=40, help="targets per bake in the chunked setup")
+    ap.add_argument("--reps", type=int, default=3, help="runs of each timed no-op (median)")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-platform-") as tmp:
+        graph = pg.make(Path(tmp) / "platform", salt=uuid.uuid4().hex)
+        edges = sum(len(d) for d in graph.deps.values())
+        print(
+            f"platform graph: {len(graph.order)} images, {len(graph.levels[0])} roots, "
+            f"{edges} edges, {len(graph.levels)} levels"
+        )
+
+        # 1. plan
+        graph_argv = [sys.executable, "-m", "invoke", "image.graph"]
+        plans = [run(graph_argv, graph.root)[0] for _ in range(3)]
+        from buildkit_tasks import buildplan, config
+
+        t0 = time.perf_counter()
+        settings = config.load(graph.root)
+        buildplan.make(settings)
+        in_process = time.perf_counter() - t0
+        print("1. plan")
+        print(gp.line("inv image.graph (with process start)", plans))
+        print(f"  {'plan in-process (config + graph + versions)':<44} {in_process:6.2f} s")
+        print(f"  target <= 0.3 s: {'met' if statistics.median(plans) <= 0.3 else 'NOT met'}")
+
+        # 2. cold
+        print("2. cold build")
+        clean()
+        t_ours = ours(graph)
+        print(f"  {'buildkit-tasks inv image.build':<44} {t_ours:6.2f} s")
+        results: dict[str, float] = {}
+        for label, bakes in bake_setups(graph, args.chunk).items():
+            clean()
+            took, err = bake(graph, bakes, label)
+            if err:
+                print(f"  {'bake: ' + label:<44} failed after {took:.2f} s: {err}")
+            else:
+                results[label] = took
+                print(f"  {'bake: ' + label:<44} {took:6.2f} s")
+        if not results:
+            print("  no bake setup completed; no ratio")
+            return
+        fastest = min(results, key=lambda k: results[k])
+        ratio = t_ours / results[fastest]
+        print(
+            f"  ratio ours / fastest bake ({fastest}): {ratio:.2f}  "
+            f"(target <= 1.0: {'met' if ratio <= 1.0 else 'NOT met'})"
+        )
+
+        # 3. unchanged: everything is built by both (the fastest bake setup ran last? rerun it)
+        print("3. unchanged rebuild")
+        bakes = bake_setups(graph, args.chunk)[fastest]
+        bake(graph, bakes, fastest)  # make sure the peer's images are all there
+        ours(graph)  # and ours (the bake runs may have evicted nothing, but be sure)
+        t_noop = [ours(graph) for _ in range(args.reps)]
+        b_noop = [bake(graph, bakes, fastest)[0] for _ in range(args.reps)]
+        proxy_path = Path(tmp) / "engine.sock"
+        proxy = CountingProxy(proxy_path)
+        env = {**os.environ, "DOCKER_HOST": f"unix://{proxy_path}"}
+        ours(graph, env=env)
+        proxy.close()
+        calls = proxy.count
+        o, b = statistics.median(t_noop), statistics.median(b_noop)
+        print(gp.line("buildkit-tasks inv image.build", t_noop))
+        print(gp.line(f"bake: {fastest}", b_noop))
+        print(
+            f"  ours {o:.2f} s (target <= 1.5 s: {'met' if o <= 1.5 else 'NOT met'}); "
+            f"bake / ours: {b / o:.1f}x (target >= 15x: {'met' if b / o >= 15 else 'NOT met'})"
+        )
+        print(f"  engine API requests of ours for {len(graph.order)} unchanged images: {calls}")
+
+        # 4. one root changed
+        print("4. one root changed")
+        root = graph.levels[0][0]
+        sub = pg.dependents(graph, root)
+        dockerfile = graph.root / "images" / root / "Dockerfile"
+        dockerfile.write_text(dockerfile.read_text().replace("> /id", "changed > /id"))
+        t_one = ours(graph)
+        rest = set(graph.order) - set(sub)
+        path = pg.write_bake(graph, sub, rest, "bake-subgraph.json")
+        t_sub, err = run(["docker", "buildx", "bake", "--file", str(path)], graph.root)
+        if err:
+            sys.exit(f"benchmark: bake of the subgraph failed: {err}")
+        print(f"  {root} and its {len(sub) - 1} dependents")
+        print(f"  {'buildkit-tasks inv image.build':<44} {t_one:6.2f} s")
+        print(f"  {'bake of that subgraph':<44} {t_sub:6.2f} s")
+        r = t_one / t_sub
+        print(f"  ratio ours / bake: {r:.2f}  (target <= 1.1: {'met' if r <= 1.1 else 'NOT met'})")
+        clean(prune=False)
+
+
+if __name__ == "__main__":
+    main()
