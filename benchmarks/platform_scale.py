@@ -35,7 +35,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import graphproject as gp  # noqa: E402  (benchmarks/ is on sys.path as the script's folder)
-import platformgraph as pg  # noqa: E402
+
+from tests.fixtures import buildable_platform as pg  # noqa: E402
 
 ENGINE_SOCKET = "/var/run/docker.sock"
 _REQUEST = re.compile(rb"(?:GET|POST|HEAD|PUT|DELETE) /\S* HTTP/1\.[01]\r\n")

@@ -12,7 +12,8 @@ build one by one, where a failure skips only its dependents.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 DEFAULT_BATCH_SIZE = 40
 
@@ -54,3 +55,42 @@ def engine_error(log_tail: str) -> str | None:
         if any(marker in line for marker in ENGINE_ERRORS):
             return line.strip()
     return None
+
+
+@dataclass(frozen=True)
+class Retry:
+    """A batch the engine failed (``why``: its log line), retried as ``parts``."""
+
+    names: tuple[str, ...]
+    why: str
+    parts: tuple[tuple[str, ...], ...]
+
+
+def run(
+    names: Sequence[str],
+    size: int,
+    bake: Callable[[list[str]], tuple[bool, str | None]],
+    built: Callable[[str], bool],
+    on_retry: Callable[[Retry], None] = lambda r: None,
+) -> bool:
+    """Bake ``names`` (build order) in batches of at most ``size``. ``bake(batch)`` returns
+    ``(ok, engine_error)`` (:func:`engine_error`); ``built(name)`` says whether an image is
+    done (a failed batch may have finished some). A batch the engine failed is retried as two
+    halves of what it left (``on_retry`` hears of it), down to single images, which are left
+    to the caller. Returns False when an image failed a batch: batching stops there, and
+    what is not built is the caller's to build one by one; True otherwise."""
+    queue = cut(names, size)
+    while queue:
+        batch = [n for n in queue.pop(0) if not built(n)]
+        if len(batch) < 2:
+            continue  # a single image builds on its own (same command, its own log)
+        ok, engine = bake(batch)
+        if ok:
+            continue
+        if engine is None:
+            return False
+        left = [n for n in batch if not built(n)]
+        parts = [p for p in halves(left) if p]
+        on_retry(Retry(tuple(batch), engine, tuple(tuple(p) for p in parts)))
+        queue[:0] = parts
+    return True

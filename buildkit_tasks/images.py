@@ -247,12 +247,13 @@ class ImageBuild:
         if self.atomic and not runner.dry:
             oras.require()
         self.tags = {n: list(p.references) for n, p in plan.images.items()}
-        # Local lookups need no key: list the local store now (one engine call), beside the
-        # hashing below.
+        # Local lookups need no key: ask for every image under our tags now (one engine
+        # call), beside the hashing below.
         self._pool = ThreadPoolExecutor(max_workers=16)
         self._local: Future[dict[str, docker.LocalImage]] | None = None
         if not force:  # read-only lookups: --dry plans exactly as the real run does
-            self._local = self._pool.submit(docker.local_images)
+            refs = [r for tags in self.tags.values() for r in tags]
+            self._local = self._pool.submit(docker.local_images, refs)
         try:
             self._plan(platforms)
         except BaseException:  # engine unreachable, platform refused: stop the lookups
@@ -320,7 +321,10 @@ class ImageBuild:
             return {}
 
         prefetched, self._local = self._local, None  # used once: later lookups ask again
-        index = prefetched.result() if prefetched is not None else docker.local_images()
+        if prefetched is not None:
+            index = prefetched.result()
+        else:
+            index = docker.local_images(r for n in names for r in self.tags[n])
 
         def local(ref: str) -> docker.LocalImage | None:
             return docker.find_local(index, ref)
@@ -503,34 +507,25 @@ class ImageBuild:
         return False, batches.engine_error(tail(log, 40))
 
     def bake_all(self, names: list[str]) -> None:
-        """Build ``names`` (in build order) in batches of at most ``batch_size``. A batch the
-        engine failed is retried as two halves (a note on each of its images says so, and a
-        line on stderr); when an image failed a batch, batching stops: the rest build one by
-        one, where a failure skips only its dependents."""
-        queue = batches.cut(names, self.settings.batch_size)
-        while queue:
-            chunk = [n for n in queue.pop(0) if n not in self.built]
-            if len(chunk) < 2:
-                continue  # a single image builds on its own (same command, its own log)
-            ok, engine = self.bake(chunk)
-            if ok:
-                continue
-            if engine is None:
-                emit(
-                    "buildkit: an image failed its bake batch; building the rest one by one",
-                    err=True,
-                )
-                return
-            left = [n for n in chunk if n not in self.built]
-            parts = [p for p in batches.halves(left) if p]
-            sizes = " and ".join(str(len(p)) for p in parts)
-            why = f"bake of {len(chunk)} images failed in the engine ({engine})"
+        """Build ``names`` (in build order) in batches of at most ``batch_size``
+        (:func:`batches.run`). A batch the engine failed is retried in halves: a line on
+        stderr and a note on each of its images say so. When an image failed a batch,
+        batching stops with a line: the rest build one by one, where a failure skips only
+        its dependents."""
+
+        def retried(r: batches.Retry) -> None:
+            why = f"bake of {len(r.names)} images failed in the engine ({r.why})"
+            sizes = " and ".join(str(len(p)) for p in r.parts)
             emit(f"buildkit: {why}; retrying as batches of {sizes}", err=True)
-            for name in left:
+            for name in (n for part in r.parts for n in part):
                 self.notes[name] = "; ".join(
                     filter(None, [self.notes.get(name), f"{why}, retried smaller"])
                 )
-            queue[:0] = parts
+
+        if not batches.run(
+            names, self.settings.batch_size, self.bake, lambda n: n in self.built, retried
+        ):
+            emit("buildkit: an image failed its bake batch; building the rest one by one", err=True)
 
     # -- per image --------------------------------------------------------------------------
 

@@ -345,17 +345,21 @@ def local_image(reference: str) -> LocalImage | None:
     return LocalImage(attrs["Id"], tags, labels, int(attrs.get("Size") or 0))
 
 
-def local_images() -> dict[str, LocalImage]:
-    """Every tagged image in the local store, under each ``repository:tag`` naming it: one
-    engine call (``GET /images/json``) however many images there are, which is what keeps an
-    unchanged rebuild's engine calls constant. Look names up with :func:`find_local`."""
+def local_images(references: Iterable[str]) -> dict[str, LocalImage]:
+    """The local images ``references`` name, under each ``repository:tag`` naming them: one
+    engine call (``GET /images/json`` filtered by reference) per 500 references, instead of
+    one inspect per image. Listing the whole store is no option: with the containerd store
+    the engine works out every listed image's details (about 10 ms each), and build machines
+    hold thousands. Look names up with :func:`find_local`."""
+    refs = sorted(set(references))
     out: dict[str, LocalImage] = {}
-    for attrs in client().api.images():
-        tags = tuple(t for t in attrs.get("RepoTags") or () if t != "<none>:<none>")
-        labels = attrs.get("Labels") or {}
-        image = LocalImage(attrs["Id"], tags, labels, int(attrs.get("Size") or 0))
-        for tag in tags:
-            out[tag] = image
+    for i in range(0, len(refs), 500):
+        for attrs in client().api.images(filters={"reference": refs[i : i + 500]}):
+            tags = tuple(t for t in attrs.get("RepoTags") or () if t != "<none>:<none>")
+            labels = attrs.get("Labels") or {}
+            image = LocalImage(attrs["Id"], tags, labels, int(attrs.get("Size") or 0))
+            for tag in tags:
+                out[tag] = image
     return out
 
 

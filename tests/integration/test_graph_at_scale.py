@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import commit_all
+from tests.fixtures import buildable_platform
 
 from .conftest import Project, boot_seconds, docker, run_steps_left
 
@@ -241,3 +242,41 @@ def test_push_twice_is_cached_the_second_time(project: Project, registry: str) -
     assert statuses(project) == {"base": "succeeded", "worker": "succeeded"}
     project.inv("image.push", "--name", "worker")
     assert statuses(project) == {"base": "cached", "worker": "cached"}
+
+
+def test_a_platform_shaped_graph_builds_in_batches_under_sanitised_keys(
+    tmp_path: Path, docker_engine: None, busybox: dict[str, Path]
+) -> None:
+    """Dotted and long names (``base-python-cpu-3.8``, ``service.00-...``, ``plugin-00.v2``),
+    ``COPY --from`` edges and chains four deep, cut into batches of 5: every image is built
+    by a bake (none falls back to a build of its own), dependents across batches build on
+    what the earlier batch made."""
+    g = buildable_platform.make(
+        tmp_path / "platform", uuid.uuid4().hex, roots=4, services=4, plugins=3, jobs=2
+    )
+    pyproject = g.root / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace("[tool.buildkit]\n", "[tool.buildkit]\nbatch_size = 5\n", 1)
+    )
+    commit_all(g.root, "platform")
+    p = Project(g.root)
+    res = p.inv("image.build")
+    assert "one by one" not in res.stderr and "retrying" not in res.stderr, res.stderr
+    images = {i["name"]: i for i in p.report()["images"]}
+    assert set(images) == set(g.order)
+    assert {i["status"] for i in images.values()} == {"succeeded"}
+    assert all(i.get("batch") for i in images.values()), images
+    logs = sorted(f.name for f in (g.root / "dist" / "logs").glob("bake*.log"))
+    assert logs == ["bake-2.log", "bake-3.log", "bake.log"]  # 13 images: 5 + 5 + 3
+    # a job four deep carries its whole chain, and a COPY --from edge its file
+    job = g.levels[3][0]
+    ref = images[job]["references"][0]
+    text = docker("run", "--rm", ref, "/bin/busybox", "cat", "/id", "/from-3").stdout
+    chain = [job]
+    while g.deps[chain[-1]]:
+        chain.append(g.deps[chain[-1]][0])
+    assert all(name in text for name in chain), (chain, text)
+    assert g.deps[job][1] in text  # /from-3 is the other plugin's /id
+    # with nothing changed, nothing is built again
+    p.inv("image.build")
+    assert {i["status"] for i in p.report()["images"]} == {"cached"}
