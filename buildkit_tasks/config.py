@@ -21,6 +21,8 @@ from . import batches, references
 from .errors import ConfigError
 from .references import valid_component
 
+BUILDER_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on Python 3.10 only
@@ -148,6 +150,8 @@ class Settings:
     ``org.opencontainers.image.source`` label; default: git's ``origin`` remote),
     ``parallel`` (default: CPU count), ``batch`` (build what must be built in bake
     batches first; default true), ``batch_size`` (most images per bake, default 40),
+    ``builder`` (the buildx builder every build, bake and imagetools call uses; default
+    buildx's current),
     ``atomic`` (``image.push`` pushes every image by digest and tags
     only when all succeeded; default true), ``images``, ``helm.charts``,
     ``helm.image_values`` (value path -> image name: the stamped chart copy gets this build's
@@ -185,6 +189,7 @@ class Settings:
     parallel: int = 1
     batch: bool = True
     batch_size: int = 40
+    builder: str | None = None  # the buildx builder (BUILDX_BUILDER) of every buildx call
     atomic: bool = True
     images: Mapping[str, ImageSpec] = field(default_factory=dict)
     charts: tuple[Path, ...] = ()
@@ -436,6 +441,9 @@ def parse(root: Path, raw: Mapping[str, Any], from_invoke: Iterable[str] = ()) -
 
     batch = _bool(top, "batch", True)
     batch_size = _count(top, "batch_size", batches.DEFAULT_BATCH_SIZE, 1)
+    builder = top.str("builder") or None
+    if builder is not None and not BUILDER_NAME.fullmatch(builder):
+        raise top.fail("builder", "a buildx builder name (letters, digits, '.', '_', '-')")
     atomic = _bool(top, "atomic", True)
 
     images = {name: _image(root, name, table) for name, table in top.table_of("images").items()}
@@ -603,6 +611,7 @@ def parse(root: Path, raw: Mapping[str, Any], from_invoke: Iterable[str] = ()) -
         parallel=parallel,
         batch=batch,
         batch_size=batch_size,
+        builder=builder,
         atomic=atomic,
         images=images,
         charts=tuple(charts),
@@ -895,6 +904,7 @@ def describe(s: Settings) -> dict[str, str]:
         "parallel": str(s.parallel),
         "batch": flag(s.batch),
         "batch_size": str(s.batch_size),
+        "builder": s.builder or "buildx's current",
         "atomic": flag(s.atomic),
         "source": s.source or "git `origin` URL",
         "cache": s.cache,

@@ -161,7 +161,8 @@ def judge(
 
 
 def doctor(settings: Settings, runner: Runner) -> list[Check]:
-    """This machine: the probe's checks plus the containerd image store, helm, qemu binfmt
+    """This machine: the probe's checks plus the containerd image store, helm, the buildx
+    builder (config ``builder``) and its platforms, qemu binfmt
     for the configured (or arm64) platforms, hadolint, oras (atomic pushes), and the
     registry. Every command goes through ``runner`` as a read-only query."""
     facts = local_facts(settings.output_dir.parent, runner)
@@ -169,12 +170,40 @@ def doctor(settings: Settings, runner: Runner) -> list[Check]:
     checks += [
         _store(facts),
         _helm(runner),
+        _builder(settings, runner),
         _binfmt(settings, runner),
         _hadolint(),
         _oras(settings, runner),
         _registry(settings),
     ]
     return checks
+
+
+def _builder(settings: Settings, runner: Runner) -> Check:
+    """The buildx builder builds go to (config ``builder``, else buildx's current): that it
+    answers, and the platforms it lists."""
+    from .engines import docker
+
+    name = settings.builder or "buildx's current"
+    saved = dict(runner.env)
+    if settings.builder:  # a docker context's builder is reached through that context
+        runner.env.update(docker.builder_env(runner, settings.builder)[0])
+    try:
+        platforms = docker.builder_platforms(runner)
+    finally:
+        runner.env.clear()
+        runner.env.update(saved)
+    if platforms is None:
+        return Check(
+            "local",
+            "builder",
+            "fail",
+            f"{name}: not found or not answering",
+            f"docker buildx ls; create it with docker buildx create --name {settings.builder}"
+            if settings.builder
+            else "install the docker-buildx plugin",
+        )
+    return Check("local", "builder", "ok", f"{name}: {', '.join(platforms) or 'no platforms'}")
 
 
 def _oras(settings: Settings, runner: Runner) -> Check:

@@ -74,6 +74,13 @@ OPTIONS: tuple[Option, ...] = (
         "Build what must be built in `docker buildx bake` batches first.",
     ),
     _o(
+        "builder",
+        "string",
+        "buildx's current",
+        "The buildx builder (`docker buildx create --name`) of every build, bake and imagetools "
+        "call; a remote, kubernetes or multi-node builder spreads the work.",
+    ),
+    _o(
         "batch_size",
         "integer",
         "40",

@@ -147,8 +147,10 @@ def local_wheel(settings: Settings) -> Wheel:
 
     From a source checkout it is built once per source content (``pip wheel``; build
     requirements from ``wheelhouse`` when set) and cached under
-    ``~/.cache/buildkit-tasks/wheels/``; otherwise it is the released wheel in ``wheelhouse``,
-    or failing that the release itself from the host's package index.
+    ``~/.cache/buildkit-tasks/wheels/``. Installed from a wheel (the normal case), it is the
+    wheel of this version in ``wheelhouse`` when there is one, else a wheel made again from
+    the installed files (:func:`_wheel_from_installed`); only an installation pip did not
+    make falls back to the release from the host's package index.
     """
     version = importlib.metadata.version(PACKAGE)
     src = _source_dir()
@@ -195,10 +197,64 @@ def local_wheel(settings: Settings) -> Wheel:
             found = sorted(out.glob("buildkit_tasks-*.whl"))
         return Wheel(found[0], version, f"{version}-{key}")
     if settings.wheelhouse is not None:
-        found = sorted(settings.wheelhouse.glob(f"buildkit_tasks-{version}-*.whl"))
+        found = sorted(settings.wheelhouse.glob(f"buildkit_tasks-{_wheel_version(version)}-*.whl"))
         if found:
             return Wheel(found[0], version, f"{version}-{sha256_file(found[0])[:12]}")
+    rebuilt = _wheel_from_installed()
+    if rebuilt is not None:
+        return Wheel(rebuilt, version, f"{version}-{sha256_file(rebuilt)[:12]}")
     return Wheel(None, version, f"{version}-release")
+
+
+def _wheel_version(version: str) -> str:
+    """``version`` as a wheel file name spells it (PEP 427: ``-`` becomes ``_``)."""
+    return version.replace("-", "_")
+
+
+_NOT_SHIPPED = {"RECORD", "INSTALLER", "REQUESTED", "direct_url.json"}
+
+
+def _wheel_from_installed() -> Path | None:
+    """A wheel of the installed buildkit-tasks, made again from the files its ``RECORD``
+    lists (what pip installed from the original wheel, less the console scripts, which pip
+    makes again from ``entry_points.txt``, and byte code). Cached per ``RECORD`` content
+    under ``~/.cache/buildkit-tasks/wheels/``. None when the installation has no
+    ``RECORD`` (not installed by pip)."""
+    import base64
+    import zipfile
+
+    dist = importlib.metadata.distribution(PACKAGE)
+    record = dist.read_text("RECORD")
+    if not record or not dist.files:
+        return None
+    version = dist.version
+    out = _cache_dir() / f"installed-{hashlib.sha256(record.encode()).hexdigest()[:12]}"
+    wheel = out / f"buildkit_tasks-{_wheel_version(version)}-py3-none-any.whl"
+    if wheel.is_file():
+        return wheel
+    files = [
+        f
+        for f in dist.files
+        if not f.parts[0] == ".."
+        and "__pycache__" not in f.parts
+        and not (f.parts[0].endswith(".dist-info") and f.name in _NOT_SHIPPED)
+    ]
+    info = next((f.parts[0] for f in dist.files if f.parts[0].endswith(".dist-info")), None)
+    if info is None:
+        return None
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / f".{wheel.name}.{os.getpid()}.tmp"
+    lines = []
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+        for f in sorted(files, key=str):
+            data = Path(str(dist.locate_file(f))).read_bytes()
+            zf.writestr(f.as_posix(), data)
+            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
+            lines.append(f"{f.as_posix()},sha256={digest.decode()},{len(data)}")
+        lines.append(f"{info}/RECORD,,")
+        zf.writestr(f"{info}/RECORD", "\n".join(lines) + "\n")
+    tmp.replace(wheel)
+    return wheel
 
 
 # --- one host -----------------------------------------------------------------------------------
@@ -327,7 +383,7 @@ class HostSession:
             offline = True
         script = (
             'rm -rf "$1" && python3 -m venv "$1" && '
-            '"$1/bin/pip" install -q --disable-pip-version-check $4 --find-links "$2" "$3" && '
+            '"$1/bin/pip" install -q --disable-pip-version-check $4 --find-links "$2" "$3" 2>&1 && '
             'printf "%s\\n" "$5" > "$1/.buildkit-key"'
         )
         attempts = ["--no-index", ""] if offline else [""]
@@ -346,10 +402,10 @@ class HostSession:
             if code == 0:
                 return venv
             last = out
+        errors = [ln.strip() for ln in last.splitlines() if "ERROR" in ln or "rror:" in ln]
+        said = errors[-1] if errors else (last.strip().splitlines() or ["pip said nothing"])[-1]
         raise HostError(
-            self.spec.name,
-            f"installing {PACKAGE} failed (no index reachable and the wheelhouse lacks a "
-            f"dependency?) {last.strip()[-200:]}",
+            self.spec.name, f"installing {PACKAGE} {wheel.version} failed: pip: {said[-300:]}"
         )
 
     def run_task(self, venv: str, task_argv: Sequence[str], versions: Versions) -> int:
@@ -383,15 +439,18 @@ class HostSession:
     def fetch(self, output_rel: str, dest: Path) -> int:
         """Bring ``<run>/src/<output_rel>`` back to ``dest``: checksums listed on the host, a
         tar over SFTP, every file verified (and ``SHA256SUMS`` when present) before ``dest`` is
-        replaced in one rename. Nothing partial is left locally. Returns the file count."""
+        replaced in one rename. Nothing partial is left locally. Returns the file count: 0,
+        with ``dest`` left alone, when the task wrote no ``output_rel`` (``version.show``)."""
         assert self.conn is not None
         out_dir = f"{self.run_dir}/src/{output_rel}"
         code, listing = self.sh(
-            'cd "$1" && find . -type f -print0 | xargs -0 -r sha256sum',
+            '[ -d "$1" ] || exit 3; cd "$1" && find . -type f -print0 | xargs -0 -r sha256sum',
             out_dir,
             what="checksums",
             check=False,
         )
+        if code == 3:  # the task wrote no output directory (version.show): nothing to fetch
+            return 0
         if code != 0:
             raise HostError(self.spec.name, f"the task left no {output_rel}/ to bring back")
         expected = {}

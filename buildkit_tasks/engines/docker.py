@@ -514,6 +514,26 @@ def parse_builder_platforms(inspect_output: str) -> list[str]:
     return []
 
 
+def builder_env(runner: Runner, name: str) -> tuple[dict[str, str], str | None]:
+    """``(command env, engine)`` that send every docker and buildx command to builder
+    ``name``, and the engine the SDK should talk to (for :func:`engine_at`, None: unchanged).
+    A docker context's own builder (docker driver, which buildx uses only through its
+    context) is ``DOCKER_CONTEXT`` and that context's engine; any other buildx builder
+    (docker-container, remote, kubernetes, a multi-node one) is ``BUILDX_BUILDER``, images
+    still loaded into the current engine. A read-only query, run under ``--dry`` too."""
+    res = runner.run(
+        [DOCKER, "context", "inspect", "--format", "{{.Endpoints.docker.Host}}", name],
+        capture=True,
+        check=False,
+        query=True,
+        stderr_to_devnull=True,
+    )
+    host = res.stdout.strip() if res.ok else ""
+    if host:
+        return {"DOCKER_CONTEXT": name}, host
+    return {"BUILDX_BUILDER": name}, None
+
+
 def builder_platforms(runner: Runner) -> list[str] | None:
     """The platforms the current builder lists (``docker buildx inspect``; a read-only query,
     run under ``--dry`` too), or None when buildx does not answer."""

@@ -16,6 +16,8 @@ from ..errors import BuildkitError, caused_by_interrupt
 from ..options import invoke_defaults
 
 if TYPE_CHECKING:  # imported when a task runs, so `inv --list` stays fast
+    from collections.abc import Iterator
+
     from .. import config
     from ..buildplan import BuildPlan
     from ..runner import Runner
@@ -180,7 +182,8 @@ def dry(c: Context) -> bool:
 
 def runner(c: Context, s: config.Settings) -> Runner:
     """A Runner honouring Invoke's ``--dry`` and ``--echo``, stopping commands on Ctrl-C with
-    ``s.stop_grace`` seconds (config ``stop_grace``) between SIGTERM and SIGKILL."""
+    ``s.stop_grace`` seconds (config ``stop_grace``) between SIGTERM and SIGKILL. Config
+    ``builder`` (or ``--builder``) is applied by :func:`on_builder`."""
     from ..runner import Runner
 
     return Runner(
@@ -188,6 +191,38 @@ def runner(c: Context, s: config.Settings) -> Runner:
         echo=bool((c.config.get("run") or {}).get("echo")),
         stop_grace=s.stop_grace,
     )
+
+
+@contextlib.contextmanager
+def on_builder(s: config.Settings, r: Runner) -> Iterator[None]:
+    """For the block, send ``r``'s commands and the SDK's calls to config ``builder`` (or
+    ``--builder``; :func:`docker.builder_env`); nothing changes without one. Raises
+    BuildkitError ("builder NAME: ...") when buildx does not know it."""
+    from ..engines import docker
+
+    if not s.builder:
+        yield
+        return
+    env, engine = docker.builder_env(r, s.builder)
+    saved = dict(r.env)
+    r.env.update(env)
+    try:
+        if docker.builder_platforms(r) is None:
+            raise BuildkitError(
+                f"builder {s.builder}: no such buildx builder or docker context (docker buildx "
+                "ls lists them; docker buildx create --name makes one)"
+            )
+        if r.dry or r.echo:
+            shown = " ".join(f"{k}={v}" for k, v in env.items())
+            emit(f"# builder {s.builder}: {shown}")
+        if engine is None:
+            yield
+        else:
+            with docker.engine_at({"DOCKER_HOST": engine}):
+                yield
+    finally:
+        r.env.clear()
+        r.env.update(saved)
 
 
 def version(s: config.Settings) -> VersionInfo:

@@ -9,7 +9,7 @@ from invoke import Collection, Context
 
 from ..console import emit
 from ..errors import BuildFailed, ConfigError
-from .common import CONFIG_DEFAULTS, plan, runner, settings, task
+from .common import CONFIG_DEFAULTS, on_builder, plan, runner, settings, task
 
 if TYPE_CHECKING:  # the build API is imported by the tasks that run it (fast inv --list)
     from ..config import Settings
@@ -30,6 +30,8 @@ HELP = {
     "'batch' is false); --no-batch builds image by image.",
     "atomic": "Push every image by digest and make its tags only once every image succeeded "
     "(on unless config 'atomic' is false); --no-atomic pushes tags as each image finishes.",
+    "builder": "The buildx builder to build with (a 'docker buildx ls' name; default: config "
+    "'builder', else buildx's current).",
     "explain": "Before building, print for every image whether it builds or is cached, and why "
     "(the files, Dockerfile, build args or base images that changed), as image.plan does.",
 }
@@ -65,11 +67,16 @@ def run_build(
     verbose: bool = False,
     explain: bool = False,
     atomic: bool = True,
+    builder: str | None = None,
 ) -> list[ImageResult]:
     """The body shared by image.build and image.push."""
+    from ..config import BUILDER_NAME
+
     if parallel < 0:
         raise ConfigError(f"--parallel: expected a positive integer, got {parallel}")
-    s = settings(c, parallel=parallel or None)
+    if builder is not None and not BUILDER_NAME.fullmatch(builder):
+        raise ConfigError(f"--builder: expected a buildx builder name, got {builder!r}")
+    s = settings(c, parallel=parallel or None, builder=builder)
     if host:
         from .. import hosts
 
@@ -116,7 +123,7 @@ def _run_build(
         mode = "plain"
     creds = credentials.resolve(s) if push or s.cache == "registry" else None
     view = progress.Progress(mode, graph.order(), s.logs_dir)
-    with credentials.docker_login(r, creds, s.own_docker_config) as env, view:
+    with on_builder(s, r), credentials.docker_login(r, creds, s.own_docker_config) as env, view:
         r.env.update(env)
         results = images.build_images(
             s,
@@ -180,6 +187,7 @@ def build(
     quiet: bool = False,
     verbose: bool = False,
     explain: bool = False,
+    builder: str | None = None,
 ) -> None:
     """Build every image with ``docker buildx build``, in dependency order, loaded into the
     local image store.
@@ -198,7 +206,8 @@ def build(
 
     ``--host NAME`` builds with that build host's engine over SSH instead (the build context is
     streamed by BuildKit, nothing is copied, images stay in the host's store); ``remote.run``
-    instead runs the whole task there and brings ``<output_dir>`` back.
+    instead runs the whole task there and brings ``<output_dir>`` back. ``--builder NAME``
+    (config ``builder``) builds with that buildx builder (remote, kubernetes, multi-node...).
     """
     run_build(
         c,
@@ -213,6 +222,7 @@ def build(
         quiet=quiet,
         verbose=verbose,
         explain=explain,
+        builder=builder,
     )
 
 
@@ -230,6 +240,7 @@ def push(
     verbose: bool = False,
     explain: bool = False,
     atomic: bool = True,
+    builder: str | None = None,
 ) -> None:
     """Build and push every image (or ``--name`` ones) to ``registry``.
 
@@ -264,6 +275,7 @@ def push(
         verbose=verbose,
         explain=explain,
         atomic=atomic,
+        builder=builder,
     )
 
 

@@ -241,6 +241,15 @@ class Project:
     def commit(self, message: str = "change") -> str:
         return commit_all(self.path, message)
 
+    def configure(self, *lines: str) -> str:
+        """Add ``lines`` (``key = value``) at the top of ``[tool.buildkit]`` and commit."""
+        pyproject = self.path / "pyproject.toml"
+        head = "[tool.buildkit]\n"
+        pyproject.write_text(
+            pyproject.read_text().replace(head, head + "".join(f"{x}\n" for x in lines), 1)
+        )
+        return self.commit("configure " + ", ".join(lines))
+
 
 @pytest.fixture
 def project(

@@ -254,12 +254,9 @@ def test_a_platform_shaped_graph_builds_in_batches_under_sanitised_keys(
     g = buildable_platform.make(
         tmp_path / "platform", uuid.uuid4().hex, roots=4, services=4, plugins=3, jobs=2
     )
-    pyproject = g.root / "pyproject.toml"
-    pyproject.write_text(
-        pyproject.read_text().replace("[tool.buildkit]\n", "[tool.buildkit]\nbatch_size = 5\n", 1)
-    )
     commit_all(g.root, "platform")
     p = Project(g.root)
+    p.configure("batch_size = 5")
     res = p.inv("image.build")
     assert "one by one" not in res.stderr and "retrying" not in res.stderr, res.stderr
     images = {i["name"]: i for i in p.report()["images"]}

@@ -18,7 +18,7 @@ import pytest
 from buildkit_tasks import config, remote
 from buildkit_tasks.errors import HostError
 from tests.integration import sshhosts
-from tests.integration.conftest import Project, docker, with_hosts
+from tests.integration.conftest import REPO, STATE, Project, docker, with_hosts
 
 HOME = Path("/home") / sshhosts.USER
 
@@ -354,3 +354,53 @@ def test_a_host_killed_during_the_transfer_fails_clearly(
         and "host doomed: connection lost during the copy of the workspace" in lines[0]
     ), err
     assert not (project.path / "dist" / "hosts" / "doomed").exists()
+
+
+def test_remote_run_from_a_wheel_install_ships_itself(
+    project: Project, ssh_hosts: sshhosts.SshHosts, tmp_path: Path
+) -> None:
+    """buildkit-tasks installed from its wheel (no source checkout beside it) runs a task on a
+    host: it ships a wheel made from its installed files (the wheelhouse holds only the
+    dependencies), and a task that writes no output directory succeeds."""
+    wheelhouse = STATE / "wheelhouse"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-index", "--find-links"]
+        + [str(wheelhouse), "-q", "-w", str(tmp_path / "w"), str(REPO)],
+        check=True,
+        capture_output=True,
+    )
+    (built,) = (tmp_path / "w").glob("buildkit_tasks-*.whl")
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    subprocess.run(
+        [str(venv / "bin" / "pip"), "install", "-q", "--no-index", "--find-links"]
+        + [str(wheelhouse), str(built)],
+        check=True,
+        capture_output=True,
+    )
+    assert not any(wheelhouse.glob("buildkit_tasks-*.whl"))  # nothing to pick up there
+    with_hosts(project, ssh_hosts, ["a"])
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["XDG_CACHE_HOME"] = str(tmp_path / "cache")  # a fresh wheel cache
+    res = subprocess.run(
+        [str(venv / "bin" / "inv"), "remote.run", "--host", "a", "version.show"],
+        cwd=project.path,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    shown = json.loads((project.path / "dist" / "build-report.json").read_text())
+    assert shown["hosts"][0]["status"] == "succeeded"
+    assert re.search(r"\[a\] 2\.3\.", res.stdout), res.stdout
+    assert "installing buildkit-tasks" in res.stdout + res.stderr
+    # the wheel it shipped was made from the installed files, and is a wheel pip takes
+    (shipped,) = (tmp_path / "cache" / "buildkit-tasks" / "wheels").glob("installed-*/*.whl")
+    site = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site)]
+        + [str(shipped)],
+        check=True,
+        capture_output=True,
+    )
+    assert (site / "buildkit_tasks" / "templates" / "version.json.j2").is_file()
