@@ -185,14 +185,8 @@ def _builder(settings: Settings, runner: Runner) -> Check:
     from .engines import docker
 
     name = settings.builder or "buildx's current"
-    saved = dict(runner.env)
-    if settings.builder:  # a docker context's builder is reached through that context
-        runner.env.update(docker.builder_env(runner, settings.builder)[0])
-    try:
+    with docker.using_builder(runner, settings.builder):
         platforms = docker.builder_platforms(runner)
-    finally:
-        runner.env.clear()
-        runner.env.update(saved)
     if platforms is None:
         return Check(
             "local",

@@ -534,6 +534,24 @@ def builder_env(runner: Runner, name: str) -> tuple[dict[str, str], str | None]:
     return {"BUILDX_BUILDER": name}, None
 
 
+@contextlib.contextmanager
+def using_builder(runner: Runner, name: str | None) -> Iterator[dict[str, str]]:
+    """For the block, ``runner``'s commands and the SDK's calls go to builder ``name``
+    (:func:`builder_env`); yields the command env it added (empty without a ``name``)."""
+    if not name:
+        yield {}
+        return
+    env, engine = builder_env(runner, name)
+    saved = dict(runner.env)
+    runner.env.update(env)
+    try:
+        with engine_at({"DOCKER_HOST": engine}) if engine else contextlib.nullcontext():
+            yield env
+    finally:
+        runner.env.clear()
+        runner.env.update(saved)
+
+
 def builder_platforms(runner: Runner) -> list[str] | None:
     """The platforms the current builder lists (``docker buildx inspect``; a read-only query,
     run under ``--dry`` too), or None when buildx does not answer."""

@@ -200,29 +200,16 @@ def on_builder(s: config.Settings, r: Runner) -> Iterator[None]:
     BuildkitError ("builder NAME: ...") when buildx does not know it."""
     from ..engines import docker
 
-    if not s.builder:
-        yield
-        return
-    env, engine = docker.builder_env(r, s.builder)
-    saved = dict(r.env)
-    r.env.update(env)
-    try:
-        if docker.builder_platforms(r) is None:
+    with docker.using_builder(r, s.builder) as env:
+        if s.builder and docker.builder_platforms(r) is None:
             raise BuildkitError(
                 f"builder {s.builder}: no such buildx builder or docker context (docker buildx "
                 "ls lists them; docker buildx create --name makes one)"
             )
-        if r.dry or r.echo:
+        if env and (r.dry or r.echo):
             shown = " ".join(f"{k}={v}" for k, v in env.items())
             emit(f"# builder {s.builder}: {shown}")
-        if engine is None:
-            yield
-        else:
-            with docker.engine_at({"DOCKER_HOST": engine}):
-                yield
-    finally:
-        r.env.clear()
-        r.env.update(saved)
+        yield
 
 
 def version(s: config.Settings) -> VersionInfo:
