@@ -2,8 +2,21 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 from pathlib import Path
+
+
+def pytest_configure() -> None:
+    """Let Ctrl-C reach the processes the tests start. A suite run as a background job of a
+    non-interactive shell (``bash .ci/run &``, many CI runners) inherits SIGINT *ignored*;
+    Python then installs no KeyboardInterrupt handler and every child inherits the ignore, so
+    the tests that send SIGINT to ``inv`` (or to themselves) saw it vanish: builds ran on,
+    and the Go-parser test parsed forever (12 GB). A Python-level handler is reset to the
+    default in children on exec, so restoring ours here restores theirs."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
 
 GIT = [
     "git",
