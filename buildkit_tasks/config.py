@@ -153,7 +153,9 @@ class Settings:
     ``builder`` (the buildx builder every build, bake and imagetools call uses; default
     buildx's current),
     ``atomic`` (``image.push`` pushes every image by digest and tags
-    only when all succeeded; default true), ``images``, ``helm.charts``,
+    only when all succeeded; default true), ``pull`` (``image.build`` pulls an image the
+    registry holds with its input key instead of building it; default true), ``images``,
+    ``helm.charts``,
     ``helm.image_values`` (value path -> image name: the stamped chart copy gets this build's
     references), ``helm.repository``
     (``oci://`` target of ``helm.push``; default ``oci://<registry>/charts``),
@@ -189,6 +191,7 @@ class Settings:
     parallel: int = 1
     batch: bool = True
     batch_size: int = 40
+    pull: bool = True
     builder: str | None = None  # the buildx builder (BUILDX_BUILDER) of every buildx call
     atomic: bool = True
     images: Mapping[str, ImageSpec] = field(default_factory=dict)
@@ -440,6 +443,7 @@ def parse(root: Path, raw: Mapping[str, Any], from_invoke: Iterable[str] = ()) -
     parallel = _count(top, "parallel", os.cpu_count() or 1, 1)
 
     batch = _bool(top, "batch", True)
+    pull = _bool(top, "pull", True)
     batch_size = _count(top, "batch_size", batches.DEFAULT_BATCH_SIZE, 1)
     builder = top.str("builder") or None
     if builder is not None and not BUILDER_NAME.fullmatch(builder):
@@ -611,6 +615,7 @@ def parse(root: Path, raw: Mapping[str, Any], from_invoke: Iterable[str] = ()) -
         parallel=parallel,
         batch=batch,
         batch_size=batch_size,
+        pull=pull,
         builder=builder,
         atomic=atomic,
         images=images,
@@ -906,6 +911,7 @@ def describe(s: Settings) -> dict[str, str]:
         "batch_size": str(s.batch_size),
         "builder": s.builder or "buildx's current",
         "atomic": flag(s.atomic),
+        "pull": flag(s.pull),
         "source": s.source or "git `origin` URL",
         "cache": s.cache,
         "cache_dir": rel(s.cache_dir),

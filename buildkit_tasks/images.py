@@ -53,6 +53,7 @@ class ImageResult:
     pushed: str | None = None
     tagged: bool | None = None
     batch: bool | None = None
+    hosts: dict[str, str] | None = None
     log: str | None = None
     error: str | None = None
     log_tail: str | None = None
@@ -240,10 +241,12 @@ class ImageBuild:
         platforms: Iterable[str],
         force: bool,
         atomic: bool = False,
+        tag: bool = True,
     ) -> None:
         self.settings, self.plan, self.graph, self.runner = settings, plan, plan.graph, runner
         self.push, self.force = push, force
-        self.atomic = push and atomic
+        self.atomic = push and (atomic or not tag)
+        self.tag = tag  # false: push by digest only; the caller makes the tags
         if self.atomic and not runner.dry:
             oras.require()
         self.tags = {n: list(p.references) for n, p in plan.images.items()}
@@ -253,7 +256,7 @@ class ImageBuild:
         self._local: Future[dict[str, docker.LocalImage]] | None = None
         if not force:  # read-only lookups: --dry plans exactly as the real run does
             refs = [r for tags in self.tags.values() for r in tags]
-            self._local = self._pool.submit(docker.local_images, refs)
+            self._local = self._pool.submit(docker.in_context(docker.local_images), refs)
         try:
             self._plan(platforms)
         except BaseException:  # engine unreachable, platform refused: stop the lookups
@@ -273,6 +276,13 @@ class ImageBuild:
         """Whether ``name`` is pushed: in a push run, unless it is build-only (``push =
         false``: loaded into the local store for its dependents, never pushed)."""
         return self.push and self.plan.images[name].push
+
+    def pulls(self, name: str) -> bool:
+        """Whether ``name``, missing from the local store, is looked for in the registry to be
+        pulled instead of built: config ``pull`` (default true) with a ``registry``, when
+        building (not pushing) an image that is pushed elsewhere (not build-only)."""
+        s = self.settings
+        return s.pull and bool(s.registry) and not self.push and self.plan.images[name].push
 
     def by_digest(self, name: str) -> bool:
         """Whether ``name`` is pushed atomically: built into the local store and an OCI
@@ -317,7 +327,7 @@ class ImageBuild:
         """Cache hits for ``names`` (concurrently, read-only, also under ``--dry``); nothing
         when forced."""
         names = [n for n in names if n not in self.errors]
-        if self.force or not names:
+        if self.force or not names or not self.tag:  # untagged pushes are found by no tag
             return {}
 
         prefetched, self._local = self._local, None  # used once: later lookups ask again
@@ -330,9 +340,12 @@ class ImageBuild:
             return docker.find_local(index, ref)
 
         def one(n: str) -> CacheHit | None:
-            return find_cached(self.runner, self.keys[n], self.tags[n], self.pushes(n), local)
+            hit = find_cached(self.runner, self.keys[n], self.tags[n], self.pushes(n), local)
+            if hit is None and self.pulls(n):
+                hit = find_cached(self.runner, self.keys[n], self.tags[n], True, local)
+            return hit
 
-        return dict(zip(names, self._pool.map(one, names), strict=True))
+        return dict(zip(names, self._pool.map(docker.in_context(one), names), strict=True))
 
     def held(self, name: str) -> tuple[str | None, str | None]:
         """``(reference, input key)`` of the image the local store (pushing: the registry)
@@ -364,9 +377,10 @@ class ImageBuild:
             hit = self.hits.get(name)
             if hit is not None:
                 where = hit.tags[0] if hit.tags else hit.image_id[:19]
-                return Explanation(
-                    name, "cached", (f"inputs unchanged ({where})",), key, where, key
-                )
+                reason = f"inputs unchanged ({where})"
+                if hit.local_id is None and not self.pushes(name):
+                    reason = f"inputs unchanged ({where} in the registry; pulled, not built)"
+                return Explanation(name, "cached", (reason,), key, where, key)
             if self.force:
                 return Explanation(name, "build", ("--force",), key)
             ref, old_key = self.held(name)
@@ -384,7 +398,7 @@ class ImageBuild:
             return Explanation(name, "build", tuple(found or ["inputs differ"]), key, ref, old_key)
 
         names = self.graph.order()
-        return list(self._pool.map(one, names))
+        return list(self._pool.map(docker.in_context(one), names))
 
     def to_build(self) -> list[str]:
         return [
@@ -392,6 +406,41 @@ class ImageBuild:
             for n in self.graph.order()
             if self.hits.get(n) is None and n not in self.errors and n not in self.built
         ]
+
+    def pull_held(self) -> None:
+        """Pull every image the registry holds with its input key and the local store lacks
+        (:meth:`pulls`), concurrently, before anything builds: dependents then build on the
+        local copy, as on one built here. A pull that fails, or brings an image with another
+        key (the tag moved meanwhile), sends the image back to be built, with a note."""
+        held = {
+            n: hit.tags[0]
+            for n, hit in self.hits.items()
+            if hit is not None and hit.local_id is None and not self.pushes(n)
+        }
+        if not held or self.runner.dry:
+            for n, ref in held.items():
+                emit(f"# {n}: inputs unchanged in the registry; would pull {ref}")
+            return
+        self.settings.logs_dir.mkdir(parents=True, exist_ok=True)
+
+        def one(name: str) -> CacheHit | None:
+            ref = held[name]
+            log = self.log_path(name)
+            log.write_text(f"# buildkit-tasks: inputs unchanged in the registry; pulling {ref}\n")
+            try:
+                docker.pull(self.runner, ref, self.plats[name], log)
+            except CommandError as exc:
+                self.notes[name] = f"pull of {ref} failed ({exc}); built instead"
+                return None
+            image = docker.local_image(ref)
+            if image is None or image.labels.get(cachekey.KEY_LABEL) != self.keys[name]:
+                self.notes[name] = f"{ref} changed in the registry while pulling; built instead"
+                return None
+            self.notes[name] = "; ".join(filter(None, [self.notes.get(name), f"pulled {ref}"]))
+            return CacheHit(image.image_id, image.tags, image.image_id)
+
+        for name, hit in zip(held, self._pool.map(docker.in_context(one), held), strict=True):
+            self.hits[name] = hit
 
     # -- requests ---------------------------------------------------------------------------
 
@@ -696,6 +745,7 @@ def build_images(
     force: bool = False,
     batch: bool = True,
     atomic: bool = False,
+    tag: bool = True,
     on_start: Callable[[str], None] | None = None,
     on_done: Callable[[ImageResult], None] | None = None,
     on_plan: Callable[[list[Explanation]], None] | None = None,
@@ -706,7 +756,9 @@ def build_images(
     1. Plan: every image's input key (:mod:`.cachekey`) is computed and looked up. An image
        whose key matches the local image under its tags (with ``push``: the image in the
        registry) is not rebuilt; its tags are pointed at it and it is reported ``cached``
-       (``force`` rebuilds everything).
+       (``force`` rebuilds everything). Building with a ``registry`` (config ``pull``, default
+       true), an image the local store lacks but the registry holds with its key is pulled
+       instead (:meth:`ImageBuild.pull_held`; ``cached``, its note says ``pulled``).
     2. Batches (``batch``, the default, when two or more images must build): the images
        are cut in build order into ``docker buildx bake`` batches of at most
        ``settings.batch_size`` (:mod:`.batches`), each one solve, dependents inside a batch
@@ -720,6 +772,9 @@ def build_images(
     4. With ``push`` and ``atomic``: every image was built into the local store and an OCI
        layout and pushed by digest only (``oras``); its tags are made by :func:`release`
        once no image failed, so a failed run leaves no tag of its own in the registry.
+       ``tag`` false (with ``push``): every image is pushed by digest only, never tagged and
+       never reused from the registry (no tag finds it); each result's ``pushed`` names it, for
+       the caller to tag (:mod:`.fanout` makes manifest lists of several hosts' digests).
 
     ``on_plan`` gets the plan's :class:`Explanation` of every image before anything builds.
     Returns one ImageResult per image in build order; failures are in the results (status
@@ -727,7 +782,7 @@ def build_images(
     """
     graph = plan.graph
     run = ImageBuild(
-        settings, plan, runner, push=push, platforms=platforms, force=force, atomic=atomic
+        settings, plan, runner, push=push, platforms=platforms, force=force, atomic=atomic, tag=tag
     )
     interrupted = False
     try:
@@ -736,6 +791,7 @@ def build_images(
             on_plan(run.explain())
         if not runner.dry:
             settings.logs_dir.mkdir(parents=True, exist_ok=True)
+        run.pull_held()
         pending = batchable(graph, run.to_build())
         if batch and len(pending) > 1:
             if on_start:
@@ -767,7 +823,7 @@ def build_images(
     finally:
         run.close(interrupted)
     results = [to_result(settings, outcomes[n]) for n in graph.order()]
-    if run.atomic:
+    if run.atomic and tag:
         release(settings, runner, outcomes, results)
     return results
 

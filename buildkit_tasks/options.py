@@ -92,6 +92,13 @@ OPTIONS: tuple[Option, ...] = (
         "true",
         "`image.push`: push every image by digest, tag only when all succeeded (needs `oras`).",
     ),
+    _o(
+        "pull",
+        "boolean",
+        "true",
+        "`image.build`: an image missing locally whose input key the registry holds is pulled, "
+        "not built.",
+    ),
     _o("source", "string", "git `origin` URL", "URL for `org.opencontainers.image.source`."),
     _o(
         "cache",

@@ -70,6 +70,11 @@ class Runner:
         self._procs: set[subprocess.Popen[bytes]] = set()
         self._lock = threading.Lock()
 
+    def sibling(self) -> Runner:
+        """A new Runner like this one (``dry``, ``echo``, ``stop_grace``, a copy of ``env``)
+        tracking its own processes: for work driving another engine beside this one."""
+        return Runner(dry=self.dry, echo=self.echo, env=self.env, stop_grace=self.stop_grace)
+
     def run(
         self,
         argv: Sequence[str],

@@ -9,6 +9,7 @@ a failure. Nothing here knows about images: jobs are named callables.
 
 from __future__ import annotations
 
+import contextvars
 import heapq
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -135,7 +136,9 @@ def run_graph(
                     _, name = heapq.heappop(ready)
                     if on_start:
                         on_start(name)
-                    running[pool.submit(_timed, job, name)] = (name, time.monotonic())
+                    # a job runs in a copy of the caller's context (the engine it chose, say)
+                    ctx = contextvars.copy_context()
+                    running[pool.submit(ctx.run, _timed, job, name)] = (name, time.monotonic())
                 if not running:
                     break
                 done, _ = wait(running, return_when=FIRST_COMPLETED)

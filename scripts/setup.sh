@@ -149,7 +149,9 @@ oras_cli() {
 }
 
 ssh_server() {
-  apt_install openssh-server openssh-client rsync python3-venv
+  # iproute2 and util-linux (ip netns, nsenter): the fan-out tests' second engine runs in a
+  # network namespace of its own
+  apt_install openssh-server openssh-client rsync python3-venv iproute2 util-linux
   # The account remote build hosts log in as (tests start their own sshd on 127.0.0.2, .3...);
   # in the docker group it drives this machine's engine. '*' unlocks it for key logins only.
   id bkbuild >/dev/null 2>&1 || useradd -m -s /bin/bash bkbuild

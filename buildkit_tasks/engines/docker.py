@@ -7,19 +7,21 @@ the ``docker`` SDK. Everything here takes argv-ready values; nothing builds a sh
 from __future__ import annotations
 
 import contextlib
-import functools
+import contextvars
 import os
 import re
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ..console import emit
 from ..errors import BuildkitError, CommandError
 from ..references import name_and_tag
 from ..runner import Runner
+
+T = TypeVar("T")
 
 DOCKER = "docker"
 
@@ -249,47 +251,65 @@ def bake_digests(metadata: Path, names: Iterable[str]) -> dict[str, str]:
 
 _client_lock = threading.Lock()
 # The engine tasks talk to: the environment's (DOCKER_HOST...) unless :func:`engine_at` chose
-# another for a block. Kept here, never in os.environ, so nothing else in the process changes.
-_ENGINE: dict[str, Any] = {"env": {}, "ssh": None}
+# another for a block. Kept in a context variable, never in os.environ, so nothing else in the
+# process changes and threads driving different engines (a fan-out over build hosts) each see
+# their own; pools hand it to their workers (:func:`in_context`).
+_ENGINE: contextvars.ContextVar[tuple[tuple[tuple[str, str], ...], Any]] = contextvars.ContextVar(
+    "buildkit_engine", default=((), None)
+)
+_clients: dict[tuple[tuple[tuple[str, str], ...], int], Any] = {}
 
 
 @contextlib.contextmanager
 def engine_at(env: Mapping[str, str], ssh_client: Any = None) -> Iterator[None]:
-    """Talk to another engine for the block: ``env`` (``DOCKER_HOST`` and what the docker
-    CLI needs, for commands run through a Runner whose ``env`` holds it too) and, for an
-    ``ssh://`` engine, ``ssh_client``: an open ``paramiko.SSHClient`` the SDK's requests go
-    through (``docker system dial-stdio`` on the host), so its host key checks are ours."""
-    with _client_lock:
-        saved = dict(_ENGINE)
-        _ENGINE.update({"env": dict(env), "ssh": ssh_client})
-        _client.cache_clear()
+    """Talk to another engine for the block (in this thread and the pool workers it hands
+    work to through :func:`in_context`): ``env`` (``DOCKER_HOST`` and what the docker CLI
+    needs, for commands run through a Runner whose ``env`` holds it too) and, for an ``ssh://``
+    engine, ``ssh_client``: an open ``paramiko.SSHClient`` the SDK's requests go through
+    (``docker system dial-stdio`` on the host), so its host key checks are ours."""
+    state = (tuple(sorted(env.items())), ssh_client)
+    token = _ENGINE.set(state)
     try:
         yield
     finally:
+        _ENGINE.reset(token)
         with _client_lock:
-            _ENGINE.update(saved)
-            _client.cache_clear()
+            _clients.pop((state[0], id(ssh_client)), None)
+
+
+def in_context(fn: Callable[..., T]) -> Callable[..., T]:
+    """``fn`` run in a copy of the caller's context (so the engine chosen by
+    :func:`engine_at` follows work into pool threads); wrap at submit time."""
+    ctx = contextvars.copy_context()
+
+    def run(*args: Any, **kwargs: Any) -> T:
+        return ctx.copy().run(fn, *args, **kwargs)
+
+    return run
 
 
 def client() -> Any:
     """The ``docker`` SDK client of the current engine (see :func:`engine_at`; else from the
-    environment), made and pinged once (threads share it). Raises BuildkitError when the
-    engine cannot be reached."""
+    environment), made and pinged once per engine (threads share it). Raises BuildkitError
+    when the engine cannot be reached."""
+    env, ssh_client = _ENGINE.get()
+    key = (env, id(ssh_client))
     with _client_lock:
-        return _client()
+        if key not in _clients:
+            _clients[key] = _new_client(dict(env), ssh_client)
+        return _clients[key]
 
 
-@functools.lru_cache(maxsize=1)
-def _client() -> Any:
+def _new_client(engine_env: dict[str, str], ssh_client: Any) -> Any:
     import docker
 
     try:
-        if _ENGINE["ssh"] is not None:
-            c = _ssh_client(_ENGINE["env"]["DOCKER_HOST"], _ENGINE["ssh"])
+        if ssh_client is not None:
+            c = _ssh_client(engine_env["DOCKER_HOST"], ssh_client)
         else:
             # ssh:// engines go through the OpenSSH client (and its host key checks), not the
             # SDK's own paramiko transport.
-            env = {**os.environ, **_ENGINE["env"]}
+            env = {**os.environ, **engine_env}
             ssh = env.get("DOCKER_HOST", "").startswith("ssh://")
             c = docker.from_env(use_ssh_client=ssh, environment=env)
         c.ping()
@@ -329,7 +349,7 @@ def _ssh_client(base_url: str, ssh_client: Any) -> Any:
 def reset_client() -> None:
     """Forget the cached SDK client (to reconnect)."""
     with _client_lock:
-        _client.cache_clear()
+        _clients.clear()
 
 
 def local_image(reference: str) -> LocalImage | None:
@@ -455,15 +475,36 @@ def ensure_tag(runner: Runner, reference: str, digest: str) -> tuple[str, dict[s
     return got, platforms
 
 
-def remote_tag(runner: Runner, source: str, *targets: str, log: Path | None = None) -> None:
+def remote_tag(
+    runner: Runner, source: str | Sequence[str], *targets: str, log: Path | None = None
+) -> None:
     """Point every one of ``targets`` at what ``source`` names, inside the registry (one
-    ``imagetools create``: no pull, no push of layers); its progress goes to ``log`` when
-    given."""
+    ``imagetools create``: no pull, no push of layers); several sources (``repository@digest``
+    each, one per platform or host) make one manifest list of all their manifests. Progress
+    goes to ``log`` when given."""
     argv = [DOCKER, "buildx", "imagetools", "create"]
     for target in targets:
         argv += ["--tag", target]
     what = f"tagging {', '.join(targets)} in the registry"
-    runner.run([*argv, source], capture=log is None, log=log, what=what)
+    sources = [source] if isinstance(source, str) else list(source)
+    runner.run([*argv, *sources], capture=log is None, log=log, what=what)
+
+
+def pull(runner: Runner, reference: str, platforms: Sequence[str], log: Path) -> None:
+    """Pull ``reference`` into the local store: each of ``platforms`` (the containerd store
+    keeps them under one image), or the engine's own when empty. Output goes to ``log``.
+    Raises CommandError when a pull fails."""
+    for platform in list(platforms) or [""]:
+        argv = [
+            DOCKER,
+            "pull",
+            "--quiet",
+            *(["--platform", platform] if platform else []),
+            reference,
+        ]
+        runner.run(
+            argv, log=log, what=f"pulling {reference}" + (f" ({platform})" if platform else "")
+        )
 
 
 def require_images(references: Iterable[str]) -> None:

@@ -9,10 +9,11 @@ from invoke import Collection, Context
 
 from ..console import emit
 from ..errors import BuildFailed, ConfigError
-from .common import CONFIG_DEFAULTS, on_builder, plan, runner, settings, task
+from .common import CONFIG_DEFAULTS, on_builder, plan, runner, settings, split_list, task
 
 if TYPE_CHECKING:  # the build API is imported by the tasks that run it (fast inv --list)
     from ..config import Settings
+    from ..fanout import Share
     from ..images import ImageResult
 
 HELP = {
@@ -30,6 +31,9 @@ HELP = {
     "'batch' is false); --no-batch builds image by image.",
     "atomic": "Push every image by digest and make its tags only once every image succeeded "
     "(on unless config 'atomic' is false); --no-atomic pushes tags as each image finishes.",
+    "hosts": "Spread the platforms over these build hosts (comma-separated [[tool.buildkit.hosts]] "
+    "names): each builds its share of --platform natively with its own engine over SSH and "
+    "pushes by digest; then one manifest list per tag is made from their digests.",
     "builder": "The buildx builder to build with (a 'docker buildx ls' name; default: config "
     "'builder', else buildx's current).",
     "explain": "Before building, print for every image whether it builds or is cached, and why "
@@ -68,6 +72,7 @@ def run_build(
     explain: bool = False,
     atomic: bool = True,
     builder: str | None = None,
+    hosts: str | None = None,
 ) -> list[ImageResult]:
     """The body shared by image.build and image.push."""
     from ..config import BUILDER_NAME
@@ -77,10 +82,25 @@ def run_build(
     if builder is not None and not BUILDER_NAME.fullmatch(builder):
         raise ConfigError(f"--builder: expected a buildx builder name, got {builder!r}")
     s = settings(c, parallel=parallel or None, builder=builder)
-    if host:
-        from .. import hosts
+    if hosts is not None:
+        if host or s.builder:
+            given = "--host" if host else "--builder (or config 'builder')"
+            raise ConfigError(f"--hosts: spreads over build hosts' own engines; drop {given}")
+        from ..config import platform_list
+        from ..fanout import assign
 
-        with hosts.engine_over_ssh(s.host(host), s) as env:
+        names = split_list(hosts)
+        if not names:
+            raise ConfigError("--hosts: expected comma-separated host names, got nothing")
+        shares = assign(platform_list(platform) or list(s.platforms), [s.host(n) for n in names])
+        return _run_build(
+            c, s, name, platform, fail_fast, force, batch, push, quiet, verbose, explain,
+            None, atomic, shares,
+        )  # fmt: skip
+    if host:
+        from ..hosts import engine_over_ssh
+
+        with engine_over_ssh(s.host(host), s) as env:
             emit(f"engine: {host} over SSH ({s.host(host).address})")
             return _run_build(
                 c, s, name, platform, fail_fast, force, batch, push, quiet, verbose, explain,
@@ -105,8 +125,9 @@ def _run_build(
     explain: bool = False,
     engine_env: dict[str, str] | None = None,
     atomic: bool = True,
+    shares: list[Share] | None = None,
 ) -> list[ImageResult]:
-    from .. import credentials, images, plans, progress, quality, report
+    from .. import credentials, fanout, images, plans, progress, quality, report
     from ..config import platform_list
 
     platforms = platform_list(platform)
@@ -119,31 +140,37 @@ def _run_build(
     r = runner(c, s)
     r.env.update(engine_env or {})  # another engine (--host): its DOCKER_HOST for every command
     mode = progress.choose(quiet, verbose) if s.progress == "auto" else s.progress
-    if r.dry and mode == "live":
+    if (r.dry or shares) and mode == "live":  # a fan-out prints a line per host and image
         mode = "plain"
     creds = credentials.resolve(s) if push or s.cache == "registry" else None
     view = progress.Progress(mode, graph.order(), s.logs_dir)
     with on_builder(s, r), credentials.docker_login(r, creds, s.own_docker_config) as env, view:
         r.env.update(env)
-        results = images.build_images(
-            s,
-            bp,
-            r,
-            push=push,
-            platforms=platforms,
-            fail_fast=fail_fast,
-            force=force,
-            batch=s.batch and batch,
-            atomic=s.atomic and atomic,
-            on_start=view.on_start,
-            on_done=view.on_done,
-            on_plan=(lambda found: emit("\n".join(plans.explanation_lines(found))))
-            if explain
-            else None,
-        )
+        if shares:
+            results = fanout.push(
+                s, bp, r, shares, force=force, batch=s.batch and batch, fail_fast=fail_fast,
+                atomic=s.atomic and atomic,
+            )  # fmt: skip
+        else:
+            results = images.build_images(
+                s,
+                bp,
+                r,
+                push=push,
+                platforms=platforms,
+                fail_fast=fail_fast,
+                force=force,
+                batch=s.batch and batch,
+                atomic=s.atomic and atomic,
+                on_start=view.on_start,
+                on_done=view.on_done,
+                on_plan=(lambda found: emit("\n".join(plans.explanation_lines(found))))
+                if explain
+                else None,
+            )
     print_summary(results, brief=mode == "live")
     built = {x.name: x.references[0] for x in results if x.status in ("succeeded", "cached")}
-    sizes = [] if r.dry else quality.size_budgets(s, built)
+    sizes = [] if r.dry or shares else quality.size_budgets(s, built)
     for sc in sizes:
         verdict = "OVER" if sc.over else "ok"
         print(f"size {sc.name}: {sc.size_mb:.1f} MB of max_size_mb {sc.max_size_mb:g} ({verdict})")
@@ -174,7 +201,11 @@ def _run_build(
     return results
 
 
-@task(iterable=["name"], help={k: v for k, v in HELP.items() if k != "atomic"}, writes=True)
+@task(
+    iterable=["name"],
+    help={k: v for k, v in HELP.items() if k not in ("atomic", "hosts")},
+    writes=True,
+)
 def build(
     c: Context,
     name: list[str] | None = None,
@@ -241,6 +272,7 @@ def push(
     explain: bool = False,
     atomic: bool = True,
     builder: str | None = None,
+    hosts: str | None = None,
 ) -> None:
     """Build and push every image (or ``--name`` ones) to ``registry``.
 
@@ -260,6 +292,16 @@ def push(
     push errors are retried ``push_retries`` times (default 3) with exponential backoff.
     ``build-report.json`` records each image's pushed references, the digest the registry
     reports and each platform's manifest digest.
+
+    ``--hosts a,b`` spreads the platforms (``--platform``, else config ``platforms``) over
+    those ``[[tool.buildkit.hosts]]``: each platform goes to a host whose ``platforms`` include
+    it (the one given fewest so far), every host builds the graph for its platforms with its
+    own engine over SSH (logs in ``<output_dir>/hosts/<host>/logs/``) and pushes by digest,
+    then each image's tags are made as one manifest list of the hosts' digests
+    (``docker buildx imagetools create``). A host that fails fails its platform of each image
+    it could not push, and the image, naming the host; atomic as above (no tag after a
+    failure). The report gives each image's ``hosts`` (platform -> host). Fan-out pushes are
+    found by no tag, so every run builds (through each host's BuildKit cache).
     """
     run_build(
         c,
@@ -276,6 +318,7 @@ def push(
         explain=explain,
         atomic=atomic,
         builder=builder,
+        hosts=hosts,
     )
 
 

@@ -64,9 +64,13 @@ def available() -> bool:
     return os.path.exists("/usr/sbin/sshd") and os.geteuid() == 0
 
 
-def start(root: Path, names: dict[str, str], sftp: bool = True) -> SshHosts:
+def start(
+    root: Path, names: dict[str, str], sftp: bool = True, extra: dict[str, str] | None = None
+) -> SshHosts:
     """Start one sshd per ``name -> loopback address``; returns them with a client key.
-    ``sftp`` false: the hosts' sshd offers no SFTP subsystem (as some hardened hosts)."""
+    ``sftp`` false: the hosts' sshd offers no SFTP subsystem (as some hardened hosts).
+    ``extra``: more sshd_config lines per host name (``SetEnv DOCKER_HOST=...`` hands a
+    host's users another engine)."""
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
     client_key = root / "client_ed25519"
     subprocess.run(
@@ -98,6 +102,7 @@ def start(root: Path, names: dict[str, str], sftp: bool = True) -> SshHosts:
             "PermitRootLogin no\nStrictModes no\n"
             + ("Subsystem sftp internal-sftp\n" if sftp else "")
             + "LogLevel VERBOSE\n"
+            + (extra or {}).get(name, "")
         )
         pub = " ".join(Path(f"{key}.pub").read_text().split()[:2])
         host = SshHost(name, address, pub, log=d / "sshd.log")

@@ -219,3 +219,41 @@ def docker_digest(registry: str, repo: str, tag: str) -> str:
     )
     with urllib.request.urlopen(req, timeout=10) as resp:
         return resp.headers["Docker-Content-Digest"]
+
+
+def test_build_pulls_what_the_registry_holds_with_its_input_key(
+    project: Project, registry: str
+) -> None:
+    platforms = "linux/amd64,linux/arm64"
+    project.inv("image.push", "--name", "worker", "--platform", platforms)
+    pushed = {i["name"]: i for i in project.report()["images"]}
+    # a fresh engine: none of this run's images in the local store
+    for image in pushed.values():
+        for ref in image["references"]:
+            docker("rmi", ref)
+    res = project.inv("image.build", "--name", "worker", "--platform", platforms)
+    built = {i["name"]: i for i in project.report()["images"]}
+    for name in ("base", "worker"):
+        assert built[name]["status"] == "cached", (name, res.stdout, res.stderr)
+        assert built[name]["note"] == f"pulled {pushed[name]['references'][0]}"
+        for ref in pushed[name]["references"]:  # both tags, with the key of this build
+            labels = json.loads(
+                docker("image", "inspect", "--format", "{{json .Config.Labels}}", ref).stdout
+            )
+            assert labels["dev.buildkit-tasks.input-key"] == built[name]["key"]
+    assert not (project.path / "dist" / "logs" / "bake.log").exists()
+    # the arm64 half came too: run it without the registry (--pull never)
+    arm = docker(
+        "run", "--rm", "--pull", "never", "--platform", "linux/arm64",
+        pushed["worker"]["references"][0], "uname", "-m",
+    )  # fmt: skip
+    assert arm.stdout.strip() == "aarch64"
+
+    # pull = false: built here instead
+    docker("rmi", *pushed["worker"]["references"])
+    project.inv(
+        "image.build", "--name", "worker", "--platform", platforms,
+        env={"INVOKE_BUILDKIT_PULL": "false"},
+    )  # fmt: skip
+    again = {i["name"]: i for i in project.report()["images"]}
+    assert again["worker"]["status"] == "succeeded" and "note" not in again["worker"]

@@ -255,3 +255,33 @@ def test_an_oras_panic_on_concurrent_failures_counts_as_temporary() -> None:
     refused = "Error: failed to copy: unexpected status code 401 Unauthorized\n"
     assert oras.failure_summary(refused).startswith("Error: failed to copy")
     assert not is_transient(oras.failure_summary(refused))
+
+
+def test_the_engine_chosen_for_a_block_is_this_threads_and_follows_work_handed_on() -> None:
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from buildkit_tasks.scheduler import run_graph
+
+    seen: dict[str, dict[str, str]] = {}
+
+    def probe(where: str) -> None:
+        seen[where] = dict(docker._ENGINE.get()[0])
+
+    other = {"DOCKER_HOST": "unix:///run/other/docker.sock"}
+    with docker.engine_at(other):
+        t = threading.Thread(target=probe, args=("another thread",))
+        t.start()
+        t.join()
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(docker.in_context(probe), "handed to a pool").result()
+        run_graph({"x": set()}, lambda name: probe("scheduler job"), workers=1)
+        probe("inside")
+    probe("after")
+    assert seen == {
+        "another thread": {},
+        "handed to a pool": other,
+        "scheduler job": other,
+        "inside": other,
+        "after": {},
+    }
