@@ -416,8 +416,14 @@ class RemoteImage:
 
 def remote_image(runner: Runner, reference: str) -> RemoteImage | None:
     """What the registry holds at ``reference`` (``docker buildx imagetools inspect``), or None
-    when it holds nothing there."""
+    when it holds nothing there (said at once when the registry answers a ``HEAD`` with 404:
+    :func:`registry.surely_absent`)."""
     import json
+
+    from . import registry
+
+    if registry.surely_absent(reference):
+        return None
 
     res = runner.run(
         [DOCKER, "buildx", "imagetools", "inspect", "--format", "{{json .}}", reference],

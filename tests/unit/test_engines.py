@@ -285,3 +285,50 @@ def test_the_engine_chosen_for_a_block_is_this_threads_and_follows_work_handed_o
         "inside": other,
         "after": {},
     }
+
+
+def test_manifest_url_speaks_http_to_loopback_registries_only() -> None:
+    from buildkit_tasks.engines import registry
+
+    assert registry.manifest_url("localhost:5000/acme/api:1.0") == (
+        "http://localhost:5000/v2/acme/api/manifests/1.0"
+    )
+    assert registry.manifest_url("127.0.0.1:5000/a/b@sha256:" + "0" * 64) == (
+        "http://127.0.0.1:5000/v2/a/b/manifests/sha256:" + "0" * 64
+    )
+    assert registry.manifest_url("ghcr.io/acme/api") == (
+        "https://ghcr.io/v2/acme/api/manifests/latest"
+    )
+    assert registry.manifest_url("acme/api:1") is None  # Docker Hub: left to imagetools
+    assert registry.manifest_url("Not A Reference") is None
+
+
+def test_surely_absent_only_for_a_404_or_a_refused_connection() -> None:
+    import http.server
+    import socket
+    import threading
+
+    from buildkit_tasks.engines import registry
+
+    class Registry(http.server.BaseHTTPRequestHandler):
+        def do_HEAD(self) -> None:  # noqa: N802
+            code = {"/v2/a/here/manifests/1": 200, "/v2/a/private/manifests/1": 401}
+            self.send_response(code.get(self.path, 404))
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Registry)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    host = f"127.0.0.1:{server.server_address[1]}"
+    try:
+        assert registry.surely_absent(f"{host}/a/gone:1")
+        assert not registry.surely_absent(f"{host}/a/here:1")
+        assert not registry.surely_absent(f"{host}/a/private:1")  # a login may show it
+    finally:
+        server.shutdown()
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    assert registry.surely_absent(f"127.0.0.1:{closed}/a/b:1")
