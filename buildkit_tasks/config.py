@@ -362,6 +362,7 @@ class _Reader:
         from_invoke: Iterable[builtins.str] = (),
     ) -> None:
         self.root, self.table, self.where = root, table, where
+        self._real_root: Path | None = None
         self.from_invoke = frozenset(from_invoke)  # keys Invoke's config (or env) set
 
     def fail(self, key: builtins.str, expected: builtins.str) -> ConfigError:
@@ -403,7 +404,9 @@ class _Reader:
         included; a ConfigError naming ``key`` when it lies outside the project (a build must
         neither read nor write there)."""
         path = ((base or self.root) / rel).resolve()
-        root = self.root.resolve()
+        if self._real_root is None:
+            self._real_root = self.root.resolve()
+        root = self._real_root
         if not path.is_relative_to(root):
             raise self.fail(key, f"a path inside the project ({path} is outside {root})")
         return path
@@ -500,8 +503,8 @@ def parse(root: Path, raw: Mapping[str, Any], from_invoke: Iterable[str] = ()) -
     reset_tag = helm.str("reset_tag", "set-by-chartpress") or "set-by-chartpress"
     if not references.valid_tag(reset_tag):
         raise helm.fail("reset_tag", "a valid image tag")
-    reset_version = helm.str("reset_version", "0.0.1-set.by.chartpress") or ""
-    if not semver_ok(reset_version):
+    reset_version = helm.str("reset_version", RESET_VERSION) or ""
+    if reset_version != RESET_VERSION and not semver_ok(reset_version):
         raise helm.fail("reset_version", "a SemVer 2 version (helm lint needs one)")
     chart_publish = None
     if "publish" in helm.table:
@@ -659,10 +662,18 @@ def parse(root: Path, raw: Mapping[str, Any], from_invoke: Iterable[str] = ()) -
 
 
 VERSION_SCHEMES = ("pep440", "chartpress")
+RESET_VERSION = "0.0.1-set.by.chartpress"  # chartpress's own default resetVersion
+
+
+_PLAIN_SEMVER = re.compile(r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)")
 
 
 def semver_ok(version: str) -> bool:
-    """Whether ``version`` is a SemVer 2 version (what Helm needs of a chart version)."""
+    """Whether ``version`` is a SemVer 2 version (what Helm needs of a chart version).
+    ``MAJOR.MINOR.PATCH`` is answered here; anything else by dunamai (imported only then:
+    planning a build should not pay for it)."""
+    if _PLAIN_SEMVER.fullmatch(version):
+        return True
     from dunamai import Style, check_version
 
     try:
