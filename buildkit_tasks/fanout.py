@@ -166,9 +166,10 @@ def merge(
     runs: Sequence[HostRun],
     atomic: bool = True,
 ) -> list[ImageResult]:
-    """One result per image from the hosts' results: ``succeeded`` once every host that was
-    to build it pushed its digest and its tags name the manifest list made from them
-    (``docker buildx imagetools create``; with ``atomic``, only when no image failed);
+    """One result per image from the hosts' results: ``succeeded`` (``cached`` when no host
+    had to build it) once every host that was to build it pushed its digest and its tags name
+    the manifest list made from them (``docker buildx imagetools create``; with ``atomic``,
+    only when no image failed);
     ``failed`` naming each host and platform that did not push it; ``skipped`` when every host
     skipped it."""
     merged: list[ImageResult] = []
@@ -179,6 +180,7 @@ def merge(
         where: dict[str, str] = {}
         seconds = 0.0
         skipped = 0
+        built = False
         for run in runs:
             r = run.results.get(name)
             if run.error is not None or r is None:
@@ -187,13 +189,15 @@ def merge(
             seconds = max(seconds, r.seconds)
             if _excluded(r):
                 skipped += 1
-            elif r.status == Status.SUCCEEDED.value and r.pushed:
-                digests.append(r.pushed)
+            elif r.status in (Status.SUCCEEDED.value, Status.CACHED.value) and r.pushed:
+                digests.extend(r.pushed.split(", "))
+                built = built or r.status == Status.SUCCEEDED.value
                 where.update(dict.fromkeys(r.platforms, run.share.host.name))
             else:
                 see = f"; log: {r.log}" if r.log else ""
                 problems.append(f"{run.where}: {r.status}: {r.error or 'see its log'}{see}")
-        result = ImageResult(name, Status.SUCCEEDED.value, seconds=seconds, hosts=where or None)
+        status = Status.SUCCEEDED if built else Status.CACHED
+        result = ImageResult(name, status.value, seconds=seconds, hosts=where or None)
         if problems:
             result.status, result.error = Status.FAILED.value, "; ".join(problems)
         elif skipped == len(runs):
@@ -212,7 +216,7 @@ def merge(
         )
         return merged
     for result in merged:
-        if result.status != Status.SUCCEEDED.value:
+        if result.status not in (Status.SUCCEEDED.value, Status.CACHED.value):
             continue
         tags = list(plan.images[result.name].references)
         log = None if runner.dry else settings.logs_dir / f"{result.name}.log"

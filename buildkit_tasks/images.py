@@ -193,11 +193,43 @@ class Explanation:
 @dataclass(frozen=True)
 class CacheHit:
     """An image with the wanted input key: its ID (or registry digest), the tags already
-    naming it, and its local image ID when the local store has it (else only the registry)."""
+    naming it, and its local image ID when the local store has it (else only the registry);
+    ``sources``: for a push by digest only, each platform's ``repository@digest`` in the
+    registry."""
 
     image_id: str
     tags: tuple[str, ...]
     local_id: str | None
+    sources: tuple[str, ...] = ()
+
+
+def find_held_platforms(
+    runner: Runner,
+    repository: str,
+    key: str,
+    tags: list[str],
+    platforms: list[str],
+    local_image: Callable[[str], docker.LocalImage | None],
+) -> CacheHit | None:
+    """For a push by digest only (one host's share of a fan-out): the image under ``tags``
+    (version tag first) whose manifests for every one of ``platforms`` carry input ``key``,
+    with those manifests as ``sources``; its local ID when the local store has the same key
+    (dependents then build on it there)."""
+    for ref in tags:
+        remote = docker.remote_image(runner, ref)
+        if remote is None or not platforms:
+            continue
+        if all(
+            remote.platform_labels.get(p, {}).get(cachekey.KEY_LABEL) == key
+            and remote.platform_digests.get(p)
+            for p in platforms
+        ):
+            local = local_image(ref)
+            same = local is not None and local.labels.get(cachekey.KEY_LABEL) == key
+            sources = tuple(f"{repository}@{remote.platform_digests[p]}" for p in platforms)
+            return CacheHit(remote.digest, (ref,), local.image_id if local and same else None,
+                            sources)  # fmt: skip
+    return None
 
 
 def find_cached(
@@ -327,7 +359,7 @@ class ImageBuild:
         """Cache hits for ``names`` (concurrently, read-only, also under ``--dry``); nothing
         when forced."""
         names = [n for n in names if n not in self.errors]
-        if self.force or not names or not self.tag:  # untagged pushes are found by no tag
+        if self.force or not names:
             return {}
 
         prefetched, self._local = self._local, None  # used once: later lookups ask again
@@ -340,6 +372,11 @@ class ImageBuild:
             return docker.find_local(index, ref)
 
         def one(n: str) -> CacheHit | None:
+            if self.by_digest(n) and not self.tag:
+                return find_held_platforms(
+                    self.runner, self.settings.repository(n), self.keys[n], self.tags[n],
+                    self.plats[n] or self.native, local,
+                )  # fmt: skip
             hit = find_cached(self.runner, self.keys[n], self.tags[n], self.pushes(n), local)
             if hit is None and self.pulls(n):
                 hit = find_cached(self.runner, self.keys[n], self.tags[n], True, local)
@@ -601,6 +638,8 @@ class ImageBuild:
             return Status.SKIPPED, self.errors[name]
         hit = self.hits.get(name)
         if hit is not None:
+            if self.by_digest(name) and not self.tag:  # its manifests are the sources
+                return Status.CACHED, self.done(name, hit.image_id, pushed=", ".join(hit.sources))
             if self.by_digest(name):
                 return Status.CACHED, self.held_for_release(name, hit)
             if self.runner.dry:
@@ -772,9 +811,11 @@ def build_images(
     4. With ``push`` and ``atomic``: every image was built into the local store and an OCI
        layout and pushed by digest only (``oras``); its tags are made by :func:`release`
        once no image failed, so a failed run leaves no tag of its own in the registry.
-       ``tag`` false (with ``push``): every image is pushed by digest only, never tagged and
-       never reused from the registry (no tag finds it); each result's ``pushed`` names it, for
-       the caller to tag (:mod:`.fanout` makes manifest lists of several hosts' digests).
+       ``tag`` false (with ``push``): every image is pushed by digest only, never tagged; each
+       result's ``pushed`` names it, for the caller to tag (:mod:`.fanout` makes manifest
+       lists of several hosts' digests). An image whose tag already lists manifests with this
+       run's key for every one of its platforms is ``cached`` and ``pushed`` names those
+       manifests (``repository@digest, ...``).
 
     ``on_plan`` gets the plan's :class:`Explanation` of every image before anything builds.
     Returns one ImageResult per image in build order; failures are in the results (status

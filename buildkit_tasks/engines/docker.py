@@ -408,10 +408,43 @@ class LocalImage:
 
 @dataclass(frozen=True)
 class RemoteImage:
-    """An image in a registry: the digest of what ``reference`` names, and its labels."""
+    """An image in a registry: the digest of what ``reference`` names, and its labels (of
+    every platform, merged); per platform (``linux/arm64``) its manifest digest and labels."""
 
     digest: str
     labels: Mapping[str, str]
+    platform_digests: Mapping[str, str] = field(default_factory=dict)
+    platform_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+
+def _platform(p: Mapping[str, Any]) -> str:
+    return "/".join(x for x in (p.get("os"), p.get("architecture"), p.get("variant")) if x)
+
+
+def parse_imagetools(data: Mapping[str, Any]) -> RemoteImage:
+    """:class:`RemoteImage` from ``docker buildx imagetools inspect --format '{{json .}}'``:
+    a manifest list (``image`` maps each platform to its config; attestation entries,
+    platform ``unknown/unknown``, left out) or a single manifest (``image`` is its config)."""
+    manifest, image = data.get("manifest") or {}, data.get("image") or {}
+    digest = manifest.get("digest", "")
+    if "config" in image:  # one manifest
+        platform = _platform(image)
+        configs = {platform: image} if platform else {}
+        digests = {platform: digest} if platform else {}
+    else:
+        configs = {p: c for p, c in image.items() if not p.startswith("unknown")}
+        digests = {
+            _platform(m.get("platform") or {}): m.get("digest", "")
+            for m in manifest.get("manifests") or []
+            if (m.get("platform") or {}).get("os") not in (None, "unknown")
+        }
+    per_platform = {
+        p: dict((c.get("config") or {}).get("Labels") or {}) for p, c in configs.items()
+    }
+    labels: dict[str, str] = {}
+    for platform_labels in per_platform.values():
+        labels.update(platform_labels)
+    return RemoteImage(digest, labels, digests, per_platform)
 
 
 def remote_image(runner: Runner, reference: str) -> RemoteImage | None:
@@ -424,7 +457,6 @@ def remote_image(runner: Runner, reference: str) -> RemoteImage | None:
 
     if registry.surely_absent(reference):
         return None
-
     res = runner.run(
         [DOCKER, "buildx", "imagetools", "inspect", "--format", "{{json .}}", reference],
         capture=True,
@@ -434,13 +466,7 @@ def remote_image(runner: Runner, reference: str) -> RemoteImage | None:
     )
     if not res.ok or not res.stdout.strip():
         return None
-    data = json.loads(res.stdout)
-    manifest, image = data.get("manifest") or {}, data.get("image") or {}
-    configs = [image] if "config" in image else list(image.values())
-    labels: dict[str, str] = {}
-    for cfg in configs:
-        labels.update((cfg.get("config") or {}).get("Labels") or {})
-    return RemoteImage(manifest.get("digest", ""), labels)
+    return parse_imagetools(json.loads(res.stdout))
 
 
 def registry_digests(runner: Runner, reference: str) -> tuple[str, dict[str, str]]:

@@ -300,8 +300,9 @@ def push(
     then each image's tags are made as one manifest list of the hosts' digests
     (``docker buildx imagetools create``). A host that fails fails its platform of each image
     it could not push, and the image, naming the host; atomic as above (no tag after a
-    failure). The report gives each image's ``hosts`` (platform -> host). Fan-out pushes are
-    found by no tag, so every run builds (through each host's BuildKit cache).
+    failure). The report gives each image's ``hosts`` (platform -> host). A host does not
+    rebuild an image whose version tag (or ``latest``) already lists manifests carrying its
+    input key for that host's platforms: those manifests go into the new list (``cached``).
     """
     run_build(
         c,

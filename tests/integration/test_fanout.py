@@ -129,6 +129,13 @@ def test_each_platform_is_built_by_its_hosts_engine_and_listed_once(
     out = docker("run", "--rm", "--pull", "always", "--platform", ARM, api, "uname", "-m")
     assert out.stdout.strip() == "aarch64"
 
+    # again, nothing changed: no host builds; the lists are made of the same manifests
+    project.inv("image.push", "--platform", f"{AMD},{ARM}", "--hosts", "x86,arm")
+    again = {i["name"]: i for i in project.report()["images"]}
+    for name, image in images.items():
+        assert again[name]["status"] == "cached", again[name]
+        assert again[name]["platform_digests"] == image["platform_digests"]
+
 
 def test_a_host_that_fails_fails_its_platform_and_no_tag_is_made(
     project: Project, registry: str, fan_hosts: sshhosts.SshHosts

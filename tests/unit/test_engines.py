@@ -332,3 +332,37 @@ def test_surely_absent_only_for_a_404_or_a_refused_connection() -> None:
         s.bind(("127.0.0.1", 0))
         closed = s.getsockname()[1]
     assert registry.surely_absent(f"127.0.0.1:{closed}/a/b:1")
+
+
+def test_imagetools_output_gives_each_platforms_manifest_and_labels() -> None:
+    key = "dev.buildkit-tasks.input-key"
+    listed = {
+        "manifest": {
+            "digest": "sha256:list",
+            "manifests": [
+                {"digest": "sha256:amd", "platform": {"os": "linux", "architecture": "amd64"}},
+                {
+                    "digest": "sha256:armv7",
+                    "platform": {"os": "linux", "architecture": "arm", "variant": "v7"},
+                },
+                {"digest": "sha256:att", "platform": {"os": "unknown", "architecture": "unknown"}},
+            ],
+        },
+        "image": {
+            "linux/amd64": {"config": {"Labels": {key: "k1"}}},
+            "linux/arm/v7": {"config": {"Labels": {key: "k2", "x": "1"}}},
+        },
+    }
+    got = docker.parse_imagetools(listed)
+    assert got.digest == "sha256:list"
+    assert got.platform_digests == {"linux/amd64": "sha256:amd", "linux/arm/v7": "sha256:armv7"}
+    assert got.platform_labels["linux/amd64"] == {key: "k1"}
+    assert got.platform_labels["linux/arm/v7"][key] == "k2" and got.labels["x"] == "1"
+
+    single = {
+        "manifest": {"digest": "sha256:one"},
+        "image": {"os": "linux", "architecture": "arm64", "config": {"Labels": {key: "k"}}},
+    }
+    got = docker.parse_imagetools(single)
+    assert got.platform_digests == {"linux/arm64": "sha256:one"}
+    assert got.labels == {key: "k"} and got.platform_labels == {"linux/arm64": {key: "k"}}

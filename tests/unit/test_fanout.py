@@ -159,3 +159,21 @@ def test_an_image_whose_platforms_exclude_a_host_is_listed_without_it(
     )
     merged = {r.name: r for r in fanout.merge(settings, Runner(dry=True), plan, host_runs)}
     assert merged["api"].status == "succeeded" and merged["api"].hosts == {AMD: "a"}
+
+
+def test_hosts_that_reused_their_manifests_give_them_to_the_new_list(
+    settings: config.Settings, plan: buildplan.BuildPlan, capsys: pytest.CaptureFixture[str]
+) -> None:
+    names = plan.graph.order()
+    reused = [pushed(n, ARM, "b") for n in names]
+    for r in reused:
+        r.status = "cached"
+    host_runs = runs({"a": [pushed(n, AMD, "a") for n in names], "b": reused})
+    merged = {r.name: r for r in fanout.merge(settings, Runner(dry=True), plan, host_runs)}
+    assert merged["api"].status == "succeeded"  # a host built it
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if "/api@" in ln)
+    assert f"api@sha256:{'b' * 64}" in line and f"api@sha256:{'a' * 64}" in line
+
+    both = runs({"a": [r for r in reused], "b": reused})
+    merged = {r.name: r for r in fanout.merge(settings, Runner(dry=True), plan, both)}
+    assert merged["api"].status == "cached" and merged["api"].tagged is True
