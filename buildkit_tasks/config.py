@@ -241,13 +241,14 @@ class Settings:
             return d.bare_names
         return not (d is not None and d.local_prefixes)
 
-    def host(self, name: str) -> HostSpec:
-        """The host called ``name``. Raises ConfigError listing the configured names."""
+    def host(self, name: str, flag: str = "--host") -> HostSpec:
+        """The host called ``name``. Raises ConfigError naming ``flag`` and listing the
+        configured names."""
         for h in self.hosts:
             if h.name == name:
                 return h
         known = ", ".join(h.name for h in self.hosts) or "none configured"
-        raise ConfigError(f"--host: no host {name!r} in [[tool.buildkit.hosts]] (known: {known})")
+        raise ConfigError(f"{flag}: no host {name!r} in [[tool.buildkit.hosts]] (known: {known})")
 
     def repository(self, name: str) -> str:
         """The repository of image ``name``: ``<registry>/<image_prefix><name>``, or

@@ -92,7 +92,9 @@ def run_build(
         names = split_list(hosts)
         if not names:
             raise ConfigError("--hosts: expected comma-separated host names, got nothing")
-        shares = assign(platform_list(platform) or list(s.platforms), [s.host(n) for n in names])
+        shares = assign(
+            platform_list(platform) or list(s.platforms), [s.host(n, "--hosts") for n in names]
+        )
         return _run_build(
             c, s, name, platform, fail_fast, force, batch, push, quiet, verbose, explain,
             None, atomic, shares,

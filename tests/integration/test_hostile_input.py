@@ -440,6 +440,27 @@ CASES = [
     ),
     Case("unknown-image-name", None, ("image.graph", "--name", "nope"), "nope"),
     Case("unknown-host", None, ("remote.run", "--host", "nope", "version.show"), "nope"),
+    Case(
+        "fan-out-unknown-host",
+        None,
+        ("image.push", "--platform", "linux/amd64", "--hosts", "nope"),
+        "--hosts: no host 'nope'",
+    ),
+    Case(
+        "fan-out-platform-no-host-builds",
+        append(
+            '[[tool.buildkit.hosts]]\nname = "x86"\naddress = "bk@127.0.0.9:2222"\n'
+            'platforms = ["linux/amd64"]'
+        ),
+        ("image.push", "--platform", "linux/s390x", "--hosts", "x86"),
+        "--platform linux/s390x: no host of --hosts builds it (their platforms: x86: linux/amd64)",
+    ),
+    Case(
+        "fan-out-with-host",
+        None,
+        ("image.push", "--platform", "linux/amd64", "--hosts", "a", "--host", "a"),
+        "--hosts: spreads over build hosts' own engines; drop --host",
+    ),
     # --- missing tools -------------------------------------------------------------------
     Case(
         "no-helm",
