@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import graphproject as gp  # noqa: E402
-from platform_scale import run  # noqa: E402
+from platform_scale import bake, run  # noqa: E402
 
 from tests.fixtures import buildable_platform as pg  # noqa: E402
 
@@ -32,27 +32,17 @@ CHUNK = 40
 def bake_with_cache(graph: pg.Graph, write: bool) -> tuple[float, str]:
     """The peer, in chunks: every target reads (and with ``write`` also writes) its registry
     cache ``<REGISTRY>-bake/<name>:buildcache``."""
-    import json
 
-    built: set[str] = set()
-    total = 0.0
-    for i in range(0, len(graph.order), CHUNK):
-        names = graph.order[i : i + CHUNK]
-        data = pg.bake_file(graph, names, built)
+    def with_cache(data: dict, names: list[str]) -> None:
         for name in names:
             t = data["target"][pg.key(name)]
             ref = f"{pg.REGISTRY}-bake/{name}:buildcache"
             t["cache-from"] = [f"type=registry,ref={ref}"]
             if write:
                 t["cache-to"] = [f"type=registry,ref={ref},mode=max"]
-        path = graph.root / f"bake-cache-{i}.json"
-        path.write_text(json.dumps(data))
-        took, err = run(["docker", "buildx", "bake", "--file", str(path)], graph.root)
-        total += took
-        if err:
-            return total, err
-        built.update(names)
-    return total, ""
+
+    chunks = [graph.order[i : i + CHUNK] for i in range(0, len(graph.order), CHUNK)]
+    return bake(graph, chunks, "cache", with_cache)
 
 
 def fresh() -> None:

@@ -20,6 +20,7 @@ Prints, each with its target from issue 15:
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import socket
@@ -30,6 +31,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -113,13 +115,23 @@ def bake_setups(graph: pg.Graph, chunk: int) -> dict[str, list[list[str]]]:
     }
 
 
-def bake(graph: pg.Graph, bakes: list[list[str]], label: str) -> tuple[float, str]:
-    """Run the setup's bakes one after another; (seconds, '' or the error)."""
+def bake(
+    graph: pg.Graph,
+    bakes: list[list[str]],
+    label: str,
+    edit: Callable[[dict, list[str]], None] | None = None,
+) -> tuple[float, str]:
+    """Run the setup's bakes one after another; (seconds, '' or the error). ``edit`` may
+    change each bake definition (its dict, its images) before it runs."""
     built: set[str] = set()
     total = 0.0
     stem = re.sub(r"\W", "", label)
     for i, names in enumerate(bakes):
-        path = pg.write_bake(graph, names, built, f"bake-{stem}-{i}.json")
+        data = pg.bake_file(graph, names, built)
+        if edit is not None:
+            edit(data, names)
+        path = graph.root / f"bake-{stem}-{i}.json"
+        path.write_text(json.dumps(data, indent=1))
         took, err = run(["docker", "buildx", "bake", "--file", str(path)], graph.root)
         total += took
         if err:
