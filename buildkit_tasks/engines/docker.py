@@ -365,21 +365,46 @@ def local_image(reference: str) -> LocalImage | None:
     return LocalImage(attrs["Id"], tags, labels, int(attrs.get("Size") or 0))
 
 
+# local_images asks in LIST_CALLS calls at once (fewer for a handful of references), each for
+# at most LIST_MAX references (500 make a URL of about 40 kB): a constant number of engine
+# calls for graphs up to 2000 images.
+LIST_CALLS, LIST_MAX = 4, 500
+
+
 def local_images(references: Iterable[str]) -> dict[str, LocalImage]:
-    """The local images ``references`` name, under each ``repository:tag`` naming them: one
-    engine call (``GET /images/json`` filtered by reference) per 500 references, instead of
-    one inspect per image. Listing the whole store is no option: with the containerd store
-    the engine works out every listed image's details (about 10 ms each), and build machines
-    hold thousands. Look names up with :func:`find_local`."""
+    """The local images ``references`` name, under each ``repository:tag`` naming them:
+    :data:`LIST_CALLS` engine calls (``GET /images/json`` filtered by reference) made at once,
+    instead of one inspect per image. Listing the whole store is no option:
+    with the containerd store the engine works out every listed image's details (Engine 26:
+    about 14 ms of engine CPU per image, one image after another within a call; moby#47564),
+    and build machines hold thousands. Several calls let the engine use every core (164
+    images: 2.5 s in one call, 1.7 s in four on two cores); an image matched by two calls
+    costs twice, so an image's tags stay in one call. Look names up with
+    :func:`find_local`."""
     refs = sorted(set(references))
+    calls = max(min(LIST_CALLS, len(refs) // 16 or 1), -(-len(refs) // LIST_MAX))
+    size = -(-len(refs) // calls)
+    chunks: list[list[str]] = [[]]  # an image's tags (sorted next to each other): one call
+    for i, ref in enumerate(refs):
+        same_repository = i > 0 and ref.rpartition(":")[0] == refs[i - 1].rpartition(":")[0]
+        if len(chunks[-1]) >= size and not same_repository:
+            chunks.append([])
+        chunks[-1].append(ref)
+    api = client().api
+    if len(chunks) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(len(chunks), thread_name_prefix="image-list") as pool:
+            listed = list(pool.map(lambda c: api.images(filters={"reference": c}), chunks))
+    else:
+        listed = [api.images(filters={"reference": c}) for c in chunks]
     out: dict[str, LocalImage] = {}
-    for i in range(0, len(refs), 500):
-        for attrs in client().api.images(filters={"reference": refs[i : i + 500]}):
-            tags = tuple(t for t in attrs.get("RepoTags") or () if t != "<none>:<none>")
-            labels = attrs.get("Labels") or {}
-            image = LocalImage(attrs["Id"], tags, labels, int(attrs.get("Size") or 0))
-            for tag in tags:
-                out[tag] = image
+    for attrs in (a for part in listed for a in part):
+        tags = tuple(t for t in attrs.get("RepoTags") or () if t != "<none>:<none>")
+        labels = attrs.get("Labels") or {}
+        image = LocalImage(attrs["Id"], tags, labels, int(attrs.get("Size") or 0))
+        for tag in tags:
+            out[tag] = image
     return out
 
 

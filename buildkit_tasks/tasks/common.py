@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,13 @@ if TYPE_CHECKING:  # imported when a task runs, so `inv --list` stays fast
 # Keys Invoke should know (so INVOKE_BUILDKIT_* env vars are loaded); None means "not set".
 CONFIG_DEFAULTS: dict[str, Any] = invoke_defaults()
 
+# Settings loaded during the current task call, by (project root, Invoke's buildkit config):
+# the project lock and the task body read the same pyproject.toml once (a 164-image
+# [tool.buildkit] takes ~0.1 s to parse); a new task call starts empty.
+_LOADED: contextvars.ContextVar[dict[tuple[str, str], config.Settings] | None] = (
+    contextvars.ContextVar("buildkit_loaded_settings", default=None)
+)
+
 
 class Task(invoke.Task):
     """An Invoke task that turns BuildkitError into a one-line error with its exit code, and
@@ -44,6 +52,7 @@ class Task(invoke.Task):
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         _signal_stack()
+        loaded = _LOADED.set({})
         try:
             if self.writes and args and isinstance(args[0], Context) and not dry(args[0]):
                 lock_project(settings(args[0]))
@@ -56,6 +65,8 @@ class Task(invoke.Task):
             if not caused_by_interrupt(exc):
                 raise
             raise _interrupted() from None
+        finally:
+            _LOADED.reset(loaded)
 
 
 def _signal_stack() -> None:
@@ -154,7 +165,13 @@ def settings(c: Context, **flags: Any) -> config.Settings:
     check_env(os.environ)
     bk = dict(c.config.get("buildkit") or {})
     bk.pop("root", None)
-    s = config.load(project_root(c), bk)
+    root = project_root(c)
+    memo, key = _LOADED.get(), (str(root), repr(sorted(bk.items())))
+    s = memo.get(key) if memo is not None else None
+    if s is None:
+        s = config.load(root, bk)
+        if memo is not None:
+            memo[key] = s
     given = {k: v for k, v in flags.items() if v is not None}
     return dataclasses.replace(s, **given) if given else s
 

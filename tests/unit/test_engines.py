@@ -366,3 +366,32 @@ def test_imagetools_output_gives_each_platforms_manifest_and_labels() -> None:
     got = docker.parse_imagetools(single)
     assert got.platform_digests == {"linux/arm64": "sha256:one"}
     assert got.labels == {key: "k"} and got.platform_labels == {"linux/arm64": {key: "k"}}
+
+
+def test_local_images_asks_in_a_few_calls_keeping_each_images_tags_together(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    asked: list[list[str]] = []
+    TAGS = ("1", "1.0", "latest")  # 3 references per image: call sizes would cut between them
+
+    class Api:
+        def images(self, filters: dict[str, list[str]]) -> list[dict[str, object]]:
+            refs = filters["reference"]
+            asked.append(refs)
+            names = sorted({r.rsplit(":", 1)[0] for r in refs})
+            return [{"Id": f"sha256:{n}", "RepoTags": [f"{n}:{t}" for t in TAGS]} for n in names]
+
+    class Client:
+        api = Api()
+
+    monkeypatch.setattr(docker, "client", lambda: Client())
+    for count in (3, 163, 1200):
+        asked.clear()
+        refs = [f"localhost:5000/p/img-{i:04d}:{t}" for i in range(count) for t in TAGS]
+        index = docker.local_images(reversed(refs))
+        assert sorted(r for call in asked for r in call) == sorted(refs)  # each asked once
+        assert len(asked) == (1 if count == 3 else 4 if count == 163 else 8)  # 3600 refs / 500
+        for call in asked:  # no image's tags split over two calls (it would be listed twice)
+            assert all(f"{r.rsplit(':', 1)[0]}:latest" in call for r in call)
+        assert set(index) == set(refs)
+        assert docker.find_local(index, refs[-1]) == index[refs[-3]]
