@@ -55,6 +55,7 @@ class ImageSpec:
     version_paths: tuple[str, ...] = ()
     push: bool = True
     extra_build_args: tuple[str, ...] = ()
+    secrets: tuple[str, ...] = ()  # env var names passed as BuildKit secrets (--secret id=X,env=X)
 
 
 @dataclass(frozen=True)
@@ -154,7 +155,15 @@ class Settings:
     buildx's current),
     ``atomic`` (``image.push`` pushes every image by digest and tags
     only when all succeeded; default true), ``pull`` (``image.build`` pulls an image the
-    registry holds with its input key instead of building it; default true), ``images``,
+    registry holds with its input key instead of building it; default true),
+    ``reproducible`` (every image built with ``SOURCE_DATE_EPOCH`` = the commit time and its
+    timestamps rewritten, through an OCI layout; default false), ``provenance`` (SLSA
+    provenance attestation on pushed images: ``min``, ``max`` or ``off``; default ``min``),
+    ``cosign_key`` (private key file ``image.sign`` signs with; else env
+    ``BUILDKIT_COSIGN_KEY`` holding the key; its password from env ``COSIGN_PASSWORD``),
+    ``cosign_public_key`` (file ``image.verify`` checks signatures with), ``tlog_upload``
+    (record signatures in the Rekor transparency log; default false: private registries),
+    ``images``,
     ``helm.charts``,
     ``helm.image_values`` (value path -> image name: the stamped chart copy gets this build's
     references), ``helm.repository``
@@ -230,6 +239,11 @@ class Settings:
     reset_version: str = "0.0.1-set.by.chartpress"
     chart_publish: ChartPublish | None = None
     stop_grace: float = 5.0
+    reproducible: bool = False
+    provenance: str = "min"
+    cosign_key: Path | None = None
+    cosign_public_key: Path | None = None
+    tlog_upload: bool = False
 
     @property
     def bare_names(self) -> bool:
@@ -453,8 +467,20 @@ def parse(root: Path, raw: Mapping[str, Any], from_invoke: Iterable[str] = ()) -
     if builder is not None and not BUILDER_NAME.fullmatch(builder):
         raise top.fail("builder", "a buildx builder name (letters, digits, '.', '_', '-')")
     atomic = _bool(top, "atomic", True)
+    reproducible = _bool(top, "reproducible", False)
+    provenance = top.str("provenance", "min") or "min"
+    if provenance not in PROVENANCE_MODES:
+        raise top.fail("provenance", "one of min, max, off")
+    cosign_key, cosign_public_key = top.str("cosign_key"), top.str("cosign_public_key")
 
     images = {name: _image(root, name, table) for name, table in top.table_of("images").items()}
+    secret = sorted(f"{n} ({', '.join(i.secrets)})" for n, i in images.items() if i.secrets)
+    if provenance == "max" and secret:
+        raise top.fail(
+            "provenance",
+            "min or off while images take secrets: max provenance records the whole build "
+            f"request ({'; '.join(secret)})",
+        )
 
     helm = _Reader(root, top.table_of("helm"), "tool.buildkit.helm")
     charts = []
@@ -658,6 +684,13 @@ def parse(root: Path, raw: Mapping[str, Any], from_invoke: Iterable[str] = ()) -
         reset_tag=reset_tag,
         reset_version=reset_version,
         chart_publish=chart_publish,
+        reproducible=reproducible,
+        provenance=provenance,
+        cosign_key=root / os.path.expanduser(cosign_key) if cosign_key else None,
+        cosign_public_key=(
+            root / os.path.expanduser(cosign_public_key) if cosign_public_key else None
+        ),
+        tlog_upload=_bool(top, "tlog_upload", False),
         stop_grace=grace,
     )
 
@@ -866,6 +899,20 @@ def _image(root: Path, name: str, table: Any) -> ImageSpec:
     if not all(isinstance(v, (str, int, float, bool)) for v in build_args.values()):
         raise r.fail("build_args", "a table of string values")
     extra = r.str_list("extra_build_args")
+    secrets = r.str_list("secrets")
+    for secret in secrets:
+        if not ENV_NAME.fullmatch(secret):
+            raise r.fail("secrets", "environment variable names (letters, digits, '_')")
+        if secret in build_args:
+            raise r.fail("secrets", f"names that are not also build_args ({secret} is both)")
+    looks_secret = [k for k in build_args if SECRET_WORDS.search(str(k))]
+    if looks_secret:
+        raise r.fail(
+            "build_args",
+            f"no secrets ({', '.join(map(str, looks_secret))} looks like one: build args are "
+            "kept in the image's history and provenance; list it in secrets to pass it as a "
+            "BuildKit secret from the environment)",
+        )
     for arg in extra:
         option = arg.split("=", 1)[0]
         if not option.startswith("-") or option in OWN_BUILD_OPTIONS:
@@ -885,14 +932,20 @@ def _image(root: Path, name: str, table: Any) -> ImageSpec:
         version_paths=r.str_list("version_paths"),
         push=_bool(r, "push", True),
         extra_build_args=extra,
+        secrets=secrets,
     )
 
 
 # buildx options buildkit-tasks sets itself: extra_build_args may not change them
 OWN_BUILD_OPTIONS = frozenset(
     "--tag -t --file -f --push --load --output -o --platform --builder --iidfile "
-    "--metadata-file --build-context --target --cache-from --cache-to".split()
+    "--metadata-file --build-context --target --cache-from --cache-to --provenance "
+    "--attest --secret".split()
 )
+PROVENANCE_MODES = ("min", "max", "off")
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# build arg names that hold a secret (as remote.py's words for environment variables)
+SECRET_WORDS = re.compile(r"PASSWORD|PASSWD|TOKEN|SECRET|PRIVATE_KEY|API_KEY", re.IGNORECASE)
 
 
 def describe(s: Settings) -> dict[str, str]:
@@ -924,6 +977,13 @@ def describe(s: Settings) -> dict[str, str]:
         "builder": s.builder or "buildx's current",
         "atomic": flag(s.atomic),
         "pull": flag(s.pull),
+        "reproducible": flag(s.reproducible),
+        "provenance": s.provenance,
+        "cosign_key": rel(s.cosign_key)
+        if s.cosign_key
+        else ("env BUILDKIT_COSIGN_KEY" if os.environ.get("BUILDKIT_COSIGN_KEY") else "none"),
+        "cosign_public_key": rel(s.cosign_public_key),
+        "tlog_upload": flag(s.tlog_upload),
         "source": s.source or "git `origin` URL",
         "cache": s.cache,
         "cache_dir": rel(s.cache_dir),

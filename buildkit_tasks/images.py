@@ -25,7 +25,7 @@ from .buildplan import BuildPlan
 from .config import ImageSpec, Settings
 from .console import emit
 from .engines import docker, oras
-from .errors import BuildkitError, CommandError
+from .errors import BuildkitError, CommandError, ConfigError
 from .graph import ImageGraph
 from .publishing import Published, point_tags, publish
 from .references import parse as parse_reference
@@ -92,12 +92,16 @@ def context_key(reference: str) -> str:
     return parse_reference(reference).familiar_repository
 
 
-def oci_labels(settings: Settings, info: VersionInfo, name: str) -> dict[str, str]:
-    """The ``org.opencontainers.image.*`` labels for image ``name``."""
+def oci_labels(
+    settings: Settings, info: VersionInfo, name: str, epoch: int | None = None
+) -> dict[str, str]:
+    """The ``org.opencontainers.image.*`` labels for image ``name``; ``created`` is the build
+    date, or ``epoch`` (seconds) in a reproducible build."""
+    created = info.build_date if epoch is None else iso_time(epoch)
     labels = {
         f"{OCI}.title": name,
         f"{OCI}.version": info.version,
-        f"{OCI}.created": info.build_date,
+        f"{OCI}.created": created,
     }
     if info.commit:
         labels[f"{OCI}.revision"] = info.commit
@@ -105,6 +109,35 @@ def oci_labels(settings: Settings, info: VersionInfo, name: str) -> dict[str, st
     if source:
         labels[f"{OCI}.source"] = source
     return labels
+
+
+def iso_time(epoch: int) -> str:
+    """``epoch`` (seconds since 1970, UTC) as ``YYYY-MM-DDTHH:MM:SSZ``."""
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def source_date_epoch(settings: Settings) -> int:
+    """The ``SOURCE_DATE_EPOCH`` of a reproducible build (seconds): env ``SOURCE_DATE_EPOCH``
+    when set, else the time of the commit checked out in the project. Raises ConfigError when
+    the variable is not a whole number or there is no commit."""
+    import os
+
+    from .engines import git
+
+    given = os.environ.get("SOURCE_DATE_EPOCH")
+    if given is not None:
+        if not given.isdigit():
+            raise ConfigError(f"SOURCE_DATE_EPOCH: expected seconds since 1970, got {given!r}")
+        return int(given)
+    when = git.line(settings.root, "log", "-1", "--format=%ct")
+    if when is None or not when.isdigit():
+        raise ConfigError(
+            f"reproducible: {settings.root} has no git commit to take SOURCE_DATE_EPOCH from "
+            "(commit, or set SOURCE_DATE_EPOCH)"
+        )
+    return int(when)
 
 
 def git_remote(root: Path) -> str | None:
@@ -277,7 +310,10 @@ class ImageBuild:
     ) -> None:
         self.settings, self.plan, self.graph, self.runner = settings, plan, plan.graph, runner
         self.push, self.force = push, force
-        self.atomic = push and (atomic or not tag)
+        # reproducible: every image goes through an OCI layout (timestamps rewritten) and a
+        # push is by digest from it, so the registry holds the very digest built
+        self.epoch = source_date_epoch(settings) if settings.reproducible else None
+        self.atomic = push and (atomic or not tag or self.epoch is not None)
         self.tag = tag  # false: push by digest only; the caller makes the tags
         if self.atomic and not runner.dry:
             oras.require()
@@ -492,7 +528,7 @@ class ImageBuild:
             # the registry from the version tag instead (see pushed()).
             tags=self.tags[name][:1] if direct else self.tags[name],
             labels={
-                **oci_labels(self.settings, self.plan.images[name].version, name),
+                **oci_labels(self.settings, self.plan.images[name].version, name, self.epoch),
                 cachekey.KEY_LABEL: self.keys[name],
             },
             build_args=node.spec.build_args,
@@ -504,7 +540,14 @@ class ImageBuild:
             cache_from=self.cache_specs(name)[0],
             cache_to=self.cache_specs(name)[1],
             extra_args=node.spec.extra_build_args,
-            oci_dest=self.layout(name) if self.by_digest(name) else None,
+            oci_dest=self.layout(name) if self.by_digest(name) or self.epoch is not None else None,
+            source_date_epoch=self.epoch,
+            # Rewriting clamps: a layer BuildKit cached from a build before the commit keeps
+            # older times, so reproducible images are built afresh (unchanged ones are still
+            # reused by input key, without building).
+            no_cache=self.epoch is not None,
+            provenance=self.settings.provenance if self.pushes(name) else None,
+            secrets=node.spec.secrets,
         )
 
     def cache_specs(self, name: str) -> tuple[list[str], list[str]]:
@@ -584,7 +627,8 @@ class ImageBuild:
             return True, None
         docker.split_bake_log(log, {n: self.log_path(n) for n in names})
         if ok:
-            self.built.update(docker.bake_digests(metadata, names))
+            digests = docker.bake_digests(metadata, names)
+            self.built.update({n: self.loaded(n, digests.get(n, "")) for n in names})
             return True, None
         # images the batch did finish are in the store (or registry) under their keys
         for name, hit in self.look_up(names).items():
@@ -661,9 +705,24 @@ class ImageBuild:
         image_id = self.retrying(
             req.tags[0], req.push, log, lambda: docker.build(self.runner, req, log)
         )
+        image_id = self.loaded(name, image_id)
         if self.by_digest(name):
             return self.push_by_digest(name, image_id, log)
         return self.done(name, image_id, self.pushed(name, image_id))
+
+    def loaded(self, name: str, image_id: str) -> str:
+        """A reproducible build of ``name`` (written only to its OCI layout) loaded into the
+        local store under its tags (``docker load``: the store keeps the layout's digest, which
+        becomes the image ID, returned); the layout stays for a push by digest. Any other
+        build: ``image_id`` as it is."""
+        if self.epoch is None or self.runner.dry:
+            return image_id
+        layout = self.layout(name)
+        digest = oras.layout_digest(layout)
+        docker.load_layout(self.runner, layout, self.log_path(name))
+        if not self.by_digest(name):
+            layout.unlink(missing_ok=True)
+        return digest
 
     def retrying(self, ref: str, push: bool, log: Path, action: Callable[[], str]) -> str:
         """Run ``action``; when it pushes (``push``) and fails for a transient reason (5xx,

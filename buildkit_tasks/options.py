@@ -99,6 +99,34 @@ OPTIONS: tuple[Option, ...] = (
         "`image.build`: an image missing locally whose input key the registry holds is pulled, "
         "not built.",
     ),
+    _o(
+        "reproducible",
+        "boolean",
+        "false",
+        "Build every image with `SOURCE_DATE_EPOCH` = the commit time, timestamps rewritten, "
+        "through an OCI layout (same sources, same digests).",
+    ),
+    _o(
+        "provenance",
+        "one of",
+        '"min"',
+        "SLSA provenance attestation on pushed images: `min`, `max` or `off`.",
+    ),
+    _o(
+        "cosign_key",
+        "string",
+        "none",
+        "Private key file `image.sign` signs with (env `BUILDKIT_COSIGN_KEY`: the key itself; "
+        "password: env `COSIGN_PASSWORD`).",
+        fallback_env="BUILDKIT_COSIGN_KEY",
+    ),
+    _o("cosign_public_key", "string", "none", "Public key file `image.verify` checks with."),
+    _o(
+        "tlog_upload",
+        "boolean",
+        "false",
+        "Record signatures in the Rekor transparency log (off for private registries).",
+    ),
     _o("source", "string", "git `origin` URL", "URL for `org.opencontainers.image.source`."),
     _o(
         "cache",
@@ -162,6 +190,12 @@ OPTIONS: tuple[Option, ...] = (
         "list",
         "[]",
         "More `docker buildx build` options (the image then builds outside the bake batch).",
+    ),
+    _o(
+        "images.*.secrets",
+        "list",
+        "[]",
+        "Environment variables passed as BuildKit secrets (`RUN --mount=type=secret,id=NAME`).",
     ),
     _o("discover", "table", "off", "Find Dockerfiles instead of (or besides) listing them."),
     _o("discover.roots", "list", '["."]', "Directories searched for Dockerfiles."),

@@ -148,6 +148,19 @@ oras_cli() {
   oras version >/dev/null
 }
 
+cosign_cli() {
+  # cosign signs and verifies pushed images (image.sign, image.verify). Debian trixie's package
+  # is a Go binary linked only against libc: unpacked like oras.
+  if ! cosign version >/dev/null 2>&1; then
+    log "installing cosign from Debian trixie"
+    local tmp; tmp=$(mktemp -d)
+    (cd "$tmp" && side_apt download -qq cosign/trixie 2>/dev/null && dpkg -x ./cosign_*.deb x)
+    install -m 0755 "$tmp/x/usr/bin/cosign" /usr/local/bin/cosign
+    rm -rf "$tmp"
+  fi
+  cosign version >/dev/null 2>&1
+}
+
 ssh_server() {
   # iproute2 and util-linux (ip netns, nsenter): the fan-out tests' second engine runs in a
   # network namespace of its own
@@ -200,8 +213,9 @@ busybox_static
 registry
 helm_bin
 oras_cli
+cosign_cli
 ssh_server
 python_env
 wheelhouse
 examples_busybox
-log "ready: $(docker version --format 'engine {{.Server.Version}}'), $(docker buildx version | cut -d' ' -f1-2), helm $(helm version --short), oras $(oras version | sed -n 's/^Version: *//p'), registry $registry_addr"
+log "ready: $(docker version --format 'engine {{.Server.Version}}'), $(docker buildx version | cut -d' ' -f1-2), helm $(helm version --short), oras $(oras version | sed -n 's/^Version: *//p'), cosign $(cosign version 2>&1 | sed -n 's/^GitVersion: *//p'), registry $registry_addr"

@@ -35,6 +35,13 @@ class BuildRequest:
     builds from this run's result of another. ``platforms`` empty means the engine's own.
     ``push`` pushes, else the result is loaded into the local image store; ``oci_dest`` (with
     ``push`` false) also writes it as an OCI layout archive there, for a push by digest.
+    ``source_date_epoch`` (seconds since 1970, with ``oci_dest``): a reproducible build, the
+    ``SOURCE_DATE_EPOCH`` build arg and every timestamp in its layers rewritten to it, written
+    only to the OCI layout (the engine's store refuses rewritten timestamps: load the layout,
+    :func:`load_layout`). ``provenance``: ``min``/``max`` adds a SLSA provenance attestation,
+    ``off`` none, None leaves buildx's default. ``secrets``: environment variable names each
+    passed as a BuildKit secret of that id (their values never reach argv). ``no_cache``:
+    BuildKit's cache is not used (every step runs).
     """
 
     context: Path
@@ -51,13 +58,32 @@ class BuildRequest:
     cache_to: Sequence[str] = ()
     extra_args: Sequence[str] = ()  # config extra_build_args: options we do not model
     oci_dest: Path | None = None
+    source_date_epoch: int | None = None
+    provenance: str | None = None
+    secrets: Sequence[str] = ()
+    no_cache: bool = False
+
+    @property
+    def args(self) -> dict[str, str]:
+        """Build args, with ``SOURCE_DATE_EPOCH`` for a reproducible build."""
+        if self.source_date_epoch is None:
+            return dict(self.build_args)
+        return {**self.build_args, "SOURCE_DATE_EPOCH": str(self.source_date_epoch)}
+
+    @property
+    def secret_specs(self) -> list[str]:
+        """``--secret`` values: each secret read by BuildKit from the environment."""
+        return [f"id={name},env={name}" for name in self.secrets]
 
 
 def outputs(req: BuildRequest) -> list[str]:
     """The exporters of ``req`` as ``--output`` values: the registry, or the local store and
-    with ``oci_dest`` an OCI layout archive too (BuildKit 0.13 runs both in one build)."""
+    with ``oci_dest`` an OCI layout archive too (BuildKit 0.13 runs both in one build); a
+    reproducible build only the layout, timestamps rewritten."""
     if req.push:
         return ["type=registry"]
+    if req.oci_dest is not None and req.source_date_epoch is not None:
+        return [f"type=oci,dest={req.oci_dest},rewrite-timestamp=true"]
     if req.oci_dest is not None:
         return [f"type=oci,dest={req.oci_dest}", "type=docker"]
     return ["type=docker"]
@@ -70,8 +96,16 @@ def build_argv(req: BuildRequest) -> list[str]:
         argv += ["--tag", tag]
     for key, value in sorted(req.labels.items()):
         argv += ["--label", f"{key}={value}"]
-    for key, value in sorted(req.build_args.items()):
+    for key, value in sorted(req.args.items()):
         argv += ["--build-arg", f"{key}={value}"]
+    for spec in req.secret_specs:
+        argv += ["--secret", spec]
+    if req.provenance is not None:
+        argv.append(
+            "--provenance=false"
+            if req.provenance == "off"
+            else f"--provenance=mode={req.provenance}"
+        )
     if req.target:
         argv += ["--target", req.target]
     if req.platforms:
@@ -84,7 +118,9 @@ def build_argv(req: BuildRequest) -> list[str]:
         argv += ["--cache-to", spec]
     for spec in outputs(req):
         argv += ["--output", spec]
-    if req.iidfile:
+    if req.no_cache:
+        argv.append("--no-cache")
+    if req.iidfile and req.source_date_epoch is None:  # a layout only: no image in the store
         argv += ["--iidfile", str(req.iidfile)]
     argv += list(req.extra_args)
     argv.append(str(req.context))
@@ -97,8 +133,8 @@ def build(runner: Runner, req: BuildRequest, log: Path) -> str:
     Raises CommandError with the log's last lines on failure.
     """
     runner.run(build_argv(req), log=log, what=f"docker buildx build of {req.tags[0]}")
-    if runner.dry or req.iidfile is None:
-        return ""
+    if runner.dry or req.iidfile is None or req.source_date_epoch is not None:
+        return ""  # a reproducible build's ID is its layout's digest (images.ImageBuild.loaded)
     return req.iidfile.read_text().strip()
 
 
@@ -148,9 +184,19 @@ def bake_definition(requests: Mapping[str, BuildRequest]) -> dict[str, Any]:
             "dockerfile": str(req.dockerfile),
             "tags": list(req.tags),
             "labels": dict(req.labels),
-            "args": dict(req.build_args),
+            "args": req.args,
             "output": outputs(req),
         }
+        if req.secrets:
+            t["secret"] = req.secret_specs
+        if req.no_cache:
+            t["no-cache"] = True
+        if req.provenance is not None:
+            t["attest"] = [
+                "type=provenance,disabled=true"
+                if req.provenance == "off"
+                else f"type=provenance,mode={req.provenance}"
+            ]
         if req.target:
             t["target"] = req.target
         if req.platforms:
@@ -577,6 +623,15 @@ def require_images(references: Iterable[str]) -> None:
 # alias whose registry is a closed loopback port: the registry lookup is refused at once and the
 # engine's own store answers.
 ALIAS_REGISTRY = "localhost:1/buildkit-tasks"
+
+
+def load_layout(runner: Runner, layout: Path, log: Path) -> None:
+    """Load the OCI layout archive ``layout`` (every platform; the tags its ``index.json``
+    names) into the local store, output appended to ``log``. The containerd image store keeps
+    the layout's manifests as they are: the image ID is the layout's index digest."""
+    runner.run(
+        [DOCKER, "load", "--input", str(layout)], log=log, what=f"docker load of {layout.name}"
+    )
 
 
 def alias_reference(name: str, run_id: str) -> str:

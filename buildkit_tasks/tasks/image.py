@@ -36,6 +36,9 @@ HELP = {
     "pushes by digest; then one manifest list per tag is made from their digests.",
     "builder": "The buildx builder to build with (a 'docker buildx ls' name; default: config "
     "'builder', else buildx's current).",
+    "reproducible": "Build every image reproducibly (config 'reproducible'): SOURCE_DATE_EPOCH "
+    "= the commit time (or env SOURCE_DATE_EPOCH), timestamps rewritten, through an OCI "
+    "layout loaded into the store (and pushed by digest): same sources, same digests.",
     "explain": "Before building, print for every image whether it builds or is cached, and why "
     "(the files, Dockerfile, build args or base images that changed), as image.plan does.",
 }
@@ -73,6 +76,7 @@ def run_build(
     atomic: bool = True,
     builder: str | None = None,
     hosts: str | None = None,
+    reproducible: bool = False,
 ) -> list[ImageResult]:
     """The body shared by image.build and image.push."""
     from ..config import BUILDER_NAME
@@ -81,7 +85,7 @@ def run_build(
         raise ConfigError(f"--parallel: expected a positive integer, got {parallel}")
     if builder is not None and not BUILDER_NAME.fullmatch(builder):
         raise ConfigError(f"--builder: expected a buildx builder name, got {builder!r}")
-    s = settings(c, parallel=parallel or None, builder=builder)
+    s = settings(c, parallel=parallel or None, builder=builder, reproducible=reproducible or None)
     if hosts is not None:
         if host or s.builder:
             given = "--host" if host else "--builder (or config 'builder')"
@@ -221,6 +225,7 @@ def build(
     verbose: bool = False,
     explain: bool = False,
     builder: str | None = None,
+    reproducible: bool = False,
 ) -> None:
     """Build every image with ``docker buildx build``, in dependency order, loaded into the
     local image store.
@@ -241,6 +246,11 @@ def build(
     streamed by BuildKit, nothing is copied, images stay in the host's store); ``remote.run``
     instead runs the whole task there and brings ``<output_dir>`` back. ``--builder NAME``
     (config ``builder``) builds with that buildx builder (remote, kubernetes, multi-node...).
+
+    ``--reproducible`` (config ``reproducible``): ``SOURCE_DATE_EPOCH`` is the commit's time
+    (env ``SOURCE_DATE_EPOCH`` overrides), every layer's timestamps are rewritten to it and
+    the image is written to an OCI layout, then loaded into the store with its digest as the
+    image ID: two builds of one commit give the same per-platform manifest digests.
     """
     run_build(
         c,
@@ -256,6 +266,7 @@ def build(
         verbose=verbose,
         explain=explain,
         builder=builder,
+        reproducible=reproducible,
     )
 
 
@@ -275,6 +286,7 @@ def push(
     atomic: bool = True,
     builder: str | None = None,
     hosts: str | None = None,
+    reproducible: bool = False,
 ) -> None:
     """Build and push every image (or ``--name`` ones) to ``registry``.
 
@@ -305,6 +317,13 @@ def push(
     failure). The report gives each image's ``hosts`` (platform -> host). A host does not
     rebuild an image whose version tag (or ``latest``) already lists manifests carrying its
     input key for that host's platforms: those manifests go into the new list (``cached``).
+
+    Provenance (config ``provenance``: ``min`` default, ``max``, ``off``): each pushed image
+    carries a SLSA provenance attestation per platform; the report lists their digests
+    (``attestations``). ``--reproducible`` builds as image.build does and pushes the OCI
+    layout by digest (always atomic), so the registry holds the digest built: per-platform
+    manifests are the same for every build of one commit; the manifest list's digest too when
+    ``provenance = "off"`` (an attestation records its own build's times, moby/buildkit#3421).
     """
     run_build(
         c,
@@ -322,6 +341,7 @@ def push(
         atomic=atomic,
         builder=builder,
         hosts=hosts,
+        reproducible=reproducible,
     )
 
 
