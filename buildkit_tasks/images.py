@@ -50,6 +50,7 @@ class ImageResult:
     note: str | None = None
     digest: str | None = None
     platform_digests: dict[str, str] | None = None
+    attestations: dict[str, str] | None = None
     pushed: str | None = None
     tagged: bool | None = None
     batch: bool | None = None
@@ -307,8 +308,10 @@ class ImageBuild:
         force: bool,
         atomic: bool = False,
         tag: bool = True,
+        layouts: Path | None = None,
     ) -> None:
         self.settings, self.plan, self.graph, self.runner = settings, plan, plan.graph, runner
+        self.layouts = layouts  # reproducible builds' OCI layouts are kept here
         self.push, self.force = push, force
         # reproducible: every image goes through an OCI layout (timestamps rewritten) and a
         # push is by digest from it, so the registry holds the very digest built
@@ -358,8 +361,9 @@ class ImageBuild:
         return self.atomic and self.pushes(name)
 
     def layout(self, name: str) -> Path:
-        """The OCI layout archive an atomic push of ``name`` is exported to."""
-        return Path(self._tmp.name) / f"{name}.oci.tar"
+        """The OCI layout archive an atomic push or reproducible build of ``name`` is exported
+        to (in ``layouts`` when given, kept there)."""
+        return (self.layouts or Path(self._tmp.name)) / f"{name}.oci.tar"
 
     def _plan(self, platforms: Iterable[str]) -> None:
         """Platforms per image (what is left out, what is skipped), then input keys."""
@@ -720,7 +724,7 @@ class ImageBuild:
         layout = self.layout(name)
         digest = oras.layout_digest(layout)
         docker.load_layout(self.runner, layout, self.log_path(name))
-        if not self.by_digest(name):
+        if not self.by_digest(name) and self.layouts is None:
             layout.unlink(missing_ok=True)
         return digest
 
@@ -788,11 +792,11 @@ class ImageBuild:
         self.retrying(repository, True, log, copy)
         layout.unlink(missing_ok=True)  # pushed: the registry holds it now
         ref = f"{repository}@{digest}"
-        got, platforms = docker.registry_digests(self.runner, ref)
+        got, platforms, attested = docker.registry_index(self.runner, ref)
         return self.done(
             name,
             image_id,
-            Published(got, platforms),
+            Published(got, platforms, attested or None),
             batch_seconds,
             pushed=ref,
             release=(ref, tuple(self.tags[name])),
@@ -806,11 +810,11 @@ class ImageBuild:
         missing = tuple(t for t in self.tags[name] if t not in hit.tags)
         if self.runner.dry:
             return self.done(name, hit.image_id, release=(ref, missing) if missing else None)
-        got, platforms = docker.registry_digests(self.runner, ref)
+        got, platforms, attested = docker.registry_index(self.runner, ref)
         return self.done(
             name,
             hit.image_id,
-            Published(got, platforms),
+            Published(got, platforms, attested or None),
             release=(ref, missing) if missing else None,
         )
 
@@ -847,6 +851,7 @@ def build_images(
     on_start: Callable[[str], None] | None = None,
     on_done: Callable[[ImageResult], None] | None = None,
     on_plan: Callable[[list[Explanation]], None] | None = None,
+    layouts: Path | None = None,
 ) -> list[ImageResult]:
     """Build (and with ``push``, push) every image of ``plan`` in dependency order, under the
     references the plan gives.
@@ -877,13 +882,16 @@ def build_images(
        manifests (``repository@digest, ...``).
 
     ``on_plan`` gets the plan's :class:`Explanation` of every image before anything builds.
+    ``layouts``: a directory where reproducible builds (config ``reproducible``) keep each
+    image's OCI layout archive, ``<name>.oci.tar`` (image.verify --rebuild reads them).
     Returns one ImageResult per image in build order; failures are in the results (status
     ``failed``/``skipped``), not raised. Raises KeyboardInterrupt after stopping builds.
     """
     graph = plan.graph
     run = ImageBuild(
-        settings, plan, runner, push=push, platforms=platforms, force=force, atomic=atomic, tag=tag
-    )
+        settings, plan, runner, push=push, platforms=platforms, force=force, atomic=atomic,
+        tag=tag, layouts=layouts,
+    )  # fmt: skip
     interrupted = False
     try:
         run.hits = run.look_up(graph.nodes)
@@ -1030,6 +1038,7 @@ def to_result(settings: Settings, outcome: Outcome) -> ImageResult:
         note=done.note if done else None,
         digest=done.published.digest if done else None,
         platform_digests=done.published.platform_digests if done else None,
+        attestations=done.published.attestations if done else None,
         pushed=done.pushed if done else None,
         batch=True if in_batch else None,
         log=str(log)

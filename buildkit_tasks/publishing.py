@@ -18,6 +18,7 @@ class Published:
 
     digest: str | None = None
     platform_digests: dict[str, str] | None = None
+    attestations: dict[str, str] | None = None  # platform -> its attestation manifest digest
 
 
 def publish(runner: Runner, version_ref: str, latest_ref: str, digest: str | None) -> Published:
@@ -34,12 +35,12 @@ def publish(runner: Runner, version_ref: str, latest_ref: str, digest: str | Non
             docker.remote_tag(runner, version_ref, latest_ref)
         return Published()
     if digest is not None and digest.startswith("sha256:"):
-        got, platforms = docker.ensure_tag(runner, version_ref, digest)
+        got, platforms, attested = docker.ensure_tag(runner, version_ref, digest)
     else:
-        got, platforms = docker.registry_digests(runner, version_ref)
+        got, platforms, attested = docker.registry_index(runner, version_ref)
     if digest is not None:
         docker.remote_tag(runner, version_ref, latest_ref)
-    return Published(got, platforms)
+    return Published(got, platforms, attested or None)
 
 
 def point_tags(

@@ -543,6 +543,14 @@ def remote_image(runner: Runner, reference: str) -> RemoteImage | None:
 def registry_digests(runner: Runner, reference: str) -> tuple[str, dict[str, str]]:
     """The digest the registry reports for ``reference`` (the manifest list's, or the single
     manifest's) and each platform's manifest digest (attestation entries left out)."""
+    digest, platforms, _ = registry_index(runner, reference)
+    return digest, platforms
+
+
+def registry_index(runner: Runner, reference: str) -> tuple[str, dict[str, str], dict[str, str]]:
+    """:func:`registry_digests` and the attestations of the manifest list: each attested
+    platform's manifest digest -> the digest of its attestation manifest (BuildKit's
+    ``vnd.docker.reference.type=attestation-manifest`` entries: provenance, SBOM)."""
     import json
 
     res = runner.run(
@@ -551,31 +559,37 @@ def registry_digests(runner: Runner, reference: str) -> tuple[str, dict[str, str
         what=f"reading {reference} from the registry",
     )
     if runner.dry:
-        return "", {}
+        return "", {}, {}
     manifest = json.loads(res.stdout)
-    platforms = {}
+    platforms, attestations = {}, {}
     for m in manifest.get("manifests") or []:
         p = m.get("platform") or {}
-        if p.get("os") and p.get("os") != "unknown":
+        notes = m.get("annotations") or {}
+        if notes.get("vnd.docker.reference.type") == "attestation-manifest":
+            attestations[notes.get("vnd.docker.reference.digest", "")] = m["digest"]
+        elif p.get("os") and p.get("os") != "unknown":
             key = "/".join(x for x in (p["os"], p.get("architecture"), p.get("variant")) if x)
             platforms[key] = m["digest"]
-    return manifest.get("digest", ""), platforms
+    by_platform = {plat: attestations[d] for plat, d in platforms.items() if d in attestations}
+    return manifest.get("digest", ""), platforms, by_platform
 
 
-def ensure_tag(runner: Runner, reference: str, digest: str) -> tuple[str, dict[str, str]]:
+def ensure_tag(
+    runner: Runner, reference: str, digest: str
+) -> tuple[str, dict[str, str], dict[str, str]]:
     """Make the registry's ``reference`` name the manifest ``digest`` (what a build pushed):
     when it names something else, it is pointed at ``<repository>@<digest>``. Returns
-    :func:`registry_digests` of the result. Raises CommandError when it still differs."""
-    got, platforms = registry_digests(runner, reference)
+    :func:`registry_index` of the result. Raises CommandError when it still differs."""
+    got, platforms, attested = registry_index(runner, reference)
     if got == digest or runner.dry:
-        return got, platforms
+        return got, platforms, attested
     repository, _ = name_and_tag(reference)
     emit(f"registry: {reference} named {got[:19]}, not the pushed {digest[:19]}; re-pointing it")
     remote_tag(runner, f"{repository}@{digest}", reference)
-    got, platforms = registry_digests(runner, reference)
+    got, platforms, attested = registry_index(runner, reference)
     if got != digest:
         raise CommandError(f"the registry's {reference} names {got}, not the pushed {digest}")
-    return got, platforms
+    return got, platforms, attested
 
 
 def remote_tag(

@@ -15,6 +15,7 @@ if TYPE_CHECKING:  # the build API is imported by the tasks that run it (fast in
     from ..config import Settings
     from ..fanout import Share
     from ..images import ImageResult
+    from ..versioning import VersionInfo
 
 HELP = {
     "name": "Build only this image and what it depends on; repeat for several.",
@@ -430,8 +431,108 @@ def scan(c: Context, name: list[str] | None = None) -> None:
         print(f"scan: {len(refs)} images, no {s.scan_severity} findings")
 
 
+@task
+def sign(c: Context) -> None:
+    """Sign every image the build report (``<output_dir>/build-report.json``, from image.push)
+    lists as pushed, by digest (``<repository>@sha256:...``), with cosign.
+
+    Key: config ``cosign_key`` (a private key file from ``cosign generate-key-pair``), else env
+    ``BUILDKIT_COSIGN_KEY`` holding the key; its password from env ``COSIGN_PASSWORD`` (read
+    by cosign itself, never on a command line, in output or in the report). Config
+    ``tlog_upload`` (default false) records signatures in the Rekor transparency log; off,
+    nothing leaves for sigstore.dev (private registries, offline). The report gets
+    ``signatures`` (each image's reference and whether it was signed). cosign output goes to
+    ``<output_dir>/logs/<name>.sign.log``. Exits non-zero when any image was not signed.
+    """
+    from .. import report, signing
+
+    s = settings(c)
+    r = runner(c, s)
+    data = report.load(s.report_path)
+    done = signing.sign(s, r, data)
+    for x in done:
+        verdict = "signed" if x.ok else f"NOT signed: {x.error}"
+        print(f"sign {x.name}: {verdict}  {x.reference}")
+    if not r.dry:
+        report.update(s.report_path, _report_version(data), signatures=[x.as_dict() for x in done])
+    bad = [x.name for x in done if not x.ok]
+    if bad:
+        raise BuildFailed(
+            f"image.sign: {len(bad)} of {len(done)} images not signed: {', '.join(bad)}"
+        )
+
+
+@task(
+    help={
+        "rebuild": "Also rebuild the report's version from a clean git checkout (reproducible, "
+        "no cache, not pushed) and compare every image's digests with the registry's.",
+        "signatures": "Check cosign signatures against config 'cosign_public_key' (default: "
+        "when that key is configured).",
+    }
+)
+def verify(c: Context, rebuild: bool = False, signatures: bool | None = None) -> None:
+    """Check the images the build report lists as pushed: their cosign signatures, and with
+    ``--rebuild`` that a rebuild from source gives the same digests.
+
+    Signatures (when config ``cosign_public_key`` is set, or ``--signatures``): each
+    ``<repository>@<digest>`` must carry a signature that verifies with that public key
+    (Rekor asked only with ``tlog_upload``). ``--rebuild``: the report's commit is cloned
+    into a temporary directory (plus ``remote_include`` files) and built in reproducible mode
+    without cache and without pushing; each platform's manifest digest must equal the
+    registry's (the manifest list's too when ``provenance = "off"``); an image that differs is
+    named with its platform and first differing layer. A report of a dirty work tree cannot be
+    rebuilt (error). Results go to the report's ``verification``. Exits non-zero when any
+    check fails; nothing to check is an error too.
+    """
+    from .. import report, signing
+
+    s = settings(c)
+    r = runner(c, s)
+    data = report.load(s.report_path)
+    pushed = signing.pushed_images(data)
+    check_signatures = signatures if signatures is not None else s.cosign_public_key is not None
+    if not check_signatures and not rebuild:
+        raise ConfigError(
+            "image.verify: nothing to check; set cosign_public_key (signatures) or pass --rebuild"
+        )
+    results: dict[str, dict[str, object]] = {n: {"name": n, "reference": ref} for n, ref in pushed}
+    failed: list[str] = []
+    if check_signatures:
+        for x in signing.verify(s, r, data):
+            results[x.name]["signature"] = "verified" if x.ok else f"failed: {x.error}"
+            print(
+                f"verify {x.name}: signature {'verified' if x.ok else 'FAILED: ' + (x.error or '')}"
+            )
+            if not x.ok:
+                failed.append(f"{x.name} (signature)")
+    if rebuild:
+        from .. import rebuild as rebuilding
+
+        with on_builder(s, r):
+            compared = rebuilding.rebuild(s, r, data, pushed)
+        for y in compared:
+            results[y.name]["rebuild"] = "identical" if y.identical else f"differs: {y.difference}"
+            verdict = "identical" if y.identical else f"DIFFERS: {y.difference}"
+            print(f"verify {y.name}: rebuild {verdict}")
+            if not y.identical:
+                failed.append(f"{y.name} (rebuild: {y.difference})")
+    if not r.dry:
+        report.update(s.report_path, _report_version(data), verification=list(results.values()))
+    if failed:
+        raise BuildFailed(f"image.verify: {len(failed)} checks failed: {'; '.join(failed)}")
+
+
+def _report_version(data: dict[str, object]) -> VersionInfo:
+    """The version a loaded report was written for (so updating it keeps its sections)."""
+    from ..versioning import VersionInfo
+
+    return VersionInfo(**data["version"])  # type: ignore[arg-type]
+
+
 ns = Collection("image")
 ns.add_task(build, default=True)
+ns.add_task(sign)
+ns.add_task(verify)
 ns.add_task(scan)
 ns.add_task(push)
 ns.add_task(graph)

@@ -1,0 +1,55 @@
+"""cosign (Sigstore): signing pushed images by digest and checking those signatures.
+
+Only argv and output parsing live here; :mod:`..signing` decides what is signed. The private
+key's password reaches cosign through its own environment variable ``COSIGN_PASSWORD`` (never
+argv); a key given by environment is named ``env://VAR`` (its content never reaches argv
+either). Debian trixie's ``cosign`` 2.5 links only libc and runs on bookworm.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+COSIGN = "cosign"
+KEY_ENV = "BUILDKIT_COSIGN_KEY"
+INSTALL = "install cosign (Debian trixie's 'cosign' package, or a release from sigstore)"
+
+
+def key_argument(key_file: Path | None) -> str:
+    """cosign's ``--key`` value: the key file, else ``env://BUILDKIT_COSIGN_KEY``."""
+    return str(key_file) if key_file is not None else f"env://{KEY_ENV}"
+
+
+def sign_argv(key: str, reference: str, tlog_upload: bool) -> list[str]:
+    """``cosign sign`` of ``reference`` (``repository@sha256:...``: by digest, never a tag)
+    with private key ``key`` (:func:`key_argument`); ``tlog_upload`` false keeps the
+    signature out of the Rekor transparency log (private registries, offline)."""
+    return [
+        COSIGN, "sign", "--key", key, f"--tlog-upload={str(tlog_upload).lower()}", "--yes",
+        reference,
+    ]  # fmt: skip
+
+
+def verify_argv(public_key: Path, reference: str, tlog: bool) -> list[str]:
+    """``cosign verify`` of ``reference`` against ``public_key``; ``tlog`` false does not ask
+    Rekor for the signature's log entry (signed with ``--tlog-upload=false``)."""
+    argv = [COSIGN, "verify", "--key", str(public_key), "--output", "json"]
+    if not tlog:
+        argv.append("--insecure-ignore-tlog=true")
+    return [*argv, reference]
+
+
+def verified_digests(output: str) -> set[str]:
+    """The image digests ``cosign verify --output json`` says carry a good signature (its
+    stdout: a JSON list, ``critical.image.docker-manifest-digest`` of each)."""
+    try:
+        entries = json.loads(output)
+    except ValueError:
+        return set()
+    out = set()
+    for e in entries if isinstance(entries, list) else []:
+        digest = ((e.get("critical") or {}).get("image") or {}).get("docker-manifest-digest")
+        if isinstance(digest, str):
+            out.add(digest)
+    return out
