@@ -3,7 +3,10 @@ every image with what the registry holds.
 
 The checkout is a ``git clone`` of the project's repository at the report's commit (plus the
 git-ignored files config ``remote_include`` names, as remote runs copy them), built in
-reproducible mode without any cache (:mod:`.images`, OCI layouts kept), never pushed. Each
+reproducible mode without any cache (:mod:`.images`, OCI layouts kept), never pushed. BuildKit's
+``rewrite-timestamp`` clamps: a file newer than the commit gets the commit's time, an older one
+keeps its own. A fresh checkout (CI's, this one's) has only newer files; a build from a work
+tree whose files predate the commit can therefore differ, and this check says so. Each
 platform's manifest digest is compared with the registry's for the image's pushed digest;
 the manifest list's own digest too when ``provenance = "off"`` (a provenance attestation
 records its build's own times, so with provenance only the per-platform images can match).
@@ -63,8 +66,7 @@ def checkout(settings: Settings, commit: str, dest: Path) -> Path:
             if src.is_file():
                 target = root / src.relative_to(settings.root)
                 target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(src, target)
-                target.chmod(src.stat().st_mode & 0o777)
+                shutil.copy2(src, target)  # its time too: rewriting only clamps newer times
     return root
 
 

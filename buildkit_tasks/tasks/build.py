@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from invoke import Collection, Context
 
 from . import archive, helm, image, lint, test, version
@@ -38,6 +40,12 @@ def all_(c: Context) -> None:
     from .. import report
 
     data = report.update(s.report_path, project_version(s), status="succeeded")
+    if s.cosign_key is not None or os.environ.get("BUILDKIT_COSIGN_KEY"):
+        # build.all builds and never pushes: a signature needs a registry digest
+        print(
+            "sign: a cosign key is configured, but build.all pushes nothing to sign; run "
+            "inv image.push image.sign"
+        )
     print(
         f"\nbuild {data['version']['version']}: {len(data.get('images', []))} images, "
         f"{len(data.get('charts', []))} charts, {len(data.get('artifacts', []))} artifacts; "

@@ -9,7 +9,7 @@ from invoke import Collection, Context
 
 from ..console import emit
 from ..errors import BuildFailed, ConfigError
-from .common import CONFIG_DEFAULTS, on_builder, plan, runner, settings, split_list, task
+from .common import CONFIG_DEFAULTS, dry, on_builder, plan, runner, settings, split_list, task
 
 if TYPE_CHECKING:  # the build API is imported by the tasks that run it (fast inv --list)
     from ..config import Settings
@@ -449,6 +449,8 @@ def sign(c: Context) -> None:
     s = settings(c)
     r = runner(c, s)
     data = report.load(s.report_path)
+    if _nothing_pushed_yet(c, data, "image.sign"):
+        return
     done = signing.sign(s, r, data)
     for x in done:
         verdict = "signed" if x.ok else f"NOT signed: {x.error}"
@@ -489,8 +491,13 @@ def verify(c: Context, rebuild: bool = False, signatures: bool | None = None) ->
     s = settings(c)
     r = runner(c, s)
     data = report.load(s.report_path)
+    if _nothing_pushed_yet(c, data, "image.verify"):
+        return
     pushed = signing.pushed_images(data)
     check_signatures = signatures if signatures is not None else s.cosign_public_key is not None
+    if not check_signatures and not rebuild and dry(c):
+        print("# image.verify: nothing to check (no cosign_public_key, no --rebuild)")
+        return
     if not check_signatures and not rebuild:
         raise ConfigError(
             "image.verify: nothing to check; set cosign_public_key (signatures) or pass --rebuild"
@@ -520,6 +527,22 @@ def verify(c: Context, rebuild: bool = False, signatures: bool | None = None) ->
         report.update(s.report_path, _report_version(data), verification=list(results.values()))
     if failed:
         raise BuildFailed(f"image.verify: {len(failed)} checks failed: {'; '.join(failed)}")
+
+
+def _nothing_pushed_yet(c: Context, data: dict[str, object], task_name: str) -> bool:
+    """Under ``--dry``, whether the report lists no pushed image (said in one line): a dry
+    run before any push has nothing to show; a real one fails (signing.pushed_images)."""
+    from .. import signing
+    from ..errors import BuildkitError
+
+    if not dry(c):
+        return False
+    try:
+        signing.pushed_images(data)
+    except BuildkitError as exc:
+        print(f"# {task_name}: {exc}")
+        return True
+    return False
 
 
 def _report_version(data: dict[str, object]) -> VersionInfo:

@@ -218,3 +218,30 @@ def test_chartpress_parity_keys_are_validated(tmp_path: Path, table: str, messag
         config.load(project(tmp_path, table))
     assert str(err.value).startswith(str(tmp_path / "pyproject.toml"))
     assert "tok@" not in str(err.value)  # a password in a URL is never echoed
+
+
+def test_supply_chain_keys_are_checked(tmp_path: Path) -> None:
+    from buildkit_tasks import config as cfg
+    from buildkit_tasks.errors import ConfigError
+
+    (tmp_path / "img").mkdir()
+    (tmp_path / "img" / "Dockerfile").write_text("FROM scratch\n")
+
+    def load(extra: str, image: str = "") -> cfg.Settings:
+        (tmp_path / "pyproject.toml").write_text(
+            f'[tool.buildkit]\n{extra}\n[tool.buildkit.images.x]\ncontext = "img"\n{image}\n'
+        )
+        return cfg.load(tmp_path)
+
+    s = load('reproducible = true\nprovenance = "off"\ncosign_key = "k.key"')
+    assert s.reproducible and s.provenance == "off" and s.cosign_key == tmp_path / "k.key"
+    assert load("").provenance == "min" and not load("").tlog_upload
+    with pytest.raises(ConfigError, match="provenance: expected one of min, max, off"):
+        load('provenance = "full"')
+    assert load("", 'secrets = ["NPM_TOKEN"]').images["x"].secrets == ("NPM_TOKEN",)
+    with pytest.raises(ConfigError, match="provenance: expected min or off while images take"):
+        load('provenance = "max"', 'secrets = ["NPM_TOKEN"]')
+    with pytest.raises(ConfigError, match="build_args: expected no secrets .NPM_TOKEN looks"):
+        load("", 'build_args = { NPM_TOKEN = "x" }')
+    with pytest.raises(ConfigError, match="secrets: expected environment variable names"):
+        load("", 'secrets = ["not a name"]')

@@ -395,3 +395,70 @@ def test_local_images_asks_in_a_few_calls_keeping_each_images_tags_together(
             assert all(f"{r.rsplit(':', 1)[0]}:latest" in call for r in call)
         assert set(index) == set(refs)
         assert docker.find_local(index, refs[-1]) == index[refs[-3]]
+
+
+def test_a_reproducible_request_writes_only_a_rewritten_layout_without_cache(
+    tmp_path: Path,
+) -> None:
+    req = docker.BuildRequest(
+        context=tmp_path, dockerfile=tmp_path / "Dockerfile", tags=["r/x:1", "r/x:latest"],
+        build_args={"A": "1"}, iidfile=tmp_path / "x.iid", oci_dest=tmp_path / "x.oci.tar",
+        source_date_epoch=1700000000, provenance="min", secrets=["NPM_TOKEN"],
+        no_cache=True,
+    )  # fmt: skip
+    argv = docker.build_argv(req)
+    assert argv.count("--output") == 1
+    assert f"type=oci,dest={tmp_path / 'x.oci.tar'},rewrite-timestamp=true" in argv
+    assert "SOURCE_DATE_EPOCH=1700000000" in argv and "A=1" in argv
+    assert "--no-cache" in argv and "--provenance=mode=min" in argv
+    assert argv[argv.index("--secret") + 1] == "id=NPM_TOKEN,env=NPM_TOKEN"
+    assert "--iidfile" not in argv  # the image ID is the layout's digest once loaded
+    off = docker.build_argv(dataclasses.replace(req, provenance="off", source_date_epoch=None))
+    assert "--provenance=false" in off and "SOURCE_DATE_EPOCH=1700000000" not in " ".join(off)
+    target = docker.bake_definition({"x": req})["target"]["x"]
+    assert target["attest"] == ["type=provenance,mode=min"]
+    assert target["secret"] == ["id=NPM_TOKEN,env=NPM_TOKEN"] and target["no-cache"] is True
+    assert target["args"]["SOURCE_DATE_EPOCH"] == "1700000000"
+
+
+def test_registry_index_pairs_each_platform_with_its_attestation() -> None:
+    from buildkit_tasks.runner import Result
+
+    index = {
+        "digest": "sha256:" + "0" * 64,
+        "manifests": [
+            {"digest": "sha256:" + "a" * 64, "platform": {"os": "linux", "architecture": "amd64"}},
+            {"digest": "sha256:" + "b" * 64, "platform": {"os": "linux", "architecture": "arm64"}},
+            {
+                "digest": "sha256:" + "c" * 64,
+                "platform": {"os": "unknown", "architecture": "unknown"},
+                "annotations": {
+                    "vnd.docker.reference.type": "attestation-manifest",
+                    "vnd.docker.reference.digest": "sha256:" + "a" * 64,
+                },
+            },
+        ],
+    }
+
+    class Runner:
+        dry = False
+
+        def run(self, argv: list[str], **kw: object) -> Result:
+            return Result(0, json.dumps(index))
+
+    digest, platforms, attested = docker.registry_index(Runner(), "r/x:1")  # type: ignore[arg-type]
+    assert platforms == {"linux/amd64": "sha256:" + "a" * 64, "linux/arm64": "sha256:" + "b" * 64}
+    assert attested == {"linux/amd64": "sha256:" + "c" * 64}  # arm64 has none here
+
+
+def test_cosign_argv_keeps_keys_and_passwords_out() -> None:
+    from buildkit_tasks.engines import cosign
+
+    assert cosign.key_argument(None) == "env://BUILDKIT_COSIGN_KEY"
+    argv = cosign.sign_argv("env://BUILDKIT_COSIGN_KEY", "r/x@sha256:" + "a" * 64, False)
+    assert argv[-1].endswith("@sha256:" + "a" * 64) and "--tlog-upload=false" in argv
+    v = cosign.verify_argv(Path("k.pub"), "r/x@sha256:" + "a" * 64, False)
+    assert "--insecure-ignore-tlog=true" in v
+    out = json.dumps([{"critical": {"image": {"docker-manifest-digest": "sha256:" + "a" * 64}}}])
+    assert cosign.verified_digests(out) == {"sha256:" + "a" * 64}
+    assert cosign.verified_digests("not json") == set()

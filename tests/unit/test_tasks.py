@@ -28,6 +28,8 @@ def test_full_collection_has_the_fixed_task_names() -> None:
         "remote.run",
         "remote.hosts",
         "image.scan",
+        "image.sign",
+        "image.verify",
         "doctor.check",
         "helm.push",
         "helm.publish",
@@ -59,6 +61,8 @@ def test_namespaces_compose_on_their_own() -> None:
         "image.graph",
         "image.plan",
         "image.scan",
+        "image.sign",
+        "image.verify",
     }
 
 
