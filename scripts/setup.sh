@@ -135,29 +135,25 @@ helm_bin() {
   helm version --short >/dev/null
 }
 
+trixie_binary() {
+  # $1: a Debian trixie package holding one Go binary linked only against libc, /usr/bin/$1:
+  # unpacked, not installed, so apt's state stays bookworm's.
+  local tmp; tmp=$(mktemp -d)
+  log "installing $1 from Debian trixie"
+  (cd "$tmp" && side_apt download -qq "$1/trixie" 2>/dev/null && dpkg -x ./"$1"_*.deb x)
+  install -m 0755 "$tmp/x/usr/bin/$1" "/usr/local/bin/$1"
+  rm -rf "$tmp"
+}
+
 oras_cli() {
-  # ORAS pushes OCI layouts by digest (atomic image.push). Debian trixie's package is a Go
-  # binary linked only against libc: unpacked, not installed, so apt's state stays bookworm's.
-  if ! oras version >/dev/null 2>&1; then
-    log "installing oras from Debian trixie"
-    local tmp; tmp=$(mktemp -d)
-    (cd "$tmp" && side_apt download -qq oras/trixie 2>/dev/null && dpkg -x ./oras_*.deb x)
-    install -m 0755 "$tmp/x/usr/bin/oras" /usr/local/bin/oras
-    rm -rf "$tmp"
-  fi
+  # ORAS pushes OCI layouts by digest (atomic image.push, reproducible images).
+  oras version >/dev/null 2>&1 || trixie_binary oras
   oras version >/dev/null
 }
 
 cosign_cli() {
-  # cosign signs and verifies pushed images (image.sign, image.verify). Debian trixie's package
-  # is a Go binary linked only against libc: unpacked like oras.
-  if ! cosign version >/dev/null 2>&1; then
-    log "installing cosign from Debian trixie"
-    local tmp; tmp=$(mktemp -d)
-    (cd "$tmp" && side_apt download -qq cosign/trixie 2>/dev/null && dpkg -x ./cosign_*.deb x)
-    install -m 0755 "$tmp/x/usr/bin/cosign" /usr/local/bin/cosign
-    rm -rf "$tmp"
-  fi
+  # cosign signs and verifies pushed images (image.sign, image.verify).
+  cosign version >/dev/null 2>&1 || trixie_binary cosign
   cosign version >/dev/null 2>&1
 }
 
