@@ -58,10 +58,7 @@ class Versions:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Versions:
         """Back from :meth:`as_dict`. Raises KeyError / TypeError on another shape."""
-
-        def info(d: Mapping[str, Any]) -> VersionInfo:
-            return VersionInfo(**{k: d[k] for k in VersionInfo.__dataclass_fields__ if k in d})
-
+        info = VersionInfo.from_dict
         return cls(
             info(data["project"]),
             {k: info(v) for k, v in data.get("images", {}).items()},

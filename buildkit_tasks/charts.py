@@ -26,7 +26,7 @@ from typing import Any, cast
 
 from .buildplan import BuildPlan, ChartPlan
 from .config import Settings
-from .engines import git, helm
+from .engines import helm
 from .errors import CommandError, ConfigError
 from .fsutil import atomic_path, created_dirs, write_text_atomic
 from .references import is_loopback, registry_host
@@ -108,11 +108,10 @@ def dump_yaml(data: Any, path: Path) -> None:
 
 def source_epoch(root: Path) -> int:
     """``SOURCE_DATE_EPOCH`` when set, else the commit date of ``HEAD``, else 1980-01-01."""
-    env = os.environ.get("SOURCE_DATE_EPOCH", "")
-    if env.isdigit():
-        return int(env)
-    out = git.line(root, "log", "-1", "--format=%ct") or ""
-    return int(out) if out.isdigit() else DEFAULT_EPOCH
+    from .versioning import source_date_epoch
+
+    epoch = source_date_epoch(root)
+    return DEFAULT_EPOCH if epoch is None else epoch
 
 
 def set_image_values(values: Any, references: Mapping[str, tuple[str, str]], where: str) -> None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import batches, cachekey, credentials, scheduler
+from . import batches, cachekey, credentials, publishing, scheduler
 from .buildplan import BuildPlan
 from .config import ImageSpec, Settings
 from .console import emit
@@ -31,7 +31,7 @@ from .publishing import Published, point_tags, publish
 from .references import parse as parse_reference
 from .runner import Runner, tail
 from .scheduler import Outcome, Status
-from .versioning import VersionInfo
+from .versioning import VersionInfo, iso_date
 
 OCI = "org.opencontainers.image"
 
@@ -98,7 +98,7 @@ def oci_labels(
 ) -> dict[str, str]:
     """The ``org.opencontainers.image.*`` labels for image ``name``; ``created`` is the build
     date, or ``epoch`` (seconds) in a reproducible build."""
-    created = info.build_date if epoch is None else iso_time(epoch)
+    created = info.build_date if epoch is None else iso_date(epoch)
     labels = {
         f"{OCI}.title": name,
         f"{OCI}.version": info.version,
@@ -112,33 +112,24 @@ def oci_labels(
     return labels
 
 
-def iso_time(epoch: int) -> str:
-    """``epoch`` (seconds since 1970, UTC) as ``YYYY-MM-DDTHH:MM:SSZ``."""
-    import datetime as dt
-
-    return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def source_date_epoch(settings: Settings) -> int:
     """The ``SOURCE_DATE_EPOCH`` of a reproducible build (seconds): env ``SOURCE_DATE_EPOCH``
     when set, else the time of the commit checked out in the project. Raises ConfigError when
     the variable is not a whole number or there is no commit."""
     import os
 
-    from .engines import git
+    from .versioning import source_date_epoch as dated
 
     given = os.environ.get("SOURCE_DATE_EPOCH")
-    if given is not None:
-        if not given.isdigit():
-            raise ConfigError(f"SOURCE_DATE_EPOCH: expected seconds since 1970, got {given!r}")
-        return int(given)
-    when = git.line(settings.root, "log", "-1", "--format=%ct")
-    if when is None or not when.isdigit():
+    if given is not None and not given.isdigit():
+        raise ConfigError(f"SOURCE_DATE_EPOCH: expected seconds since 1970, got {given!r}")
+    epoch = dated(settings.root)
+    if epoch is None:
         raise ConfigError(
             f"reproducible: {settings.root} has no git commit to take SOURCE_DATE_EPOCH from "
             "(commit, or set SOURCE_DATE_EPOCH)"
         )
-    return int(when)
+    return epoch
 
 
 def git_remote(root: Path) -> str | None:
@@ -792,11 +783,10 @@ class ImageBuild:
         self.retrying(repository, True, log, copy)
         layout.unlink(missing_ok=True)  # pushed: the registry holds it now
         ref = f"{repository}@{digest}"
-        got, platforms, attested = docker.registry_index(self.runner, ref)
         return self.done(
             name,
             image_id,
-            Published(got, platforms, attested or None),
+            publishing.read(self.runner, ref),
             batch_seconds,
             pushed=ref,
             release=(ref, tuple(self.tags[name])),
@@ -810,11 +800,10 @@ class ImageBuild:
         missing = tuple(t for t in self.tags[name] if t not in hit.tags)
         if self.runner.dry:
             return self.done(name, hit.image_id, release=(ref, missing) if missing else None)
-        got, platforms, attested = docker.registry_index(self.runner, ref)
         return self.done(
             name,
             hit.image_id,
-            Published(got, platforms, attested or None),
+            publishing.read(self.runner, ref),
             release=(ref, missing) if missing else None,
         )
 

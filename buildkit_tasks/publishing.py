@@ -21,6 +21,12 @@ class Published:
     attestations: dict[str, str] | None = None  # platform -> its attestation manifest digest
 
 
+def read(runner: Runner, reference: str) -> Published:
+    """What the registry holds under ``reference`` (a tag or ``repository@digest``)."""
+    got, platforms, attested = docker.registry_index(runner, reference)
+    return Published(got, platforms, attested or None)
+
+
 def publish(runner: Runner, version_ref: str, latest_ref: str, digest: str | None) -> Published:
     """The registry's digests for ``version_ref``. For an image this run pushed (``digest``
     from the build's metadata), first check that the tag names what was pushed and point
@@ -36,11 +42,12 @@ def publish(runner: Runner, version_ref: str, latest_ref: str, digest: str | Non
         return Published()
     if digest is not None and digest.startswith("sha256:"):
         got, platforms, attested = docker.ensure_tag(runner, version_ref, digest)
+        published = Published(got, platforms, attested or None)
     else:
-        got, platforms, attested = docker.registry_index(runner, version_ref)
+        published = read(runner, version_ref)
     if digest is not None:
         docker.remote_tag(runner, version_ref, latest_ref)
-    return Published(got, platforms, attested or None)
+    return published
 
 
 def point_tags(

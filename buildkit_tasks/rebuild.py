@@ -85,8 +85,7 @@ def layout_manifests(layout: Path) -> tuple[str, dict[str, dict[str, Any]]]:
         for m in blob(digest).get("manifests") or [blob(digest)]:
             p = m.get("platform") or {}
             if p.get("os") and p.get("os") != "unknown":
-                key = "/".join(x for x in (p["os"], p.get("architecture"), p.get("variant")) if x)
-                out[key] = {**blob(m["digest"]), "digest": m["digest"]}
+                out[docker.platform_name(p)] = {**blob(m["digest"]), "digest": m["digest"]}
     return digest, out
 
 

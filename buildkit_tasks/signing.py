@@ -9,7 +9,6 @@ a tag can be moved, a digest cannot). Results go back into the report (``signatu
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -49,11 +48,6 @@ def pushed_images(report: Mapping[str, Any]) -> list[tuple[str, str]]:
     return out
 
 
-def require_cosign() -> None:
-    if shutil.which(cosign.COSIGN) is None:
-        raise BuildkitError(f"cosign not found: {cosign.INSTALL}")
-
-
 def signing_key(settings: Settings) -> str:
     """cosign's ``--key`` for signing: config ``cosign_key`` (a file), else env
     ``BUILDKIT_COSIGN_KEY`` (the key itself). Raises ConfigError when neither is set or the
@@ -74,7 +68,7 @@ def sign(settings: Settings, runner: Runner, report: Mapping[str, Any]) -> list[
     (:func:`signing_key`; password from env ``COSIGN_PASSWORD``), ``tlog_upload`` as
     configured. An image that cosign fails to sign is a :class:`Signed` with ``ok`` false."""
     key = signing_key(settings)
-    require_cosign()
+    cosign.require()
     out = []
     for name, ref in pushed_images(report):
         argv = cosign.sign_argv(key, ref, settings.tlog_upload)
@@ -96,7 +90,7 @@ def verify(settings: Settings, runner: Runner, report: Mapping[str, Any]) -> lis
         raise ConfigError("cosign_public_key: not set; name the public key file to verify with")
     if not public.is_file():
         raise ConfigError(f"cosign_public_key {public}: no such file")
-    require_cosign()
+    cosign.require()
     out = []
     for name, ref in pushed_images(report):
         res = runner.run(

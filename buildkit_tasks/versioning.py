@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,12 @@ class VersionInfo:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> VersionInfo:
+        """Back from :meth:`as_dict` (unknown keys ignored). Raises TypeError when a field
+        is missing."""
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+
 
 def docker_tag(version: str) -> str:
     """A Docker-safe tag for ``version``: ``[A-Za-z0-9_.-]``, at most 128 characters."""
@@ -63,12 +70,27 @@ def docker_tag(version: str) -> str:
 def build_date() -> str:
     """``SOURCE_DATE_EPOCH`` (seconds) or now, as ``YYYY-MM-DDTHH:MM:SSZ``."""
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    return iso_date(int(epoch) if epoch and epoch.isdigit() else None)
+
+
+def iso_date(epoch: int | None = None) -> str:
+    """``epoch`` (seconds since 1970; None: now) as ``YYYY-MM-DDTHH:MM:SSZ``, UTC."""
     when = (
-        dt.datetime.fromtimestamp(int(epoch), dt.timezone.utc)
-        if epoch and epoch.isdigit()
+        dt.datetime.fromtimestamp(epoch, dt.timezone.utc)
+        if epoch is not None
         else dt.datetime.now(dt.timezone.utc)
     )
     return when.replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def source_date_epoch(root: Path) -> int | None:
+    """Seconds since 1970 a reproducible artifact is dated: env ``SOURCE_DATE_EPOCH`` when it
+    is a whole number, else the time of the commit checked out at ``root``, else None."""
+    env = os.environ.get("SOURCE_DATE_EPOCH", "")
+    if env.isdigit():
+        return int(env)
+    out = git.line(root, "log", "-1", "--format=%ct") or ""
+    return int(out) if out.isdigit() else None
 
 
 def tag_regex(tag_pattern: str) -> str:

@@ -16,6 +16,15 @@ KEY_ENV = "BUILDKIT_COSIGN_KEY"
 INSTALL = "install cosign (Debian trixie's 'cosign' package, or a release from sigstore)"
 
 
+def require() -> None:
+    """Raise BuildkitError with the way to install ``cosign`` when it is not on PATH."""
+    from ..errors import BuildkitError
+    from ..runner import find_tool
+
+    if find_tool(COSIGN) is None:
+        raise BuildkitError(f"cosign: command not found; signing needs it: {INSTALL}")
+
+
 def key_argument(key_file: Path | None) -> str:
     """cosign's ``--key`` value: the key file, else ``env://BUILDKIT_COSIGN_KEY``."""
     return str(key_file) if key_file is not None else f"env://{KEY_ENV}"

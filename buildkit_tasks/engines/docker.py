@@ -488,7 +488,8 @@ class RemoteImage:
     platform_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
 
-def _platform(p: Mapping[str, Any]) -> str:
+def platform_name(p: Mapping[str, Any]) -> str:
+    """``os/architecture[/variant]`` of an OCI platform object (``linux/arm64/v8``)."""
     return "/".join(x for x in (p.get("os"), p.get("architecture"), p.get("variant")) if x)
 
 
@@ -499,13 +500,13 @@ def parse_imagetools(data: Mapping[str, Any]) -> RemoteImage:
     manifest, image = data.get("manifest") or {}, data.get("image") or {}
     digest = manifest.get("digest", "")
     if "config" in image:  # one manifest
-        platform = _platform(image)
+        platform = platform_name(image)
         configs = {platform: image} if platform else {}
         digests = {platform: digest} if platform else {}
     else:
         configs = {p: c for p, c in image.items() if not p.startswith("unknown")}
         digests = {
-            _platform(m.get("platform") or {}): m.get("digest", "")
+            platform_name(m.get("platform") or {}): m.get("digest", "")
             for m in manifest.get("manifests") or []
             if (m.get("platform") or {}).get("os") not in (None, "unknown")
         }
@@ -549,7 +550,7 @@ def registry_digests(runner: Runner, reference: str) -> tuple[str, dict[str, str
 
 def registry_index(runner: Runner, reference: str) -> tuple[str, dict[str, str], dict[str, str]]:
     """:func:`registry_digests` and the attestations of the manifest list: each attested
-    platform's manifest digest -> the digest of its attestation manifest (BuildKit's
+    platform -> the digest of its attestation manifest (BuildKit's
     ``vnd.docker.reference.type=attestation-manifest`` entries: provenance, SBOM)."""
     import json
 
@@ -568,8 +569,7 @@ def registry_index(runner: Runner, reference: str) -> tuple[str, dict[str, str],
         if notes.get("vnd.docker.reference.type") == "attestation-manifest":
             attestations[notes.get("vnd.docker.reference.digest", "")] = m["digest"]
         elif p.get("os") and p.get("os") != "unknown":
-            key = "/".join(x for x in (p["os"], p.get("architecture"), p.get("variant")) if x)
-            platforms[key] = m["digest"]
+            platforms[platform_name(p)] = m["digest"]
     by_platform = {plat: attestations[d] for plat, d in platforms.items() if d in attestations}
     return manifest.get("digest", ""), platforms, by_platform
 

@@ -549,7 +549,7 @@ def _report_version(data: dict[str, object]) -> VersionInfo:
     """The version a loaded report was written for (so updating it keeps its sections)."""
     from ..versioning import VersionInfo
 
-    return VersionInfo(**data["version"])  # type: ignore[arg-type]
+    return VersionInfo.from_dict(data["version"])  # type: ignore[arg-type]
 
 
 ns = Collection("image")
