@@ -163,6 +163,8 @@ class Settings:
     ``BUILDKIT_COSIGN_KEY`` holding the key; its password from env ``COSIGN_PASSWORD``),
     ``cosign_public_key`` (file ``image.verify`` checks signatures with), ``tlog_upload``
     (record signatures in the Rekor transparency log; default false: private registries),
+    ``sbom`` (``image.sign`` also attaches each platform's SPDX SBOM as a cosign attestation
+    when syft or trivy is installed; default true),
     ``images``,
     ``helm.charts``,
     ``helm.image_values`` (value path -> image name: the stamped chart copy gets this build's
@@ -244,6 +246,7 @@ class Settings:
     cosign_key: Path | None = None
     cosign_public_key: Path | None = None
     tlog_upload: bool = False
+    sbom: bool = True
 
     @property
     def bare_names(self) -> bool:
@@ -691,6 +694,7 @@ def parse(root: Path, raw: Mapping[str, Any], from_invoke: Iterable[str] = ()) -
             root / os.path.expanduser(cosign_public_key) if cosign_public_key else None
         ),
         tlog_upload=_bool(top, "tlog_upload", False),
+        sbom=_bool(top, "sbom", True),
         stop_grace=grace,
     )
 
@@ -984,6 +988,7 @@ def describe(s: Settings) -> dict[str, str]:
         else ("env BUILDKIT_COSIGN_KEY" if os.environ.get("BUILDKIT_COSIGN_KEY") else "none"),
         "cosign_public_key": rel(s.cosign_public_key),
         "tlog_upload": flag(s.tlog_upload),
+        "sbom": flag(s.sbom),
         "source": s.source or "git `origin` URL",
         "cache": s.cache,
         "cache_dir": rel(s.cache_dir),

@@ -127,6 +127,12 @@ OPTIONS: tuple[Option, ...] = (
         "false",
         "Record signatures in the Rekor transparency log (off for private registries).",
     ),
+    _o(
+        "sbom",
+        "boolean",
+        "true",
+        "`image.sign` attaches an SPDX SBOM (syft or trivy, when installed) to each platform.",
+    ),
     _o("source", "string", "git `origin` URL", "URL for `org.opencontainers.image.source`."),
     _o(
         "cache",

@@ -22,7 +22,9 @@ SCHEMA = "buildkit-tasks/build-report/v1"
 SUMS = "SHA256SUMS"
 SCHEMA_FILE = "build-report-v1.schema.json"
 MARKDOWN = "build-report.md"
-NOT_ARTIFACTS = {SUMS, "build-report.json", "build-report.md"}
+#: ``SUMS`` signed with cosign (build.all, when a signing key is configured).
+SUMS_SIGNATURE = f"{SUMS}.sig"
+NOT_ARTIFACTS = {SUMS, SUMS_SIGNATURE, "build-report.json", "build-report.md"}
 # Sub-directories of output_dir that are not this build's artifacts (logs; results of hosts).
 NOT_ARTIFACT_DIRS = {"logs", "hosts"}
 
@@ -164,13 +166,15 @@ def write_checksums(
 ) -> list[dict[str, str]]:
     """Write ``<output_dir>/SHA256SUMS`` (``sha256sum -c`` format, paths relative to
     ``output_dir``); returns ``[{"path", "sha256"}]``. ``known`` digests (computed while the
-    file was written) are used as they are instead of reading the file again."""
+    file was written) are used as they are instead of reading the file again. A signature of
+    the previous ``SHA256SUMS`` (``SHA256SUMS.sig``) is removed."""
     known = known or {}
     entries = [
         {"path": f.relative_to(output_dir).as_posix(), "sha256": known.get(f) or sha256_file(f)}
         for f in files
     ]
     text = "".join(f"{e['sha256']}  {e['path']}\n" for e in entries)
+    (output_dir / SUMS_SIGNATURE).unlink(missing_ok=True)  # signed another SHA256SUMS
     write_text_atomic(output_dir / SUMS, text)
     return entries
 

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from invoke import Collection, Context
 
 from ..errors import BuildkitError
 from . import image
 from .common import CONFIG_DEFAULTS, dry, plan, runner, settings, task
+
+if TYPE_CHECKING:
+    from ..config import Settings
 
 COMPRESSION_HELP = (
     "auto (default: none on the containerd image store, whose docker save already holds "
@@ -64,9 +69,11 @@ def export(c: Context, compression: str | None = None) -> None:
 
 @task
 def verify(c: Context) -> None:
-    """Re-check ``<output_dir>``: every ``SHA256SUMS`` entry against its file, then read the
-    image archive through to its end (decompressing) and list the images it holds. Exits
-    non-zero naming what does not hold; reads only, never writes."""
+    """Re-check ``<output_dir>``: every ``SHA256SUMS`` entry against its file, its signature
+    ``SHA256SUMS.sig`` (build.all with a signing key) against config ``cosign_public_key``
+    when both exist, then read the image archive through to its end (decompressing) and list
+    the images it holds. Exits non-zero naming what does not hold; reads only, never
+    writes."""
     from .. import archive, report
 
     s = settings(c)
@@ -81,12 +88,32 @@ def verify(c: Context) -> None:
         raise BuildkitError(f"{sums}: checksum mismatch: {'; '.join(bad)}")
     count = len(sums.read_text().splitlines())
     print(f"checksums: {count} artifacts OK")
+    _check_signature(c, s)
     found = [p for p in (archive.archive_path(s, k) for k in archive.SUFFIX) if p.exists()]
     if not found:
         raise BuildkitError(f"{s.output_dir}: no images.tar[.zst|.gz] to verify")
     for path in found:
         refs = archive.verify_archive(path)
         print(f"archive: {path.relative_to(s.root)} OK, {len(refs)} images: {', '.join(refs)}")
+
+
+def _check_signature(c: Context, s: Settings) -> None:
+    """Check ``SHA256SUMS.sig`` when there is one: against ``cosign_public_key`` when set
+    (BuildkitError when it does not verify), else say it was not checked."""
+    from .. import report, signing
+
+    signature = s.output_dir / report.SUMS_SIGNATURE
+    if not signature.is_file():
+        return
+    shown = signature.relative_to(s.root)
+    if s.cosign_public_key is None:
+        print(f"signature: {shown} not checked (no cosign_public_key configured)")
+        return
+    if not signing.verify_checksums_signature(s, runner(c, s)):
+        raise BuildkitError(
+            f"{shown}: not a signature of {report.SUMS} by the key {s.cosign_public_key}"
+        )
+    print(f"signature: {shown} verified with {s.cosign_public_key}")
 
 
 ns = Collection("archive")

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
-
 from invoke import Collection, Context
 
 from . import archive, helm, image, lint, test, version
-from .common import CONFIG_DEFAULTS, dry, settings, task
+from .common import CONFIG_DEFAULTS, dry, runner, settings, task
 from .common import version as project_version
 
 
@@ -31,21 +29,32 @@ def all_(c: Context) -> None:
 
     The report holds the version info, every image (references, image ID, platforms, status,
     seconds), every chart (name, version, path) and every artifact (path, sha256).
+
+    With a signing key configured (config ``cosign_key``, or env ``BUILDKIT_COSIGN_KEY``;
+    password from env ``COSIGN_PASSWORD``), ``<output_dir>/SHA256SUMS`` is signed with
+    cosign into ``SHA256SUMS.sig`` (report ``checksums_signature``): the built images are not
+    in a registry, so the signature covers them through the archive's checksum;
+    ``archive.verify`` checks it against ``cosign_public_key``. Pushed images are signed by
+    ``image.sign``.
     """
+    from .. import signing
+
     s = settings(c)
     if dry(c):
         report_path = s.report_path.relative_to(s.root)
+        if signing.key_configured(s):
+            signing.sign_checksums(s, runner(c, s))
         print(f"\n# build {project_version(s).version}: would write report {report_path}")
         return
     from .. import report
 
-    data = report.update(s.report_path, project_version(s), status="succeeded")
-    if s.cosign_key is not None or os.environ.get("BUILDKIT_COSIGN_KEY"):
-        # build.all builds and never pushes: a signature needs a registry digest
-        print(
-            "sign: a cosign key is configured, but build.all pushes nothing to sign; run "
-            "inv image.push image.sign"
-        )
+    sections: dict[str, object] = {"status": "succeeded"}
+    if signing.key_configured(s):
+        # build.all pushes nothing: what it signs is SHA256SUMS, which covers every artifact
+        signature = signing.sign_checksums(s, runner(c, s))
+        sections["checksums_signature"] = signature.relative_to(s.output_dir).as_posix()
+        print(f"sign: {report.SUMS} -> {signature.relative_to(s.root)}")
+    data = report.update(s.report_path, project_version(s), **sections)
     print(
         f"\nbuild {data['version']['version']}: {len(data.get('images', []))} images, "
         f"{len(data.get('charts', []))} charts, {len(data.get('artifacts', []))} artifacts; "

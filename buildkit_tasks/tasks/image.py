@@ -442,9 +442,18 @@ def sign(c: Context) -> None:
     ``tlog_upload`` (default false) records signatures in the Rekor transparency log; off,
     nothing leaves for sigstore.dev (private registries, offline). The report gets
     ``signatures`` (each image's reference and whether it was signed). cosign output goes to
-    ``<output_dir>/logs/<name>.sign.log``. Exits non-zero when any image was not signed.
+    ``<output_dir>/logs/<name>.sign.log``.
+
+    SBOMs (config ``sbom``, default true): when syft or trivy is installed (on PATH or beside
+    the interpreter; syft first), each pushed platform manifest gets its SPDX JSON SBOM, kept
+    as ``<output_dir>/sbom/<name>.<os>-<arch>.spdx.json`` and attached with ``cosign attest
+    --type spdxjson`` under the same key; the report gets ``sboms``. Without a generator one
+    line says so and the images are only signed. Generator and cosign output go to
+    ``<output_dir>/logs/<name>.sbom.log``. Exits non-zero when any image was not signed or
+    any SBOM not attached.
     """
     from .. import report, signing
+    from ..engines import sbom
 
     s = settings(c)
     r = runner(c, s)
@@ -455,13 +464,22 @@ def sign(c: Context) -> None:
     for x in done:
         verdict = "signed" if x.ok else f"NOT signed: {x.error}"
         print(f"sign {x.name}: {verdict}  {x.reference}")
+    sections: dict[str, object] = {"signatures": [x.as_dict() for x in done]}
+    generator = signing.sbom_generator() if s.sbom else None
+    sboms = signing.attach_sboms(s, r, data, generator) if generator else []
+    if s.sbom and generator is None:
+        print(f"sign: no SBOM generator found; images signed without SBOMs ({sbom.INSTALL})")
+    for y in sboms:
+        verdict = f"attested ({y.generator}, {y.packages} packages)" if y.ok else "NOT attested"
+        print(f"sbom {y.name} {y.platform}: {verdict}  {y.error or y.path or y.reference}")
+    if generator:
+        sections["sboms"] = [y.as_dict() for y in sboms]
     if not r.dry:
-        report.update(s.report_path, _report_version(data), signatures=[x.as_dict() for x in done])
+        report.update(s.report_path, _report_version(data), **sections)
     bad = [x.name for x in done if not x.ok]
+    bad += [f"{y.name} SBOM ({y.platform})" for y in sboms if not y.ok]
     if bad:
-        raise BuildFailed(
-            f"image.sign: {len(bad)} of {len(done)} images not signed: {', '.join(bad)}"
-        )
+        raise BuildFailed(f"image.sign: {len(bad)} failed: {', '.join(bad)}")
 
 
 @task(
@@ -478,9 +496,11 @@ def verify(c: Context, rebuild: bool = False, signatures: bool | None = None) ->
 
     Signatures (when config ``cosign_public_key`` is set, or ``--signatures``): each
     ``<repository>@<digest>`` must carry a signature that verifies with that public key
-    (Rekor asked only with ``tlog_upload``). ``--rebuild``: the report's commit is cloned
-    into a temporary directory (plus ``remote_include`` files) and built in reproducible mode
-    without cache and without pushing; each platform's manifest digest must equal the
+    (Rekor asked only with ``tlog_upload``), and each SBOM the report's ``sboms`` lists as
+    attached (image.sign) an SPDX attestation that does.
+    ``--rebuild``: the report's commit is cloned into a temporary directory (plus
+    ``remote_include`` files) and built in reproducible mode without cache and without
+    pushing; each platform's manifest digest must equal the
     registry's (the manifest list's too when ``provenance = "off"``); an image that differs is
     named with its platform and first differing layer. A report of a dirty work tree cannot be
     rebuilt (error). Results go to the report's ``verification``. Exits non-zero when any
@@ -512,6 +532,14 @@ def verify(c: Context, rebuild: bool = False, signatures: bool | None = None) ->
             )
             if not x.ok:
                 failed.append(f"{x.name} (signature)")
+        sbom_checks: dict[str, dict[str, str]] = {}
+        for att in signing.verify_sboms(s, r, data):
+            verdict = "verified" if att.ok else f"failed: {att.error}"
+            sbom_checks.setdefault(att.name, {})[att.platform] = verdict
+            results[att.name]["sboms"] = sbom_checks[att.name]
+            print(f"verify {att.name}: SBOM {att.platform} {'verified' if att.ok else 'FAILED'}")
+            if not att.ok:
+                failed.append(f"{att.name} (SBOM {att.platform})")
     if rebuild:
         from .. import rebuild as rebuilding
 

@@ -123,6 +123,23 @@ def helm_bin() -> None:
     require(_ok(["helm", "version"]), "helm")
 
 
+def cosign_key_pairs(base: Path, password: str, *owners: str) -> dict[str, Path]:
+    """A cosign key pair per owner (``cosign generate-key-pair`` under ``base/<owner>``,
+    protected by ``password``): owner -> its directory (``cosign.key``, ``cosign.pub``).
+    Needs cosign (scripts/setup.sh installs it)."""
+    require(shutil.which("cosign") is not None, "cosign (scripts/setup.sh installs it)")
+    out = {}
+    for owner in owners:
+        d = base / owner
+        d.mkdir()
+        subprocess.run(
+            ["cosign", "generate-key-pair"], cwd=d, check=True, capture_output=True,
+            env={**os.environ, "COSIGN_PASSWORD": password},
+        )  # fmt: skip
+        out[owner] = d
+    return out
+
+
 @pytest.fixture(scope="session")
 def registry() -> str:
     try:

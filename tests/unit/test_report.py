@@ -32,10 +32,12 @@ def test_checksums_pass_sha256sum_and_skip_non_artifacts(tmp_path: Path) -> None
     (tmp_path / "logs" / "a.log").write_text("log")
     (tmp_path / ".images.tar.123.tmp").write_text("partial")
     (tmp_path / "build-report.json").write_text("{}")
+    (tmp_path / "SHA256SUMS.sig").write_text("signature of an older SHA256SUMS")
     files = report.artifacts(tmp_path)
     assert [f.relative_to(tmp_path).as_posix() for f in files] == ["charts/a-1.tgz", "images.tar"]
     entries = report.write_checksums(tmp_path, files)
     assert [e["path"] for e in entries] == ["charts/a-1.tgz", "images.tar"]
+    assert not (tmp_path / "SHA256SUMS.sig").exists()  # it signed other checksums
     subprocess.run(
         ["sha256sum", "-c", "--strict", "SHA256SUMS"], cwd=tmp_path, check=True, capture_output=True
     )
