@@ -12,6 +12,10 @@ import time
 import uuid
 from pathlib import Path
 
+import jsonschema
+
+from buildkit_tasks import report as buildkit_report
+
 from .conftest import Project, cosign_key_pairs, docker, require, tags_in
 
 PLATFORMS = "linux/amd64,linux/arm64"
@@ -174,6 +178,8 @@ def test_signed_push_verifies_with_its_key_only_and_the_password_stays_secret(
     assert bad.stdout.count("signature FAILED") == 3
     assert bad.stdout.count("FAILED") == 3 + 6  # signatures and SBOM attestations
     assert "9 checks failed" in bad.stderr
+
+    jsonschema.validate(project.report(), buildkit_report.schema())  # new sections included
 
     texts = [signed.stdout, signed.stderr, good.stdout, bad.stdout, bad.stderr, *snapshots]
     texts += [
