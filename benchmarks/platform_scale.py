@@ -14,7 +14,7 @@ Prints, each with its target from issue 15:
    >= 15x faster), and the engine API requests ours made (counted by a proxy in front of the
    engine's socket: it must not grow with the image count);
 4. one root changed: ours (only its dependents rebuild) against bake of that subgraph
-   (target <= 1.1).
+   (target <= 1.1); each gets a change of its own, so neither reuses the other's build cache.
 """
 
 from __future__ import annotations
@@ -236,8 +236,11 @@ def main() -> None:
         root = graph.levels[0][0]
         sub = pg.dependents(graph, root)
         dockerfile = graph.root / "images" / root / "Dockerfile"
-        dockerfile.write_text(dockerfile.read_text().replace("> /id", "changed > /id"))
+        original = dockerfile.read_text()
+        # each tool gets its own change: the second must not find the first's build cache
+        dockerfile.write_text(original.replace("> /id", "changed-for-ours > /id"))
         t_one = ours(graph)
+        dockerfile.write_text(original.replace("> /id", "changed-for-bake > /id"))
         rest = set(graph.order) - set(sub)
         path = pg.write_bake(graph, sub, rest, "bake-subgraph.json")
         t_sub, err = run(["docker", "buildx", "bake", "--file", str(path)], graph.root)
