@@ -154,9 +154,8 @@ def _write_sbom(
 def verify_sboms(settings: Settings, runner: Runner, report: Mapping[str, Any]) -> list[Sbom]:
     """Check the SBOM attestations the report's ``sboms`` lists as attached: each platform
     manifest must carry an SPDX attestation about its own digest that verifies with config
-    ``cosign_public_key`` (checked by :func:`verify` first)."""
-    public = settings.cosign_public_key
-    assert public is not None
+    ``cosign_public_key`` (:func:`public_key`)."""
+    public = public_key(settings)
     out = []
     for entry in report.get("sboms") or []:
         if not entry.get("ok"):
@@ -209,14 +208,24 @@ def sign_checksums(settings: Settings, runner: Runner) -> Path:
 
 def verify_checksums_signature(settings: Settings, runner: Runner) -> bool:
     """Whether ``<output_dir>/SHA256SUMS.sig`` is a good signature of ``SHA256SUMS`` by the
-    key matching config ``cosign_public_key`` (which must be set)."""
-    public = settings.cosign_public_key
-    assert public is not None
+    key matching config ``cosign_public_key`` (:func:`public_key`)."""
+    public = public_key(settings)
     sums = settings.output_dir / SUMS
     argv = cosign.verify_blob_argv(
         public, sums, sums.with_name(SUMS_SIGNATURE), settings.tlog_upload
     )
     return runner.run(argv, capture=True, check=False, stderr_to_devnull=True, query=True).ok
+
+
+def public_key(settings: Settings) -> Path:
+    """Config ``cosign_public_key``, the file signatures are checked with. Raises ConfigError
+    when it is not set or the file is missing."""
+    public = settings.cosign_public_key
+    if public is None:
+        raise ConfigError("cosign_public_key: not set; name the public key file to verify with")
+    if not public.is_file():
+        raise ConfigError(f"cosign_public_key {public}: no such file")
+    return public
 
 
 def signing_key(settings: Settings) -> str:
@@ -255,12 +264,8 @@ def sign(settings: Settings, runner: Runner, report: Mapping[str, Any]) -> list[
 def verify(settings: Settings, runner: Runner, report: Mapping[str, Any]) -> list[Signed]:
     """Check every pushed image of ``report`` for a signature made with the key matching
     config ``cosign_public_key`` (Rekor asked only when ``tlog_upload``). Raises ConfigError
-    when no public key is configured or the file is missing."""
-    public = settings.cosign_public_key
-    if public is None:
-        raise ConfigError("cosign_public_key: not set; name the public key file to verify with")
-    if not public.is_file():
-        raise ConfigError(f"cosign_public_key {public}: no such file")
+    when no public key is configured or the file is missing (:func:`public_key`)."""
+    public = public_key(settings)
     cosign.require()
     out = []
     for name, ref in pushed_images(report):
