@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from . import hosts as build_hosts
-from . import images
+from . import images, publishing
 from .buildplan import BuildPlan
 from .config import HostSpec, Settings
 from .console import emit
@@ -225,12 +225,13 @@ def merge(
         started = time.monotonic()
         try:
             docker.remote_tag(runner, sources[result.name], *tags, log=log)
-            digest, platforms = docker.registry_digests(runner, tags[0])
+            published = publishing.read(runner, tags[0])
         except CommandError as exc:
             result.status, result.error = Status.FAILED.value, f"manifest list failed: {exc}"
             continue
         result.seconds += time.monotonic() - started
         result.references, result.tagged = tags, True
-        result.digest, result.platform_digests = digest, platforms
-        result.platforms = sorted(platforms)
+        result.digest, result.platform_digests = published.digest, published.platform_digests
+        result.attestations = published.attestations  # the hosts' provenance, merged
+        result.platforms = sorted(published.platform_digests or ())
     return merged

@@ -541,15 +541,10 @@ def remote_image(runner: Runner, reference: str) -> RemoteImage | None:
     return parse_imagetools(json.loads(res.stdout))
 
 
-def registry_digests(runner: Runner, reference: str) -> tuple[str, dict[str, str]]:
-    """The digest the registry reports for ``reference`` (the manifest list's, or the single
-    manifest's) and each platform's manifest digest (attestation entries left out)."""
-    digest, platforms, _ = registry_index(runner, reference)
-    return digest, platforms
-
-
 def registry_index(runner: Runner, reference: str) -> tuple[str, dict[str, str], dict[str, str]]:
-    """:func:`registry_digests` and the attestations of the manifest list: each attested
+    """The digest the registry reports for ``reference`` (the manifest list's, or the single
+    manifest's), each platform's manifest digest (attestation entries left out), and the
+    attestations of the manifest list: each attested
     platform -> the digest of its attestation manifest (BuildKit's
     ``vnd.docker.reference.type=attestation-manifest`` entries: provenance, SBOM)."""
     import json

@@ -114,6 +114,15 @@ def test_each_platform_is_built_by_its_hosts_engine_and_listed_once(
             index = manifest(registry, f"acme/{name}", tag)
             assert platforms_of(index) == {AMD, ARM}
             assert index["manifests"][0]["digest"] in image["platform_digests"].values()
+        # each host's provenance attestation is in the merged list, and in the report
+        attested = {
+            m["annotations"]["vnd.docker.reference.digest"]: m["digest"]
+            for m in index["manifests"]
+            if (m.get("annotations") or {}).get("vnd.docker.reference.type")
+            == "attestation-manifest"
+        }
+        reported = {image["platform_digests"][p]: d for p, d in image["attestations"].items()}
+        assert reported == attested and set(attested) == set(image["platform_digests"].values())
         # each platform's manifest (and so its layers' list) is in the store of the engine
         # that built it, and only there
         ref = image["references"][0]
