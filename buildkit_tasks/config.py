@@ -418,10 +418,18 @@ class _Reader:
         return tuple(value)
 
     def inside(self, key: builtins.str, rel: builtins.str, base: Path | None = None) -> Path:
-        """``rel`` (relative to ``base``, default the project root) resolved, symlinks
-        included; a ConfigError naming ``key`` when it lies outside the project (a build must
-        neither read nor write there)."""
-        path = ((base or self.root) / rel).resolve()
+        """``rel`` (relative to ``base``, default the project root; ``base`` is a directory
+        this method returned, so already resolved) resolved, symlinks included; a ConfigError
+        naming ``key`` when it lies outside the project (a build must neither read nor write
+        there)."""
+        if base is not None and rel not in ("", ".", "..") and os.sep not in rel:
+            # one name inside a resolved directory (an image's Dockerfile in its context):
+            # only that name can be a symlink, so resolve the whole path only if it is one
+            path = base / rel
+            if path.is_symlink():
+                path = path.resolve()
+        else:
+            path = ((base or self.root) / rel).resolve()
         if self._real_root is None:
             self._real_root = self.root.resolve()
         root = self._real_root

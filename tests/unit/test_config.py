@@ -245,3 +245,17 @@ def test_supply_chain_keys_are_checked(tmp_path: Path) -> None:
         load("", 'build_args = { NPM_TOKEN = "x" }')
     with pytest.raises(ConfigError, match="secrets: expected environment variable names"):
         load("", 'secrets = ["not a name"]')
+
+
+def test_a_dockerfile_that_is_a_symlink_is_followed_and_must_stay_inside(tmp_path: Path) -> None:
+    root = project(tmp_path / "p", BASIC.replace('target = "runtime"\n', ""))
+    (root / "shared.Dockerfile").write_text("FROM scratch\n")
+    (root / "img" / "Dockerfile").unlink()
+    (root / "img" / "Dockerfile").symlink_to(root / "shared.Dockerfile")
+    assert config.load(root).images["api"].dockerfile == (root / "shared.Dockerfile").resolve()
+    outside = tmp_path / "outside.Dockerfile"
+    outside.write_text("FROM scratch\n")
+    (root / "img" / "Dockerfile").unlink()
+    (root / "img" / "Dockerfile").symlink_to(outside)
+    with pytest.raises(ConfigError, match="dockerfile: expected a path inside the project"):
+        config.load(root)
