@@ -42,6 +42,20 @@ def test_unchanged_images_are_cached_and_changes_rebuild_what_they_touch(
     project.inv("image.build")
     assert statuses(project) == {"base": "cached", "api": "cached", "worker": "succeeded"}
 
+    # two images changed, not their base: both rebuilt (one bake), the base reused as it is
+    (project.path / "images" / "worker" / "work.sh").write_text("#!/bin/sh\necho twice\n")
+    page = project.path / "images" / "api" / "page.html.in"
+    page.write_text(page.read_text() + "<p>more</p>\n")
+    project.inv("image.build")
+    assert statuses(project) == {"base": "cached", "api": "succeeded", "worker": "succeeded"}
+    refs = {i["name"]: i["references"][0] for i in project.report()["images"]}
+    assert docker("run", "--rm", refs["worker"]).stdout.strip() == "twice"
+    assert "<p>more</p>" in docker("run", "--rm", refs["api"]).stdout
+    assert (
+        docker("image", "inspect", refs["base"], "--format", "{{.Id}}").stdout.strip()
+        == (first_ids["base"])
+    )
+
     # a file the base's .dockerignore leaves out changes nothing
     (project.path / "images" / "base" / "README").write_text("not in the build context\n")
     project.inv("image.build")
