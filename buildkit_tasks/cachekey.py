@@ -20,7 +20,7 @@ from typing import Any
 
 from .config import ImageSpec
 from .errors import ConfigError
-from .fsutil import sha256_file
+from .fsutil import cache_home, sha256_file
 
 KEY_LABEL = "dev.buildkit-tasks.input-key"
 SCHEMA = "buildkit-tasks/key/v1"
@@ -211,13 +211,9 @@ def changes(old: InputManifest, new: InputManifest, most: int = 5) -> list[str]:
 
 
 def manifests_dir() -> Path:
-    """Where input manifests are kept: ``$BUILDKIT_CACHE_HOME/inputs``, else
-    ``$XDG_CACHE_HOME/buildkit-tasks/inputs``, else ``~/.cache/buildkit-tasks/inputs``. Outside
-    the project, so the git tree (and with it the version) never changes because of it."""
-    if os.environ.get("BUILDKIT_CACHE_HOME"):
-        return Path(os.environ["BUILDKIT_CACHE_HOME"]) / "inputs"
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
-    return Path(base) / "buildkit-tasks" / "inputs"
+    """Where input manifests are kept: ``inputs`` in :func:`~.fsutil.cache_home`
+    (``~/.cache/buildkit-tasks/inputs``; env ``BUILDKIT_CACHE_HOME``, ``XDG_CACHE_HOME``)."""
+    return cache_home() / "inputs"
 
 
 def record(m: InputManifest, key: str | None = None) -> None:

@@ -110,3 +110,14 @@ def sha256_file(path: Path) -> str:
         while chunk := fh.read(CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def cache_home() -> Path:
+    """This machine's cache of buildkit-tasks (input manifests, image labels, wheels):
+    ``$BUILDKIT_CACHE_HOME``, else ``$XDG_CACHE_HOME/buildkit-tasks``, else
+    ``~/.cache/buildkit-tasks``. Outside any project, so a project's tree (and with it its
+    version) never changes because of it."""
+    if os.environ.get("BUILDKIT_CACHE_HOME"):
+        return Path(os.environ["BUILDKIT_CACHE_HOME"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    return Path(base) / "buildkit-tasks"

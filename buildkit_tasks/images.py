@@ -318,7 +318,9 @@ class ImageBuild:
         self._local: Future[dict[str, docker.LocalImage]] | None = None
         if not force:  # read-only lookups: --dry plans exactly as the real run does
             refs = [r for tags in self.tags.values() for r in tags]
-            self._local = self._pool.submit(docker.in_context(docker.local_images), refs)
+            self._local = self._pool.submit(
+                docker.in_context(docker.local_images), refs, remember=not runner.dry
+            )
         try:
             self._plan(platforms)
         except BaseException:  # engine unreachable, platform refused: stop the lookups
@@ -397,7 +399,8 @@ class ImageBuild:
         if prefetched is not None:
             index = prefetched.result()
         else:
-            index = docker.local_images(r for n in names for r in self.tags[n])
+            refs = (r for n in names for r in self.tags[n])
+            index = docker.local_images(refs, remember=not self.runner.dry)
 
         def local(ref: str) -> docker.LocalImage | None:
             return docker.find_local(index, ref)

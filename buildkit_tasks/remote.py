@@ -36,7 +36,7 @@ from .config import HostSpec, Settings
 from .console import emit
 from .engines import git
 from .errors import BuildkitError, ConfigError, HostError
-from .fsutil import sha256_file
+from .fsutil import cache_home, sha256_file
 
 if TYPE_CHECKING:
     from fabric import Connection
@@ -117,8 +117,7 @@ def _output_rel(settings: Settings) -> str:
 
 
 def _cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
-    return Path(base) / "buildkit-tasks" / "wheels"
+    return cache_home() / "wheels"
 
 
 def _source_dir() -> Path | None:

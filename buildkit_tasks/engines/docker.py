@@ -411,23 +411,40 @@ def local_image(reference: str) -> LocalImage | None:
     return LocalImage(attrs["Id"], tags, labels, int(attrs.get("Size") or 0))
 
 
-# local_images asks in LIST_CALLS calls at once (fewer for a handful of references), each for
+# The engine is asked in LIST_CALLS calls at once (fewer for a handful of references), each for
 # at most LIST_MAX references (500 make a URL of about 40 kB): a constant number of engine
 # calls for graphs up to 2000 images.
 LIST_CALLS, LIST_MAX = 4, 500
 
 
-def local_images(references: Iterable[str]) -> dict[str, LocalImage]:
-    """The local images ``references`` name, under each ``repository:tag`` naming them:
-    :data:`LIST_CALLS` engine calls (``GET /images/json`` filtered by reference) made at once,
-    instead of one inspect per image. Listing the whole store is no option:
-    with the containerd store the engine works out every listed image's details (Engine 26:
-    about 14 ms of engine CPU per image, one image after another within a call; moby#47564),
-    and build machines hold thousands. Several calls let the engine use every core (164
-    images: 2.5 s in one call, 1.7 s in four on two cores); an image matched by two calls
-    costs twice, so an image's tags stay in one call. Look names up with
-    :func:`find_local`."""
+def local_images(references: Iterable[str], *, remember: bool = True) -> dict[str, LocalImage]:
+    """The local images ``references`` name, under each ``repository:tag`` naming them (look
+    names up with :func:`find_local`); ``size`` is not reported here (0: see
+    :func:`local_image`). ``remember``: keep the labels the engine lists in
+    :mod:`..imagecache` (false under ``--dry``).
+
+    For the local engine with the containerd store (:func:`_from_containerd`), which image
+    each tag names is read from containerd in one call, and the engine is asked only about
+    images whose labels were never listed here, plus one image to confirm that containerd and
+    the engine agree. Otherwise, and when that fails, the engine lists them all
+    (:func:`_listed`)."""
     refs = sorted(set(references))
+    found = _from_containerd(refs, remember) if refs else None
+    return found if found is not None else _listed(refs, remember)
+
+
+def _listed(refs: Sequence[str], remember: bool) -> dict[str, LocalImage]:
+    """:func:`local_images` by the engine: :data:`LIST_CALLS` calls (``GET /images/json``
+    filtered by reference) made at once, instead of one inspect per image. Listing the whole
+    store is no option: with the containerd store the engine works out every listed image's
+    details (Engine 26: about 14 ms of engine CPU per image, one image after another within a
+    call; moby#47564), and build machines hold thousands. Several calls let the engine use
+    every core (164 images: 2.5 s in one call, 1.7 s in four on two cores); an image matched
+    by two calls costs twice, so an image's tags stay in one call."""
+    from .. import imagecache
+
+    if not refs:
+        return {}
     calls = max(min(LIST_CALLS, len(refs) // 16 or 1), -(-len(refs) // LIST_MAX))
     size = -(-len(refs) // calls)
     chunks: list[list[str]] = [[]]  # an image's tags (sorted next to each other): one call
@@ -448,9 +465,64 @@ def local_images(references: Iterable[str]) -> dict[str, LocalImage]:
     for attrs in (a for part in listed for a in part):
         tags = tuple(t for t in attrs.get("RepoTags") or () if t != "<none>:<none>")
         labels = attrs.get("Labels") or {}
-        image = LocalImage(attrs["Id"], tags, labels, int(attrs.get("Size") or 0))
+        image = LocalImage(attrs["Id"], tags, labels)
+        if remember:
+            imagecache.remember(image.image_id, labels)
         for tag in tags:
             out[tag] = image
+    return out
+
+
+# whether containerd answered for the engine in this process (None: not tried yet)
+_containerd_agrees: dict[tuple[tuple[str, str], ...], bool] = {}
+
+
+def _from_containerd(refs: Sequence[str], remember: bool) -> dict[str, LocalImage] | None:
+    """:func:`local_images` with containerd saying which image each of ``refs`` names, labels
+    from :mod:`..imagecache`; the engine lists only the images whose labels are not kept, and
+    the first image found, whose ID it must report as containerd does (else containerd is not
+    the engine's store: None for this and every later call). None when containerd cannot be
+    used: not the local engine on its default socket, no single containerd socket, ``ctr``
+    failed, or none of ``refs`` is there (the engine then answers cheaply)."""
+    from .. import imagecache
+    from . import containerd
+
+    env, ssh_client = _ENGINE.get()
+    if ssh_client is not None or _containerd_agrees.get(env) is False:
+        return None
+    if not containerd.local_engine({**os.environ, **dict(env)}):
+        return None
+    address = containerd.engine_socket()
+    if address is None:
+        return None
+    names = {r: containerd.store_name(r) for r in refs}
+    held = containerd.targets(address, {n for n in names.values() if n})
+    if not held:
+        return None
+    present = {r: held[n] for r, n in names.items() if n and n in held}
+    kept = {i: imagecache.recall(i) for i in set(present.values())}
+    sample = min(present)  # until containerd and the engine agreed, the engine must confirm
+    ask = {i for i, labels in kept.items() if labels is None}
+    if _containerd_agrees.get(env) is None:
+        ask.add(present[sample])
+    # an image's tags are asked together (as the engine lists them: once, with each asked tag)
+    unknown = [r for r, n in names.items() if not n or present.get(r) in ask]
+    asked = _listed(sorted(unknown), remember)
+    if _containerd_agrees.get(env) is None:
+        confirmed = find_local(asked, sample)
+        agrees = confirmed is not None and confirmed.image_id == present[sample]
+        _containerd_agrees[env] = agrees
+        if not agrees:
+            return None
+    tags: dict[str, list[str]] = {}
+    for ref in sorted(present):
+        tags.setdefault(present[ref], []).append(ref)
+    out = {
+        r: LocalImage(i, tuple(tags[i]), labels)
+        for r, i in present.items()
+        if i not in ask and (labels := kept[i]) is not None
+    }
+    out.update(asked)
     return out
 
 
@@ -469,7 +541,7 @@ def find_local(images: Mapping[str, LocalImage], reference: str) -> LocalImage |
 class LocalImage:
     """An image in the local store: its ID, every ``repository:tag`` naming it, its labels,
     and ``size`` in bytes as the engine reports it (for the containerd store: the compressed
-    content of the engine's platform)."""
+    content of the engine's platform; 0 where not asked: :func:`local_images`)."""
 
     image_id: str
     tags: tuple[str, ...]

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import commit_all, git
-from tests.integration import sshhosts
+from tests.integration import engines, sshhosts
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
@@ -342,3 +342,24 @@ def with_hosts(
     pyproject.write_text(text + "\n" + hosts.toml(names, extra=host_extra))
     project.commit("build hosts")
     return known
+
+
+@pytest.fixture(scope="module")
+def second_engine(
+    docker_engine: None, busybox: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[engines.Engine]:
+    """A second, separate dockerd (tests/integration/engines.py) for the module's tests."""
+    require(shutil.which("nsenter") is not None, "nsenter (util-linux)")
+    require(shutil.which("ip") is not None, "ip (iproute2)")
+    engine = engines.start()
+    try:
+        yield engine
+    finally:
+        engines.stop(engine)
+        # the first engine must still run RUN steps (a second dockerd once took its docker0)
+        ctx = tmp_path_factory.mktemp("first-engine-check")
+        shutil.copy2(busybox["amd64"], ctx / "busybox")
+        (ctx / "Dockerfile").write_text(
+            'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "true"]\n'
+        )
+        docker("buildx", "build", "--no-cache", "--platform", "linux/amd64", str(ctx))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
 import subprocess
 import tarfile
 from collections.abc import Iterator
@@ -23,26 +22,6 @@ from .test_push import manifest, platforms_of
 pytestmark = pytest.mark.integration
 
 AMD, ARM = "linux/amd64", "linux/arm64"
-
-
-@pytest.fixture(scope="module")
-def second_engine(
-    docker_engine: None, busybox: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[engines.Engine]:
-    require(shutil.which("nsenter") is not None, "nsenter (util-linux)")
-    require(shutil.which("ip") is not None, "ip (iproute2)")
-    engine = engines.start()
-    try:
-        yield engine
-    finally:
-        engines.stop(engine)
-        # the first engine must still run RUN steps (a second dockerd once took its docker0)
-        ctx = tmp_path_factory.mktemp("first-engine-check")
-        shutil.copy2(busybox["amd64"], ctx / "busybox")
-        (ctx / "Dockerfile").write_text(
-            'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "true"]\n'
-        )
-        docker("buildx", "build", "--no-cache", "--platform", AMD, str(ctx))
 
 
 @pytest.fixture(scope="module")

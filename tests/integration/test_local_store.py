@@ -1,0 +1,127 @@
+"""Which image each tag names, read from the engine's containerd (engines/containerd.py) with
+labels kept by image ID (imagecache.py), against what the real engine itself lists: the same
+answers, tags moved or removed behind our back seen at once, and a containerd that is not the
+engine's (a second dockerd's) caught by the one image the engine confirms."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from buildkit_tasks.engines import containerd
+from buildkit_tasks.engines import docker as engine
+
+from . import engines
+from .conftest import docker, require
+
+pytestmark = pytest.mark.integration
+
+KEY = "dev.buildkit-tasks.input-key"
+View = dict[str, tuple[str, str, tuple[str, ...]]]
+LISTED = engine._listed  # the engine's own list (the fixture below spies on it)
+
+
+def _build(ctx: Path, busybox: dict[str, Path], key: str, tags: list[str],
+           run: Callable[..., object] = docker) -> None:  # fmt: skip
+    ctx.mkdir(parents=True, exist_ok=True)
+    (ctx / "busybox").write_bytes(busybox["amd64"].read_bytes())
+    (ctx / "Dockerfile").write_text(f"FROM scratch\nCOPY busybox /bin/busybox\nLABEL seed={key}\n")
+    argv = ["buildx", "build", "--platform", "linux/amd64", "--label", f"{KEY}={key}"]
+    run(*argv, *(x for t in tags for x in ("--tag", t)), str(ctx))
+
+
+def _view(index: dict[str, engine.LocalImage], refs: list[str]) -> View:
+    out: View = {}
+    for ref in refs:
+        found = engine.find_local(index, ref)
+        if found is not None:
+            out[ref] = (found.image_id, found.labels.get(KEY, ""), tuple(sorted(found.tags)))
+    return out
+
+
+@pytest.fixture
+def lookups(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[list[str]]]:
+    """A fresh label cache and agreement; yields the reference lists the engine was asked."""
+    monkeypatch.setenv("BUILDKIT_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    monkeypatch.setattr(engine, "_containerd_agrees", {})
+    asked: list[list[str]] = []
+
+    def spy(refs: list[str], remember: bool) -> dict[str, engine.LocalImage]:
+        asked.append(list(refs))
+        return LISTED(refs, remember)
+
+    monkeypatch.setattr(engine, "_listed", spy)
+    yield asked
+
+
+def test_containerd_names_the_images_the_engine_lists(
+    docker_engine: None, busybox: dict[str, Path], tmp_path: Path, lookups: list[list[str]]
+) -> None:
+    require(containerd.engine_socket() is not None, "the engine's containerd socket and ctr")
+    run = uuid.uuid4().hex[:8]
+    p = f"127.0.0.1:5000/lookup-{run}"  # never pushed
+    a = [f"{p}/a.b-c:0.9.0", f"{p}/a.b-c:latest", f"lookup-{run}-short:1"]
+    b = [f"{p}/b:1"]
+    refs = [*a, *b, f"{p}/gone:1"]
+    try:
+        _build(tmp_path / "a", busybox, f"ka-{run}", a)
+        _build(tmp_path / "b", busybox, f"kb-{run}", b)
+
+        def truth() -> View:
+            return _view(LISTED(refs, False), refs)
+
+        first = _view(engine.local_images(refs), refs)
+        assert first == truth() and set(first) == set(a + b)
+        assert first[a[0]][1] == f"ka-{run}" and first[b[0]][1] == f"kb-{run}"
+        assert first[a[0]][0] != first[b[0]][0]
+        lookups.clear()
+        assert _view(engine.local_images(refs), refs) == first
+        assert lookups == [[]]  # containerd alone: every label kept, the engine agreed
+
+        docker("tag", b[0], a[0])  # moved behind our back: seen at once, nothing asked
+        moved = _view(engine.local_images(refs), refs)
+        assert moved[a[0]][:2] == first[b[0]][:2]  # b's image and input key
+        assert moved[a[1]][:2] == first[a[1]][:2]  # latest still names a
+        assert lookups[-1] == []
+        assert moved == truth()
+
+        docker("rmi", b[0])  # removed: gone at once
+        gone = _view(engine.local_images(refs), refs)
+        assert b[0] not in gone and gone == truth() and lookups[-1] == []
+    finally:
+        docker("rmi", "--force", *a, *b, check=False)
+
+
+def test_a_containerd_that_is_not_the_engines_is_caught(
+    docker_engine: None,
+    second_engine: engines.Engine,
+    busybox: dict[str, Path],
+    tmp_path: Path,
+    lookups: list[list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sock = second_engine.root / "exec" / "containerd" / "containerd.sock"
+    require(sock.is_socket(), f"the second engine's containerd socket {sock}")
+    ref = f"127.0.0.1:5000/lookup-{uuid.uuid4().hex[:8]}/a:1"
+    try:
+        _build(tmp_path / "first", busybox, "first", [ref])
+        _build(tmp_path / "second", busybox, "second", [ref], second_engine.docker)
+        with engine.engine_at({"DOCKER_HOST": second_engine.host}):  # keeps its labels
+            theirs = engine.local_images([ref])[ref]
+        assert theirs.labels[KEY] == "second"
+        name = containerd.store_name(ref)
+        assert name is not None
+        assert containerd.targets(str(sock), [name]) == {name: theirs.image_id}
+
+        monkeypatch.setattr(containerd, "SOCKETS", (str(sock),))  # the wrong containerd
+        lookups.clear()
+        got = engine.local_images([ref])[ref]
+        assert got.labels[KEY] == "first" and got.image_id != theirs.image_id
+        assert engine._containerd_agrees == {(): False}
+        assert lookups == [[ref], [ref]]  # the confirmation, then the whole list
+    finally:
+        docker("rmi", "--force", ref, check=False)

@@ -1,0 +1,206 @@
+"""engines/containerd.py, imagecache.py and the containerd path of docker.local_images, with
+fake answers (the real engine's answers: tests/integration/test_local_store.py)."""
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from buildkit_tasks import imagecache
+from buildkit_tasks.engines import containerd, docker
+
+KEY = "dev.buildkit-tasks.input-key"
+A, B, C = ("sha256:" + c * 64 for c in "abc")
+
+# what ctr 1.7 prints (SIZE holds a space; PLATFORMS a comma list; columns padded)
+MEDIA = "application/vnd.oci.image.index.v1+json"
+LISTING = "\n".join([
+    "REF" + " " * 40 + "TYPE" + " " * 36 + "DIGEST" + " " * 66 + "SIZE     PLATFORMS     LABELS ",
+    f"127.0.0.1:5000/acme/api:2.3.0   {MEDIA} {{A}} 1.0 MiB  linux/amd64,linux/arm64 -      ",
+    f"docker.io/library/base-python-cpu-3.10:latest {MEDIA} {{B}} 12.5 KiB linux/amd64 -  ",
+    "",
+])  # fmt: skip
+
+
+def test_the_listing_is_read_name_to_target() -> None:
+    got = containerd.parse_list(LISTING.format(A=A, B=B))
+    assert got == {
+        "127.0.0.1:5000/acme/api:2.3.0": A,
+        "docker.io/library/base-python-cpu-3.10:latest": B,
+    }
+    assert containerd.parse_list(LISTING.splitlines()[0] + "\n") == {}
+    with pytest.raises(ValueError, match="unexpected ctr images list line"):
+        containerd.parse_list("REF TYPE DIGEST\nx y notadigest 1 KiB\n")
+
+
+def test_names_are_what_containerd_keeps() -> None:
+    assert containerd.store_name("api:1") == "docker.io/library/api:1"
+    assert containerd.store_name("acme/api") == "docker.io/acme/api:latest"
+    assert containerd.store_name("127.0.0.1:5000/p/x.y:0.9") == "127.0.0.1:5000/p/x.y:0.9"
+    assert containerd.store_name(f"127.0.0.1:5000/p/x@{A}") is None  # a digest is no name
+    assert containerd.store_name("Upper/Case:1") is None
+    argv = containerd.list_argv("/run/c.sock", ["a:1", "b:2"])
+    assert argv == ["ctr", "--address", "/run/c.sock", "--namespace", "moby", "images", "list",
+                    "name==a:1", "name==b:2"]  # fmt: skip
+
+
+def test_only_the_default_local_engine_is_read_through_containerd() -> None:
+    assert containerd.local_engine({})
+    assert containerd.local_engine({"DOCKER_HOST": "unix:///var/run/docker.sock"})
+    assert containerd.local_engine({"DOCKER_CONTEXT": "default"})
+    assert not containerd.local_engine({"DOCKER_HOST": "unix:///tmp/e2/docker.sock"})
+    assert not containerd.local_engine({"DOCKER_HOST": "ssh://bk@127.0.0.2"})
+    assert not containerd.local_engine({"DOCKER_CONTEXT": "remote"})
+
+
+def _listen(path: Path) -> socket.socket:
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(str(path))
+    return s
+
+
+def test_the_engine_socket_is_the_one_containerd_alive(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(containerd.shutil, "which", lambda name: f"/usr/bin/{name}")
+    one, two, plain = tmp_path / "one.sock", tmp_path / "two.sock", tmp_path / "plain"
+    plain.write_text("")
+    s1 = _listen(one)
+    try:
+        assert containerd.engine_socket([str(tmp_path / "gone.sock"), str(one)]) == str(one)
+        assert containerd.engine_socket([str(plain)]) is None  # not a socket
+        (tmp_path / "link.sock").symlink_to(one)  # the same socket twice is one
+        assert containerd.engine_socket([str(one), str(tmp_path / "link.sock")]) == str(one)
+        s2 = _listen(two)
+        try:  # two containerds: which one is the engine's cannot be told
+            assert containerd.engine_socket([str(one), str(two)]) is None
+        finally:
+            s2.close()
+        monkeypatch.setattr(containerd.shutil, "which", lambda name: None)
+        assert containerd.engine_socket([str(one)]) is None  # no ctr
+    finally:
+        s1.close()
+
+
+def test_image_labels_are_kept_by_id(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BUILDKIT_CACHE_HOME", str(tmp_path))
+    assert imagecache.recall(A) is None
+    imagecache.remember(A, {KEY: "k1", "x": "1"})
+    assert imagecache.recall(A) == {KEY: "k1", "x": "1"}
+    imagecache.remember(A, {KEY: "other"})  # an ID's labels never change: kept as first seen
+    assert imagecache.recall(A) == {KEY: "k1", "x": "1"}
+    imagecache.remember("not-an-id", {KEY: "k"})
+    assert imagecache.recall("not-an-id") is None
+    assert [p.name for p in (tmp_path / "images").iterdir()] == [f"{'a' * 64}.json"]
+    (tmp_path / "images" / f"{'b' * 64}.json").write_text('{"id": "sha256:' + "b" * 63)
+    assert imagecache.recall(B) is None  # cut off: asked again
+    (tmp_path / "images" / f"{'c' * 64}.json").write_text(f'{{"id": "{A}", "labels": {{}}}}')
+    assert imagecache.recall(C) is None  # a file under another ID's name
+
+
+class FakeEngine:
+    """The engine's image list: ``tags`` maps ``repository:tag`` -> (ID, labels)."""
+
+    def __init__(self, tags: dict[str, tuple[str, dict[str, str]]]) -> None:
+        self.tags, self.asked = tags, []  # type: ignore[var-annotated]
+        self.api = self
+
+    def images(self, filters: dict[str, list[str]]) -> list[dict[str, object]]:
+        refs = filters["reference"]
+        self.asked.extend(refs)
+        by_id: dict[str, list[str]] = {}
+        for ref in refs:
+            if ref in self.tags:
+                by_id.setdefault(self.tags[ref][0], []).append(ref)
+        return [
+            {"Id": i, "RepoTags": t, "Labels": self.tags[t[0]][1], "Size": 1}
+            for i, t in by_id.items()
+        ]
+
+
+@pytest.fixture
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """containerd's names -> targets, read by a fake ``ctr``; a fresh label cache."""
+    monkeypatch.setenv("BUILDKIT_CACHE_HOME", str(tmp_path))
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    monkeypatch.delenv("DOCKER_CONTEXT", raising=False)
+    monkeypatch.setattr(docker, "_containerd_agrees", {})
+    held: dict[str, str] = {}
+    monkeypatch.setattr(containerd, "engine_socket", lambda: "/fake/containerd.sock")
+    monkeypatch.setattr(
+        containerd, "targets", lambda address, names: {n: held[n] for n in names if n in held}
+    )
+    return held
+
+
+def test_labels_once_listed_are_not_asked_again(
+    store: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    R = "127.0.0.1:5000/p/"
+    engine = FakeEngine({
+        f"{R}a:1": (A, {KEY: "ka"}), f"{R}a:latest": (A, {KEY: "ka"}), f"{R}b:1": (B, {KEY: "kb"}),
+    })  # fmt: skip
+    monkeypatch.setattr(docker, "client", lambda: engine)
+    store.update({f"{R}a:1": A, f"{R}a:latest": A, f"{R}b:1": B})
+    refs = [f"{R}a:1", f"{R}a:latest", f"{R}b:1", f"{R}gone:1"]
+
+    first = docker.local_images(refs)
+    assert sorted(engine.asked) == sorted(refs[:3])  # nothing kept yet: the engine lists
+    assert docker._containerd_agrees == {(): True}
+    engine.asked.clear()
+    second = docker.local_images(refs)
+    assert engine.asked == []  # every label kept, agreement known: containerd alone
+    assert second == first
+    assert second[f"{R}a:1"].tags == (f"{R}a:1", f"{R}a:latest")  # as the engine lists them
+    assert f"{R}gone:1" not in second
+
+    # a tag moved behind our back: containerd names the new image, whose labels are kept
+    store[f"{R}a:1"] = B
+    engine.tags[f"{R}a:1"] = (B, {KEY: "kb"})
+    third = docker.local_images(refs)
+    assert engine.asked == []
+    assert third[f"{R}a:1"].image_id == B and third[f"{R}a:1"].labels[KEY] == "kb"
+    assert third[f"{R}a:latest"].image_id == A
+
+    # a new image: the engine is asked about it, with every tag naming it
+    store.update({f"{R}a:1": C, f"{R}a:latest": C})
+    engine.tags.update({f"{R}a:1": (C, {KEY: "kc"}), f"{R}a:latest": (C, {KEY: "kc"})})
+    fourth = docker.local_images(refs)
+    assert sorted(engine.asked) == [f"{R}a:1", f"{R}a:latest"]
+    assert fourth[f"{R}a:1"].labels[KEY] == "kc" and fourth[f"{R}b:1"].image_id == B
+
+
+def test_a_containerd_that_disagrees_with_the_engine_is_not_used_again(
+    store: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = FakeEngine({"r/a:1": (A, {KEY: "ka"}), "r/b:1": (B, {KEY: "kb"})})
+    monkeypatch.setattr(docker, "client", lambda: engine)
+    imagecache.remember(C, {KEY: "stale"})
+    store.update({"docker.io/r/a:1": C, "docker.io/r/b:1": B})  # another store's a:1
+    got = docker.local_images(["r/a:1", "r/b:1"])
+    assert got["r/a:1"].image_id == A and got["r/a:1"].labels == {KEY: "ka"}  # the engine's
+    assert docker._containerd_agrees == {(): False}
+    calls: list[object] = []
+    monkeypatch.setattr(containerd, "targets", lambda *a: calls.append(a))
+    assert docker.local_images(["r/a:1"])["r/a:1"].image_id == A
+    assert calls == []  # containerd is not asked again in this process
+
+
+def test_dry_runs_keep_no_labels(store: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = FakeEngine({"r/a:1": (A, {KEY: "ka"})})
+    monkeypatch.setattr(docker, "client", lambda: engine)
+    store["docker.io/r/a:1"] = A
+    assert docker.local_images(["r/a:1"], remember=False)["r/a:1"].labels == {KEY: "ka"}
+    assert imagecache.recall(A) is None
+
+
+def test_other_engines_are_listed_by_the_engine(
+    store: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = FakeEngine({"r/a:1": (A, {KEY: "ka"})})
+    monkeypatch.setattr(docker, "client", lambda: engine)
+    store["docker.io/r/a:1"] = A
+    imagecache.remember(A, {KEY: "ka"})
+    monkeypatch.setenv("DOCKER_HOST", "unix:///tmp/e2/docker.sock")
+    docker.local_images(["r/a:1"])
+    assert engine.asked == ["r/a:1"] and docker._containerd_agrees == {}
