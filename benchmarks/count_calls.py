@@ -1,0 +1,58 @@
+"""Run ``inv ARGS...`` in this process and count what it asks the engine, as a real run does
+(the engine on its default socket, so the containerd path is taken where it applies):
+
+- Docker Engine API requests made through the docker SDK,
+- commands started whose program is ``docker`` (the CLI and buildx ask the engine too),
+- ``ctr`` commands (containerd's image list).
+
+    python benchmarks/count_calls.py image.build
+
+Prints invoke's own output, then one last line ``calls {"api": N, "docker": N, "ctr": N}``
+on stderr; exits with invoke's exit code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from typing import Any
+
+
+def main() -> int:
+    counts: Counter[str] = Counter(api=0, docker=0, ctr=0)
+
+    from docker.api.client import APIClient
+
+    send = APIClient.send
+
+    def counted_send(self: Any, *args: Any, **kwargs: Any) -> Any:
+        counts["api"] += 1
+        return send(self, *args, **kwargs)
+
+    APIClient.send = counted_send  # type: ignore[method-assign]
+    popen_init = subprocess.Popen.__init__
+
+    def counted_init(self: Any, args: Any, *rest: Any, **kwargs: Any) -> None:
+        program = os.path.basename(str(args[0] if isinstance(args, list | tuple) else args))
+        if program in ("docker", "ctr"):
+            counts[program] += 1
+        popen_init(self, args, *rest, **kwargs)
+
+    subprocess.Popen.__init__ = counted_init  # type: ignore[method-assign]
+
+    from invoke.main import program
+
+    code = 0
+    try:
+        program.run(["inv", *sys.argv[1:]])
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    print("calls " + json.dumps(dict(counts)), file=sys.stderr)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
