@@ -1,14 +1,15 @@
 """Run ``inv ARGS...`` in this process and count what it asks the engine, as a real run does
 (the engine on its default socket, so the containerd path is taken where it applies):
 
-- Docker Engine API requests made through the docker SDK,
+- Docker Engine API requests made through the docker SDK (``api``), of which image lists
+  (``GET /images/json``: ``image_lists``),
 - commands started whose program is ``docker`` (the CLI and buildx ask the engine too),
 - ``ctr`` commands (containerd's image list).
 
     python benchmarks/count_calls.py image.build
 
-Prints invoke's own output, then one last line ``calls {"api": N, "docker": N, "ctr": N}``
-on stderr; exits with invoke's exit code.
+Prints invoke's own output, then one last line ``calls {"api": N, "image_lists": N,
+"docker": N, "ctr": N}`` on stderr; exits with invoke's exit code.
 """
 
 from __future__ import annotations
@@ -22,15 +23,17 @@ from typing import Any
 
 
 def main() -> int:
-    counts: Counter[str] = Counter(api=0, docker=0, ctr=0)
+    counts: Counter[str] = Counter(api=0, image_lists=0, docker=0, ctr=0)
 
     from docker.api.client import APIClient
 
     send = APIClient.send
 
-    def counted_send(self: Any, *args: Any, **kwargs: Any) -> Any:
+    def counted_send(self: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
         counts["api"] += 1
-        return send(self, *args, **kwargs)
+        if request.method == "GET" and "/images/json" in request.url:
+            counts["image_lists"] += 1
+        return send(self, request, *args, **kwargs)
 
     APIClient.send = counted_send  # type: ignore[method-assign]
     popen_init = subprocess.Popen.__init__

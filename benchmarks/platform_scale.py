@@ -239,7 +239,8 @@ def main() -> None:
         )
         print(
             f"  calls of ours for {len(graph.order)} unchanged images: {local['api']} engine API "
-            f"requests, {local['ctr']} containerd image list (ctr), {local['docker']} docker "
+            f"requests ({local['image_lists']} image lists), {local['ctr']} containerd image "
+            f"list (ctr), {local['docker']} docker "
             f"commands; through a proxy socket (another engine: no containerd path) {calls} "
             "engine API requests"
         )

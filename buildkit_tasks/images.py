@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import batches, cachekey, credentials, publishing, scheduler
+from . import batches, cachekey, credentials, imagecache, publishing, scheduler
 from .buildplan import BuildPlan
 from .config import ImageSpec, Settings
 from .console import emit
@@ -319,7 +319,10 @@ class ImageBuild:
         if not force:  # read-only lookups: --dry plans exactly as the real run does
             refs = [r for tags in self.tags.values() for r in tags]
             self._local = self._pool.submit(
-                docker.in_context(docker.local_images), refs, remember=not runner.dry
+                docker.in_context(docker.local_images),
+                refs,
+                label=cachekey.KEY_LABEL,
+                remember=not runner.dry,
             )
         try:
             self._plan(platforms)
@@ -400,7 +403,9 @@ class ImageBuild:
             index = prefetched.result()
         else:
             refs = (r for n in names for r in self.tags[n])
-            index = docker.local_images(refs, remember=not self.runner.dry)
+            index = docker.local_images(
+                refs, label=cachekey.KEY_LABEL, remember=not self.runner.dry
+            )
 
         def local(ref: str) -> docker.LocalImage | None:
             return docker.find_local(index, ref)
@@ -627,6 +632,8 @@ class ImageBuild:
         if ok:
             digests = docker.bake_digests(metadata, names)
             self.built.update({n: self.loaded(n, digests.get(n, "")) for n in names})
+            for n in names:
+                self.record(n, self.built[n])
             return True, None
         # images the batch did finish are in the store (or registry) under their keys
         for name, hit in self.look_up(names).items():
@@ -704,9 +711,18 @@ class ImageBuild:
             req.tags[0], req.push, log, lambda: docker.build(self.runner, req, log)
         )
         image_id = self.loaded(name, image_id)
+        self.record(name, image_id)
         if self.by_digest(name):
             return self.push_by_digest(name, image_id, log)
         return self.done(name, image_id, self.pushed(name, image_id))
+
+    def record(self, name: str, image_id: str) -> None:
+        """Keep ``name``'s input key as the label of the image this run built as ``image_id``
+        (the build set it), so later lookups need not ask the engine (:mod:`.imagecache`);
+        not under ``--dry``, nor when the image's extra build args set that label."""
+        extra = self.graph.nodes[name].spec.extra_build_args
+        if image_id and not self.runner.dry and not any(cachekey.KEY_LABEL in a for a in extra):
+            imagecache.remember(image_id, cachekey.KEY_LABEL, self.keys[name])
 
     def loaded(self, name: str, image_id: str) -> str:
         """A reproducible build of ``name`` (written only to its OCI layout) loaded into the

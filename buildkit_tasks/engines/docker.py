@@ -417,23 +417,25 @@ def local_image(reference: str) -> LocalImage | None:
 LIST_CALLS, LIST_MAX = 4, 500
 
 
-def local_images(references: Iterable[str], *, remember: bool = True) -> dict[str, LocalImage]:
+def local_images(
+    references: Iterable[str], *, label: str, remember: bool = True
+) -> dict[str, LocalImage]:
     """The local images ``references`` name, under each ``repository:tag`` naming them (look
-    names up with :func:`find_local`); ``size`` is not reported here (0: see
-    :func:`local_image`). ``remember``: keep the labels the engine lists in
+    names up with :func:`find_local`), each with only its label ``label`` (the one asked
+    about, e.g. the input key) in ``labels``; ``size`` is not reported here (0: see
+    :func:`local_image`). ``remember``: keep what the engine lists of that label in
     :mod:`..imagecache` (false under ``--dry``).
 
     For the local engine with the containerd store (:func:`_from_containerd`), which image
     each tag names is read from containerd in one call, and the engine is asked only about
-    images whose labels were never listed here, plus one image to confirm that containerd and
-    the engine agree. Otherwise, and when that fails, the engine lists them all
-    (:func:`_listed`)."""
+    images whose label was never kept here, plus one image to confirm that containerd and the
+    engine agree. Otherwise, and when that fails, the engine lists them all (:func:`_listed`)."""
     refs = sorted(set(references))
-    found = _from_containerd(refs, remember) if refs else None
-    return found if found is not None else _listed(refs, remember)
+    found = _from_containerd(refs, label, remember) if refs else None
+    return found if found is not None else _listed(refs, label, remember)
 
 
-def _listed(refs: Sequence[str], remember: bool) -> dict[str, LocalImage]:
+def _listed(refs: Sequence[str], label: str, remember: bool) -> dict[str, LocalImage]:
     """:func:`local_images` by the engine: :data:`LIST_CALLS` calls (``GET /images/json``
     filtered by reference) made at once, instead of one inspect per image. Listing the whole
     store is no option: with the containerd store the engine works out every listed image's
@@ -464,10 +466,10 @@ def _listed(refs: Sequence[str], remember: bool) -> dict[str, LocalImage]:
     out: dict[str, LocalImage] = {}
     for attrs in (a for part in listed for a in part):
         tags = tuple(t for t in attrs.get("RepoTags") or () if t != "<none>:<none>")
-        labels = attrs.get("Labels") or {}
-        image = LocalImage(attrs["Id"], tags, labels)
+        value = (attrs.get("Labels") or {}).get(label)
+        image = LocalImage(attrs["Id"], tags, {} if value is None else {label: value})
         if remember:
-            imagecache.remember(image.image_id, labels)
+            imagecache.remember(image.image_id, label, value)
         for tag in tags:
             out[tag] = image
     return out
@@ -477,9 +479,11 @@ def _listed(refs: Sequence[str], remember: bool) -> dict[str, LocalImage]:
 _containerd_agrees: dict[tuple[tuple[str, str], ...], bool] = {}
 
 
-def _from_containerd(refs: Sequence[str], remember: bool) -> dict[str, LocalImage] | None:
-    """:func:`local_images` with containerd saying which image each of ``refs`` names, labels
-    from :mod:`..imagecache`; the engine lists only the images whose labels are not kept, and
+def _from_containerd(
+    refs: Sequence[str], label: str, remember: bool
+) -> dict[str, LocalImage] | None:
+    """:func:`local_images` with containerd saying which image each of ``refs`` names, the
+    label from :mod:`..imagecache`; the engine lists only the images whose label is not kept, and
     the first image found, whose ID it must report as containerd does (else containerd is not
     the engine's store: None for this and every later call). None when containerd cannot be
     used: not the local engine on its default socket, no single containerd socket, ``ctr``
@@ -500,14 +504,14 @@ def _from_containerd(refs: Sequence[str], remember: bool) -> dict[str, LocalImag
     if not held:
         return None
     present = {r: held[n] for r, n in names.items() if n and n in held}
-    kept = {i: imagecache.recall(i) for i in set(present.values())}
+    kept = {i: imagecache.recall(i, label) for i in set(present.values())}
     sample = min(present)  # until containerd and the engine agreed, the engine must confirm
-    ask = {i for i, labels in kept.items() if labels is None}
+    ask = {i for i, (known, _) in kept.items() if not known}
     if _containerd_agrees.get(env) is None:
         ask.add(present[sample])
     # an image's tags are asked together (as the engine lists them: once, with each asked tag)
     unknown = [r for r, n in names.items() if not n or present.get(r) in ask]
-    asked = _listed(sorted(unknown), remember)
+    asked = _listed(sorted(unknown), label, remember)
     if _containerd_agrees.get(env) is None:
         confirmed = find_local(asked, sample)
         agrees = confirmed is not None and confirmed.image_id == present[sample]
@@ -518,9 +522,9 @@ def _from_containerd(refs: Sequence[str], remember: bool) -> dict[str, LocalImag
     for ref in sorted(present):
         tags.setdefault(present[ref], []).append(ref)
     out = {
-        r: LocalImage(i, tuple(tags[i]), labels)
+        r: LocalImage(i, tuple(tags[i]), {} if (v := kept[i][1]) is None else {label: v})
         for r, i in present.items()
-        if i not in ask and (labels := kept[i]) is not None
+        if i not in ask
     }
     out.update(asked)
     return out

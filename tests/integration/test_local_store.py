@@ -5,17 +5,22 @@ engine's (a second dockerd's) caught by the one image the engine confirms."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from buildkit_tasks import imagecache
 from buildkit_tasks.engines import containerd
 from buildkit_tasks.engines import docker as engine
 
 from . import engines
-from .conftest import docker, require
+from .conftest import REPO, Project, docker, require
 
 pytestmark = pytest.mark.integration
 
@@ -50,9 +55,9 @@ def lookups(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[li
     monkeypatch.setattr(engine, "_containerd_agrees", {})
     asked: list[list[str]] = []
 
-    def spy(refs: list[str], remember: bool) -> dict[str, engine.LocalImage]:
+    def spy(refs: list[str], label: str, remember: bool) -> dict[str, engine.LocalImage]:
         asked.append(list(refs))
-        return LISTED(refs, remember)
+        return LISTED(refs, label, remember)
 
     monkeypatch.setattr(engine, "_listed", spy)
     yield asked
@@ -72,25 +77,25 @@ def test_containerd_names_the_images_the_engine_lists(
         _build(tmp_path / "b", busybox, f"kb-{run}", b)
 
         def truth() -> View:
-            return _view(LISTED(refs, False), refs)
+            return _view(LISTED(refs, KEY, False), refs)
 
-        first = _view(engine.local_images(refs), refs)
+        first = _view(engine.local_images(refs, label=KEY), refs)
         assert first == truth() and set(first) == set(a + b)
         assert first[a[0]][1] == f"ka-{run}" and first[b[0]][1] == f"kb-{run}"
         assert first[a[0]][0] != first[b[0]][0]
         lookups.clear()
-        assert _view(engine.local_images(refs), refs) == first
+        assert _view(engine.local_images(refs, label=KEY), refs) == first
         assert lookups == [[]]  # containerd alone: every label kept, the engine agreed
 
         docker("tag", b[0], a[0])  # moved behind our back: seen at once, nothing asked
-        moved = _view(engine.local_images(refs), refs)
+        moved = _view(engine.local_images(refs, label=KEY), refs)
         assert moved[a[0]][:2] == first[b[0]][:2]  # b's image and input key
         assert moved[a[1]][:2] == first[a[1]][:2]  # latest still names a
         assert lookups[-1] == []
         assert moved == truth()
 
         docker("rmi", b[0])  # removed: gone at once
-        gone = _view(engine.local_images(refs), refs)
+        gone = _view(engine.local_images(refs, label=KEY), refs)
         assert b[0] not in gone and gone == truth() and lookups[-1] == []
     finally:
         docker("rmi", "--force", *a, *b, check=False)
@@ -111,7 +116,7 @@ def test_a_containerd_that_is_not_the_engines_is_caught(
         _build(tmp_path / "first", busybox, "first", [ref])
         _build(tmp_path / "second", busybox, "second", [ref], second_engine.docker)
         with engine.engine_at({"DOCKER_HOST": second_engine.host}):  # keeps its labels
-            theirs = engine.local_images([ref])[ref]
+            theirs = engine.local_images([ref], label=KEY)[ref]
         assert theirs.labels[KEY] == "second"
         name = containerd.store_name(ref)
         assert name is not None
@@ -119,9 +124,37 @@ def test_a_containerd_that_is_not_the_engines_is_caught(
 
         monkeypatch.setattr(containerd, "SOCKETS", (str(sock),))  # the wrong containerd
         lookups.clear()
-        got = engine.local_images([ref])[ref]
+        got = engine.local_images([ref], label=KEY)[ref]
         assert got.labels[KEY] == "first" and got.image_id != theirs.image_id
         assert engine._containerd_agrees == {(): False}
         assert lookups == [[ref], [ref]]  # the confirmation, then the whole list
     finally:
         docker("rmi", "--force", ref, check=False)
+
+
+@pytest.mark.parametrize("batch", ["--batch", "--no-batch"])
+def test_a_build_keeps_the_input_key_of_each_image_it_made(
+    project: Project, tmp_path: Path, batch: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    require(containerd.engine_socket() is not None, "the engine's containerd socket and ctr")
+    cache = tmp_path / "bk-cache"
+    env = {"BUILDKIT_CACHE_HOME": str(cache)}
+    project.inv("image.build", batch, env=env)
+    images = project.report()["images"]
+    assert images and all(i["status"] == "succeeded" for i in images)
+    monkeypatch.setenv("BUILDKIT_CACHE_HOME", str(cache))
+    for image in images:  # the engine's own ID for the tag: what the build kept
+        ref = image["references"][0]
+        engine_id = docker("image", "inspect", "--format", "{{.Id}}", ref).stdout.strip()
+        assert image["image_id"] == engine_id
+        assert imagecache.recall(engine_id, KEY) == (True, image["key"])
+
+    # so the next run asks the engine about nothing but the one image confirming containerd
+    res = project.inv("image.build", env=env)
+    assert all(i["status"] == "cached" for i in project.report()["images"]), res.stdout
+    counted = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "count_calls.py"), "image.build"],
+        cwd=project.path, capture_output=True, text=True, env={**os.environ, **env},
+    )  # fmt: skip
+    calls = json.loads(counted.stderr.strip().splitlines()[-1].removeprefix("calls "))
+    assert calls["ctr"] == 1 and calls["image_lists"] == 1 and calls["docker"] == 0

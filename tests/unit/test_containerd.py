@@ -82,20 +82,28 @@ def test_the_engine_socket_is_the_one_containerd_alive(
         s1.close()
 
 
-def test_image_labels_are_kept_by_id(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_images_label_is_kept_by_id(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BUILDKIT_CACHE_HOME", str(tmp_path))
-    assert imagecache.recall(A) is None
-    imagecache.remember(A, {KEY: "k1", "x": "1"})
-    assert imagecache.recall(A) == {KEY: "k1", "x": "1"}
-    imagecache.remember(A, {KEY: "other"})  # an ID's labels never change: kept as first seen
-    assert imagecache.recall(A) == {KEY: "k1", "x": "1"}
-    imagecache.remember("not-an-id", {KEY: "k"})
-    assert imagecache.recall("not-an-id") is None
-    assert [p.name for p in (tmp_path / "images").iterdir()] == [f"{'a' * 64}.json"]
+    assert imagecache.recall(A, KEY) == (False, None)
+    imagecache.remember(A, KEY, "k1")
+    assert imagecache.recall(A, KEY) == (True, "k1")
+    imagecache.remember(A, KEY, "other")  # an ID's labels never change: kept as first known
+    assert imagecache.recall(A, KEY) == (True, "k1")
+    assert imagecache.recall(A, "other.label") == (False, None)  # never asked about
+    imagecache.remember(B, KEY, None)  # known to carry none
+    assert imagecache.recall(B, KEY) == (True, None)
+    imagecache.remember("not-an-id", KEY, "k")
+    assert imagecache.recall("not-an-id", KEY) == (False, None)
+    assert sorted(p.name for p in (tmp_path / "images").iterdir()) == [
+        f"{'a' * 64}.json",
+        f"{'b' * 64}.json",
+    ]
     (tmp_path / "images" / f"{'b' * 64}.json").write_text('{"id": "sha256:' + "b" * 63)
-    assert imagecache.recall(B) is None  # cut off: asked again
-    (tmp_path / "images" / f"{'c' * 64}.json").write_text(f'{{"id": "{A}", "labels": {{}}}}')
-    assert imagecache.recall(C) is None  # a file under another ID's name
+    assert imagecache.recall(B, KEY) == (False, None)  # cut off: asked again
+    (tmp_path / "images" / f"{'c' * 64}.json").write_text(
+        f'{{"id": "{A}", "label": "{KEY}", "value": "k1"}}'
+    )
+    assert imagecache.recall(C, KEY) == (False, None)  # a file under another ID's name
 
 
 class FakeEngine:
@@ -113,7 +121,7 @@ class FakeEngine:
             if ref in self.tags:
                 by_id.setdefault(self.tags[ref][0], []).append(ref)
         return [
-            {"Id": i, "RepoTags": t, "Labels": self.tags[t[0]][1], "Size": 1}
+            {"Id": i, "RepoTags": t, "Labels": {**self.tags[t[0]][1], "other": "x"}, "Size": 1}
             for i, t in by_id.items()
         ]
 
@@ -137,18 +145,22 @@ def test_labels_once_listed_are_not_asked_again(
     store: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     R = "127.0.0.1:5000/p/"
+    N = "sha256:" + "d" * 64
     engine = FakeEngine({
         f"{R}a:1": (A, {KEY: "ka"}), f"{R}a:latest": (A, {KEY: "ka"}), f"{R}b:1": (B, {KEY: "kb"}),
+        f"{R}n:1": (N, {}),  # not ours: no input key
     })  # fmt: skip
     monkeypatch.setattr(docker, "client", lambda: engine)
-    store.update({f"{R}a:1": A, f"{R}a:latest": A, f"{R}b:1": B})
-    refs = [f"{R}a:1", f"{R}a:latest", f"{R}b:1", f"{R}gone:1"]
+    store.update({f"{R}a:1": A, f"{R}a:latest": A, f"{R}b:1": B, f"{R}n:1": N})
+    refs = [f"{R}a:1", f"{R}a:latest", f"{R}b:1", f"{R}n:1", f"{R}gone:1"]
 
-    first = docker.local_images(refs)
-    assert sorted(engine.asked) == sorted(refs[:3])  # nothing kept yet: the engine lists
+    first = docker.local_images(refs, label=KEY)
+    assert sorted(engine.asked) == sorted(refs[:4])  # nothing kept yet: the engine lists
     assert docker._containerd_agrees == {(): True}
+    assert first[f"{R}a:1"].labels == {KEY: "ka"}  # only the label asked about
+    assert first[f"{R}n:1"].labels == {}
     engine.asked.clear()
-    second = docker.local_images(refs)
+    second = docker.local_images(refs, label=KEY)
     assert engine.asked == []  # every label kept, agreement known: containerd alone
     assert second == first
     assert second[f"{R}a:1"].tags == (f"{R}a:1", f"{R}a:latest")  # as the engine lists them
@@ -157,7 +169,7 @@ def test_labels_once_listed_are_not_asked_again(
     # a tag moved behind our back: containerd names the new image, whose labels are kept
     store[f"{R}a:1"] = B
     engine.tags[f"{R}a:1"] = (B, {KEY: "kb"})
-    third = docker.local_images(refs)
+    third = docker.local_images(refs, label=KEY)
     assert engine.asked == []
     assert third[f"{R}a:1"].image_id == B and third[f"{R}a:1"].labels[KEY] == "kb"
     assert third[f"{R}a:latest"].image_id == A
@@ -165,7 +177,7 @@ def test_labels_once_listed_are_not_asked_again(
     # a new image: the engine is asked about it, with every tag naming it
     store.update({f"{R}a:1": C, f"{R}a:latest": C})
     engine.tags.update({f"{R}a:1": (C, {KEY: "kc"}), f"{R}a:latest": (C, {KEY: "kc"})})
-    fourth = docker.local_images(refs)
+    fourth = docker.local_images(refs, label=KEY)
     assert sorted(engine.asked) == [f"{R}a:1", f"{R}a:latest"]
     assert fourth[f"{R}a:1"].labels[KEY] == "kc" and fourth[f"{R}b:1"].image_id == B
 
@@ -175,14 +187,14 @@ def test_a_containerd_that_disagrees_with_the_engine_is_not_used_again(
 ) -> None:
     engine = FakeEngine({"r/a:1": (A, {KEY: "ka"}), "r/b:1": (B, {KEY: "kb"})})
     monkeypatch.setattr(docker, "client", lambda: engine)
-    imagecache.remember(C, {KEY: "stale"})
+    imagecache.remember(C, KEY, "stale")
     store.update({"docker.io/r/a:1": C, "docker.io/r/b:1": B})  # another store's a:1
-    got = docker.local_images(["r/a:1", "r/b:1"])
+    got = docker.local_images(["r/a:1", "r/b:1"], label=KEY)
     assert got["r/a:1"].image_id == A and got["r/a:1"].labels == {KEY: "ka"}  # the engine's
     assert docker._containerd_agrees == {(): False}
     calls: list[object] = []
     monkeypatch.setattr(containerd, "targets", lambda *a: calls.append(a))
-    assert docker.local_images(["r/a:1"])["r/a:1"].image_id == A
+    assert docker.local_images(["r/a:1"], label=KEY)["r/a:1"].image_id == A
     assert calls == []  # containerd is not asked again in this process
 
 
@@ -190,8 +202,8 @@ def test_dry_runs_keep_no_labels(store: dict[str, str], monkeypatch: pytest.Monk
     engine = FakeEngine({"r/a:1": (A, {KEY: "ka"})})
     monkeypatch.setattr(docker, "client", lambda: engine)
     store["docker.io/r/a:1"] = A
-    assert docker.local_images(["r/a:1"], remember=False)["r/a:1"].labels == {KEY: "ka"}
-    assert imagecache.recall(A) is None
+    assert docker.local_images(["r/a:1"], label=KEY, remember=False)["r/a:1"].labels == {KEY: "ka"}
+    assert imagecache.recall(A, KEY) == (False, None)
 
 
 def test_other_engines_are_listed_by_the_engine(
@@ -200,7 +212,7 @@ def test_other_engines_are_listed_by_the_engine(
     engine = FakeEngine({"r/a:1": (A, {KEY: "ka"})})
     monkeypatch.setattr(docker, "client", lambda: engine)
     store["docker.io/r/a:1"] = A
-    imagecache.remember(A, {KEY: "ka"})
+    imagecache.remember(A, KEY, "ka")
     monkeypatch.setenv("DOCKER_HOST", "unix:///tmp/e2/docker.sock")
-    docker.local_images(["r/a:1"])
+    docker.local_images(["r/a:1"], label=KEY)
     assert engine.asked == ["r/a:1"] and docker._containerd_agrees == {}

@@ -389,7 +389,7 @@ def test_local_images_asks_in_a_few_calls_keeping_each_images_tags_together(
     for count in (3, 163, 1200):
         asked.clear()
         refs = [f"localhost:5000/p/img-{i:04d}:{t}" for i in range(count) for t in TAGS]
-        index = docker.local_images(reversed(refs))
+        index = docker.local_images(reversed(refs), label="k")
         assert sorted(r for call in asked for r in call) == sorted(refs)  # each asked once
         assert len(asked) == (1 if count == 3 else 4 if count == 163 else 8)  # 3600 refs / 500
         for call in asked:  # no image's tags split over two calls (it would be listed twice)
