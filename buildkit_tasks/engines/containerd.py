@@ -31,6 +31,7 @@ SOCKETS = ("/var/run/docker/containerd/containerd.sock", "/run/containerd/contai
 # the engine sockets for which the engine is this machine's dockerd
 LOCAL_ENGINES = ("", "unix:///var/run/docker.sock", "unix:///run/docker.sock")
 TIMEOUT = 30.0  # seconds for one ``ctr images list``
+CHUNK, CALLS = 64, 2  # names per ``ctr`` call before asking in CALLS calls at once
 
 
 def local_engine(env: Mapping[str, str]) -> bool:
@@ -95,10 +96,32 @@ def parse_list(text: str) -> dict[str, str]:
 def targets(address: str, names: Iterable[str]) -> dict[str, str] | None:
     """``{name: target digest}`` of those of ``names`` (containerd names) that containerd at
     ``address`` holds; None when it cannot be asked (``ctr`` failed, timed out, printed
-    something else): the caller then asks the engine."""
+    something else): the caller then asks the engine. More than :data:`CHUNK` names are
+    asked in :data:`CALLS` ``ctr`` calls at once (``ctr`` reads each listed image's index and
+    manifests to print its size, ~1.5 ms per name: 328 names took 0.57 s in one call, 0.41 s
+    in two on two cores)."""
     names = sorted(set(names))
     if not names:
         return {}
+    calls = min(CALLS, -(-len(names) // CHUNK))
+    size = -(-len(names) // calls)
+    chunks = [names[i : i + size] for i in range(0, len(names), size)]
+    if len(chunks) == 1:
+        listed = [_list(address, chunks[0])]
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(len(chunks), thread_name_prefix="ctr") as pool:
+            listed = list(pool.map(lambda chunk: _list(address, chunk), chunks))
+    out: dict[str, str] = {}
+    for part in listed:
+        if part is None:
+            return None
+        out.update(part)
+    return out
+
+
+def _list(address: str, names: list[str]) -> dict[str, str] | None:
     try:
         done = subprocess.run(
             list_argv(address, names),
