@@ -257,6 +257,18 @@ def find_held_platforms(
     return None
 
 
+def held_tags(runner: Runner, digest: str, found: str, tags: list[str]) -> tuple[str, ...]:
+    """Those of ``tags`` that already name ``digest`` in the registry (``found`` does): their
+    tags are left alone, only the others are pointed at it."""
+    held = [found]
+    for ref in tags:
+        if ref != found:
+            other = docker.remote_image(runner, ref)
+            if other is not None and other.digest == digest:
+                held.append(ref)
+    return tuple(held)
+
+
 def find_cached(
     runner: Runner,
     key: str,
@@ -273,7 +285,8 @@ def find_cached(
                 local = local_image(ref)
                 same = local is not None and local.labels.get(cachekey.KEY_LABEL) == key
                 image_id = local.image_id if local is not None and same else None
-                return CacheHit(remote.digest, (ref,), image_id)
+                return CacheHit(remote.digest, held_tags(runner, remote.digest, ref, tags),
+                                image_id)  # fmt: skip
         else:
             image = local_image(ref)
             if image is not None and image.labels.get(cachekey.KEY_LABEL) == key:

@@ -571,21 +571,25 @@ def platform_name(p: Mapping[str, Any]) -> str:
 
 def parse_imagetools(data: Mapping[str, Any]) -> RemoteImage:
     """:class:`RemoteImage` from ``docker buildx imagetools inspect --format '{{json .}}'``:
-    a manifest list (``image`` maps each platform to its config; attestation entries,
-    platform ``unknown/unknown``, left out) or a single manifest (``image`` is its config)."""
+    a manifest list (``image`` maps each platform to its config, or is the config itself when
+    the list holds one platform; attestation entries, platform ``unknown/unknown``, left out)
+    or a single manifest (``image`` is its config)."""
     manifest, image = data.get("manifest") or {}, data.get("image") or {}
     digest = manifest.get("digest", "")
-    if "config" in image:  # one manifest
-        platform = platform_name(image)
-        configs = {platform: image} if platform else {}
-        digests = {platform: digest} if platform else {}
-    else:
-        configs = {p: c for p, c in image.items() if not p.startswith("unknown")}
+    if "manifests" in manifest:  # a manifest list
         digests = {
             platform_name(m.get("platform") or {}): m.get("digest", "")
             for m in manifest.get("manifests") or []
             if (m.get("platform") or {}).get("os") not in (None, "unknown")
         }
+        if "config" in image:  # one platform in it: imagetools gives its config alone
+            configs = {p: image for p in digests}
+        else:
+            configs = {p: c for p, c in image.items() if not p.startswith("unknown")}
+    else:  # one manifest
+        platform = platform_name(image)
+        configs = {platform: image} if platform else {}
+        digests = {platform: digest} if platform else {}
     per_platform = {
         p: dict((c.get("config") or {}).get("Labels") or {}) for p, c in configs.items()
     }
@@ -596,15 +600,17 @@ def parse_imagetools(data: Mapping[str, Any]) -> RemoteImage:
 
 
 def remote_image(runner: Runner, reference: str) -> RemoteImage | None:
-    """What the registry holds at ``reference`` (``docker buildx imagetools inspect``), or None
-    when it holds nothing there (said at once when the registry answers a ``HEAD`` with 404:
-    :func:`registry.surely_absent`)."""
+    """What the registry holds at ``reference``, or None when it holds nothing there: read
+    from the registry's HTTP API where anyone may read it (:func:`registry.read`: a few
+    requests instead of a process), else by ``docker buildx imagetools inspect``."""
     import json
 
     from . import registry
 
-    if registry.surely_absent(reference):
-        return None
+    try:
+        return registry.read(reference)
+    except registry.Unanswered:
+        pass
     res = runner.run(
         [DOCKER, "buildx", "imagetools", "inspect", "--format", "{{json .}}", reference],
         capture=True,
@@ -625,14 +631,26 @@ def registry_index(runner: Runner, reference: str) -> tuple[str, dict[str, str],
     ``vnd.docker.reference.type=attestation-manifest`` entries: provenance, SBOM)."""
     import json
 
-    res = runner.run(
-        [DOCKER, "buildx", "imagetools", "inspect", "--format", "{{json .Manifest}}", reference],
-        capture=True,
-        what=f"reading {reference} from the registry",
-    )
-    if runner.dry:
-        return "", {}, {}
-    manifest = json.loads(res.stdout)
+    from . import registry
+
+    manifest: dict[str, Any] | None = None
+    if not runner.dry:  # read directly where anyone may read (else imagetools, below)
+        try:
+            found = registry.manifest(reference)
+        except registry.Unanswered:
+            found = None
+        if found is not None:
+            manifest = {**found[1], "digest": found[0]}
+    if manifest is None:
+        res = runner.run(
+            [DOCKER, "buildx", "imagetools", "inspect", "--format", "{{json .Manifest}}",
+             reference],
+            capture=True,
+            what=f"reading {reference} from the registry",
+        )  # fmt: skip
+        if runner.dry:
+            return "", {}, {}
+        manifest = json.loads(res.stdout)
     platforms, attestations = {}, {}
     for m in manifest.get("manifests") or []:
         p = m.get("platform") or {}

@@ -1,19 +1,26 @@
-"""A registry's own HTTP API (distribution spec), for the one question worth asking it
-directly: is there a manifest at this reference at all?
+"""A registry's own HTTP API (distribution spec), asked directly where it answers anyone:
+is there a manifest at this reference, and what does it hold (digest, platforms, labels)?
 
-Reading what a registry holds (labels, platforms, digests) goes through
-``docker buildx imagetools inspect`` (credentials, token auth, mirrors: all Docker's). That
-costs a process of about 0.1 s CPU; a cold build asks for every image, and almost all answers
-are "nothing there". :func:`surely_absent` answers that case with one ``HEAD`` request and
-leaves every other case to imagetools.
+Everything else goes through ``docker buildx imagetools inspect`` (credentials, token auth,
+mirrors, TLS settings: all Docker's), which costs a process of about 0.1-0.3 s. Lookups ask for
+every image that is not found locally (or, pushing, for every image), so the common answers
+come from here: :func:`surely_absent` (one ``HEAD``) and :func:`read` (a few ``GET``s to a
+registry that lets anyone read, such as the loopback registries of CI); a registry that wants
+a login, or answers anything unexpected, is left to imagetools.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import urllib.error
 import urllib.request
+from typing import TYPE_CHECKING, Any
 
 from ..references import is_loopback, try_parse
+
+if TYPE_CHECKING:
+    from .docker import RemoteImage
 
 TIMEOUT = 5.0  # seconds
 ACCEPT = ", ".join(
@@ -56,3 +63,118 @@ def surely_absent(reference: str, timeout: float = TIMEOUT) -> bool:
         return isinstance(exc.reason, ConnectionRefusedError)
     except OSError:
         return False
+
+
+class Unanswered(Exception):
+    """The registry's answer needs Docker's help (a login, TLS settings, a mirror) or was not
+    what the distribution spec says: ask imagetools instead."""
+
+
+INDEX_TYPES = (
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+)
+MAX_BYTES = 4 << 20  # a manifest or image config larger than this is not read here
+
+
+def _get(url: str, accept: str, digest: str | None, timeout: float) -> bytes | None:
+    """The body at ``url`` (None for 404 or a refused connection), checked against ``digest``
+    when given; raises Unanswered for any other answer."""
+    req = urllib.request.Request(url, headers={"Accept": accept})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as res:
+            body: bytes = res.read(MAX_BYTES + 1)
+            header = res.headers.get("Docker-Content-Digest")
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            return None
+        raise Unanswered(f"HTTP {exc.code}") from None
+    except ConnectionRefusedError:
+        return None  # no registry listening: nothing there (as surely_absent says)
+    except urllib.error.URLError as exc:
+        if isinstance(exc.reason, ConnectionRefusedError):
+            return None
+        raise Unanswered(str(exc.reason)) from None
+    except (OSError, ValueError) as exc:
+        raise Unanswered(str(exc)) from None
+    actual = "sha256:" + hashlib.sha256(body).hexdigest()
+    if len(body) > MAX_BYTES or (digest and actual != digest) or (header and header != actual):
+        raise Unanswered(f"unexpected content at {url}")
+    return body
+
+
+def _json(body: bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        raise Unanswered("not JSON") from None
+    if not isinstance(data, dict):
+        raise Unanswered("not a JSON object")
+    return data
+
+
+def manifest(reference: str, timeout: float = TIMEOUT) -> tuple[str, dict[str, Any]] | None:
+    """``(digest, manifest)``: the manifest list (or manifest) the registry holds at
+    ``reference``, read anonymously, with its digest; None when it holds nothing there.
+    Raises Unanswered as :func:`read` does."""
+    url = manifest_url(reference)
+    if url is None:
+        raise Unanswered("no anonymous reads here")
+    want = try_parse(reference)
+    body = _get(url, ACCEPT, want.digest if want is not None else None, timeout)
+    if body is None:
+        return None
+    return "sha256:" + hashlib.sha256(body).hexdigest(), _json(body)
+
+
+def read(reference: str, timeout: float = TIMEOUT) -> RemoteImage | None:
+    """What the registry holds at ``reference``, read anonymously: the digest of the manifest
+    list (or single manifest) there, each platform's manifest digest and image-config labels
+    (attestation entries, platform ``unknown/unknown``, left out), as
+    :func:`.docker.parse_imagetools` reads them; None when it holds nothing there (404, or
+    the connection refused). Every body is checked against its digest. Raises Unanswered for
+    Docker Hub, a registry that wants a login, or anything unexpected."""
+    from .docker import RemoteImage, platform_name
+
+    found = manifest(reference, timeout)
+    if found is None:
+        return None
+    digest, top = found
+    base = str(manifest_url(reference)).rsplit("/manifests/", 1)[0]
+
+    def config_of(image_manifest: dict[str, Any]) -> dict[str, Any]:
+        config_digest = (image_manifest.get("config") or {}).get("digest")
+        if not isinstance(config_digest, str):
+            raise Unanswered("a manifest without a config")
+        body = _get(f"{base}/blobs/{config_digest}", "*/*", config_digest, timeout)
+        if body is None:
+            raise Unanswered(f"config {config_digest} missing")
+        return _json(body)
+
+    platform_digests: dict[str, str] = {}
+    platform_labels: dict[str, dict[str, str]] = {}
+    if top.get("mediaType") in INDEX_TYPES or "manifests" in top:
+        for entry in top.get("manifests") or []:
+            plat = entry.get("platform") or {}
+            if plat.get("os") in (None, "unknown"):
+                continue
+            child_digest = entry.get("digest")
+            if not isinstance(child_digest, str):
+                raise Unanswered("an index entry without a digest")
+            body = _get(f"{base}/manifests/{child_digest}", ACCEPT, child_digest, timeout)
+            if body is None:
+                raise Unanswered(f"manifest {child_digest} missing")
+            config = config_of(_json(body))
+            name = platform_name(plat)
+            platform_digests[name] = child_digest
+            platform_labels[name] = dict((config.get("config") or {}).get("Labels") or {})
+    else:
+        config = config_of(top)
+        name = platform_name(config)
+        if name:
+            platform_digests[name] = digest
+            platform_labels[name] = dict((config.get("config") or {}).get("Labels") or {})
+    labels: dict[str, str] = {}
+    for each in platform_labels.values():
+        labels.update(each)
+    return RemoteImage(digest, labels, platform_digests, platform_labels)

@@ -518,3 +518,63 @@ def test_cosign_attestation_and_blob_argv_and_subjects() -> None:
         [envelope("https://spdx.dev/Document", "a" * 64), envelope("other", "b" * 64), "junk"]
     )
     assert cosign.attested_subjects(out, "https://spdx.dev/Document") == {"sha256:" + "a" * 64}
+
+
+def test_registry_reads_check_every_body_and_leave_logins_to_imagetools() -> None:
+    import hashlib
+    import http.server
+    import threading
+
+    from buildkit_tasks.engines import registry
+
+    def digest(body: bytes) -> str:
+        return "sha256:" + hashlib.sha256(body).hexdigest()
+
+    config = json.dumps(
+        {"os": "linux", "architecture": "arm64", "config": {"Labels": {"k": "v"}}}
+    ).encode()
+    image = json.dumps({"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                        "config": {"digest": digest(config)}, "layers": []}).encode()  # fmt: skip
+    index = json.dumps({"mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [
+        {"digest": digest(image), "platform": {"os": "linux", "architecture": "arm64"}},
+        {"digest": "sha256:" + "0" * 64, "platform": {"os": "unknown", "architecture": "unknown"}},
+    ]}).encode()  # fmt: skip
+    paths = {
+        "/v2/a/x/manifests/1": index,
+        f"/v2/a/x/manifests/{digest(image)}": image,
+        f"/v2/a/x/blobs/{digest(config)}": config,
+        "/v2/a/lies/manifests/1": index,
+        f"/v2/a/lies/manifests/{digest(image)}": image + b" ",  # not what its digest says
+    }
+
+    class Registry(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            if self.path.startswith("/v2/private/"):
+                self.send_response(401)
+                self.end_headers()
+                return
+            body = paths.get(self.path)
+            self.send_response(200 if body is not None else 404)
+            self.end_headers()
+            self.wfile.write(body or b"")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Registry)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    host = f"127.0.0.1:{server.server_address[1]}"
+    try:
+        got = registry.read(f"{host}/a/x:1")
+        assert got == docker.RemoteImage(
+            digest(index), {"k": "v"}, {"linux/arm64": digest(image)}, {"linux/arm64": {"k": "v"}}
+        )  # the attestation entry (unknown/unknown) left out
+        assert registry.read(f"{host}/a/x:2") is None
+        with pytest.raises(registry.Unanswered):
+            registry.read(f"{host}/a/lies:1")
+        with pytest.raises(registry.Unanswered):  # a login: Docker's credentials
+            registry.read(f"{host}/private/x:1")
+        with pytest.raises(registry.Unanswered):  # Docker Hub wants a token even to say no
+            registry.read("acme/x:1")
+    finally:
+        server.shutdown()
