@@ -28,7 +28,7 @@ from .buildplan import BuildPlan, ChartPlan
 from .config import Settings
 from .engines import helm
 from .errors import CommandError, ConfigError
-from .fsutil import atomic_path, created_dirs, write_text_atomic
+from .fsutil import atomic_path, created_dirs, scratch_dir, write_text_atomic
 from .references import is_loopback, registry_host
 from .runner import Runner
 
@@ -290,11 +290,11 @@ def package_all(settings: Settings, plan: BuildPlan, runner: Runner) -> list[Cha
             runner.run(argv)
         return planned(settings, plan)
     results = []
-    with created_dirs(dest_dir), tempfile.TemporaryDirectory(prefix=".helm-", dir=dest_dir) as tmp:
-        stager = _Stager(settings, runner, Path(tmp))
+    with created_dirs(dest_dir), scratch_dir(dest_dir, ".helm-") as tmp:
+        stager = _Stager(settings, runner, tmp)
         for ch in plan.charts:
             staged = stager.stage(ch.source, ch)
-            made = stager._package(staged, Path(tmp), ch.version, ch.packaged_app_version)
+            made = stager._package(staged, tmp, ch.version, ch.packaged_app_version)
             final = dest_dir / made.name
             with atomic_path(final) as part:
                 os.replace(made, part)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import shutil
 import sys
 import tempfile
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -50,6 +52,28 @@ def created_dirs(path: Path) -> Iterator[Path]:
             with contextlib.suppress(OSError):
                 p.rmdir()
         raise
+
+
+@contextlib.contextmanager
+def scratch_dir(parent: Path, prefix: str) -> Iterator[Path]:
+    """A new directory ``<parent>/<prefix><random>`` for the block, removed afterwards however
+    the block ends. Unlike :class:`tempfile.TemporaryDirectory`, a Ctrl-C can leave it behind
+    at no moment: its name is chosen before it is made, and a KeyboardInterrupt that lands
+    while it is being removed is held until the removal is done, then raised."""
+    path = parent / f"{prefix}{uuid.uuid4().hex[:10]}"
+    try:
+        path.mkdir(mode=0o700)
+        yield path
+    finally:
+        interrupted: BaseException | None = None
+        while True:
+            try:
+                shutil.rmtree(path, ignore_errors=True)
+                break
+            except KeyboardInterrupt as exc:  # finish removing first
+                interrupted = exc
+        if interrupted is not None:
+            raise interrupted
 
 
 _HELD: dict[Path, int] = {}  # lock file -> open descriptor, held until the process exits

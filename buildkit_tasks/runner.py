@@ -126,9 +126,9 @@ class Runner:
                 raise CommandError(
                     f"{argv[0]}: command not found (is it installed and on PATH?)", 127
                 ) from None
-            with self._lock:
-                self._procs.add(proc)
             try:
+                with self._lock:
+                    self._procs.add(proc)
                 out, _ = proc.communicate(stdin)
             except BaseException:  # Ctrl-C or a failing caller: leave no orphan behind
                 stop(proc, self.stop_grace)

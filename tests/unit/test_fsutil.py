@@ -1,0 +1,39 @@
+"""fsutil: scratch directories that no Ctrl-C leaves behind."""
+
+from pathlib import Path
+
+import pytest
+
+from buildkit_tasks import fsutil
+
+
+def test_a_scratch_dir_is_removed_however_the_block_ends(tmp_path: Path) -> None:
+    with fsutil.scratch_dir(tmp_path, ".helm-") as d:
+        assert d.is_dir() and d.parent == tmp_path and d.name.startswith(".helm-")
+        (d / "pkg").mkdir()
+        (d / "pkg" / "chart.tgz").write_bytes(b"x")
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(KeyboardInterrupt), fsutil.scratch_dir(tmp_path, ".helm-") as d:
+        (d / "half.tgz").write_bytes(b"x")
+        raise KeyboardInterrupt
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_ctrl_c_while_removing_finishes_the_removal_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = fsutil.shutil.rmtree
+    calls: list[Path] = []
+
+    def interrupted_once(path: Path, ignore_errors: bool = False) -> None:
+        calls.append(path)
+        if len(calls) == 1:  # the Ctrl-C lands halfway through the first removal
+            (path / "a").unlink()
+            raise KeyboardInterrupt
+        real(path, ignore_errors=ignore_errors)
+
+    monkeypatch.setattr(fsutil.shutil, "rmtree", interrupted_once)
+    with pytest.raises(KeyboardInterrupt), fsutil.scratch_dir(tmp_path, ".helm-") as d:
+        (d / "a").write_bytes(b"1")
+        (d / "b").write_bytes(b"2")
+    assert len(calls) == 2 and list(tmp_path.iterdir()) == []
