@@ -621,6 +621,8 @@ class ImageBuild:
         image) failed the batch, else None (:func:`batches.engine_error`). Nothing is lost
         either way: images the batch finished are found again by their keys."""
         inside = set(names)
+        deps = (d for n in names for d in self.graph.nodes[n].local_refs.values())
+        self.make_sources(d for d in deps if d not in inside)
         requests = {
             name: self.request(
                 name,
@@ -683,16 +685,29 @@ class ImageBuild:
         only in the registry, its key checked there) the registry's tag."""
         with self._lock:
             if name not in self.sources:
-                hit = self.hits.get(name)
-                local = hit.local_id if hit is not None else self.tags[name][0]
-                if local and not self.runner.dry:
-                    alias = docker.alias_reference(name, self.run_id)
-                    docker.tag(local, alias)
-                    self.aliases.append(alias)
-                    self.sources[name] = f"docker-image://{alias}"
-                else:
-                    self.sources[name] = f"docker-image://{self.tags[name][0]}"
+                self.sources[name] = self._new_source(name)
             return self.sources[name]
+
+    def make_sources(self, names: Iterable[str]) -> None:
+        """:meth:`source` of each of ``names`` made now, all at once (Engine 26 takes 25-45 ms
+        of its CPU per tag with the containerd store: a batch's hundred aliases one after
+        another cost seconds). For a batch, before its bake: nothing else asks meanwhile."""
+        todo = sorted(set(names) - set(self.sources))
+        made = list(self._pool.map(docker.in_context(self._new_source), todo))
+        with self._lock:
+            for name, source in zip(todo, made, strict=True):
+                self.sources.setdefault(name, source)
+
+    def _new_source(self, name: str) -> str:
+        hit = self.hits.get(name)
+        local = hit.local_id if hit is not None else self.tags[name][0]
+        if not local or self.runner.dry:
+            return f"docker-image://{self.tags[name][0]}"
+        alias = docker.alias_reference(name, self.run_id)
+        docker.tag(local, alias)
+        with self._lock:
+            self.aliases.append(alias)
+        return f"docker-image://{alias}"
 
     def job(self, name: str) -> Done | tuple[Status, Done | str]:
         """The scheduler's job for one image: reuse, take the batch's result, or build."""
@@ -852,8 +867,9 @@ class ImageBuild:
         under way (their threads end on their own; Ctrl-C must not hang on them)."""
         self._pool.shutdown(wait=not interrupted, cancel_futures=True)
         self._tmp.cleanup()
-        for alias in self.aliases:
-            docker.untag(alias)
+        if self.aliases:  # at once, as they were made
+            with ThreadPoolExecutor(max_workers=8, thread_name_prefix="untag") as pool:
+                list(pool.map(docker.in_context(docker.untag), self.aliases))
 
 
 def build_images(
