@@ -36,17 +36,21 @@ def dockerignore_patterns(context: Path, dockerfile: Path) -> list[str]:
     return []
 
 
-def context_entries(context: Path, dockerfile: Path) -> dict[str, str]:
+def context_entries(context: Path, dockerfile: Path, remember: bool = True) -> dict[str, str]:
     """Every path Docker would send from ``context`` (``.dockerignore`` honoured), in order:
-    relative path -> ``F <exec bits> <sha256>``, ``L <symlink target>`` or ``D``. Raises
-    ConfigError on unreadable files."""
+    relative path -> ``F <exec bits> <sha256>``, ``L <symlink target>`` or ``D``. A file's
+    sha256 is taken from :mod:`.filedigests` while its status is unchanged (``remember``
+    false: every file is read). Raises ConfigError on unreadable files."""
     from docker.utils.build import exclude_paths
+
+    from .filedigests import ContextDigests
 
     patterns = dockerignore_patterns(context, dockerfile)
     try:
         rel_df = dockerfile.relative_to(context).as_posix()
     except ValueError:
         rel_df = None
+    digests = ContextDigests(context) if remember else None
     entries = {}
     for rel in sorted(exclude_paths(str(context), patterns, dockerfile=rel_df)):
         full = context / rel
@@ -57,9 +61,12 @@ def context_entries(context: Path, dockerfile: Path) -> dict[str, str]:
             elif stat.S_ISDIR(st.st_mode):
                 entries[rel] = "D"
             else:
-                entries[rel] = f"F {st.st_mode & 0o111:o} {sha256_file(full)}"
+                sha = digests.sha256(rel, full, st) if digests else sha256_file(full)
+                entries[rel] = f"F {st.st_mode & 0o111:o} {sha}"
         except OSError as exc:
             raise ConfigError(f"{full}: cannot read build context file: {exc.strerror}") from None
+    if digests is not None:
+        digests.save()
     return entries
 
 

@@ -1,0 +1,112 @@
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from buildkit_tasks import cachekey, filedigests
+
+
+@pytest.fixture
+def reads(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[str]:
+    """The files hashed by reading them (a fresh cache home; nothing counts as racy)."""
+    monkeypatch.setenv("BUILDKIT_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(filedigests, "RACY_SECONDS", -1.0)
+    seen: list[str] = []
+    real = filedigests.sha256_file
+
+    def counting(path: Path) -> str:
+        seen.append(path.name)
+        return real(path)
+
+    monkeypatch.setattr(filedigests, "sha256_file", counting)
+    return seen
+
+
+def context(tmp_path: Path) -> Path:
+    c = tmp_path / "ctx"
+    (c / "lib").mkdir(parents=True)
+    (c / "Dockerfile").write_text("FROM scratch\nCOPY . /\n")
+    (c / "lib" / "tool.bin").write_bytes(b"\x7fELF" + b"x" * 5000)
+    return c
+
+
+def entries(c: Path) -> dict[str, str]:
+    return cachekey.context_entries(c, c / "Dockerfile")
+
+
+def test_unchanged_files_are_not_read_again(tmp_path: Path, reads: list[str]) -> None:
+    c = context(tmp_path)
+    first = entries(c)
+    assert sorted(reads) == ["Dockerfile", "tool.bin"]
+    reads.clear()
+    assert entries(c) == first
+    assert reads == []
+    # and the digests are those of the files, as without the cache
+    assert cachekey.context_entries(c, c / "Dockerfile", remember=False) == first
+
+
+def test_a_rewritten_file_is_read_even_with_size_and_mtime_restored(
+    tmp_path: Path, reads: list[str]
+) -> None:
+    c = context(tmp_path)
+    tool = c / "lib" / "tool.bin"
+    before = entries(c)
+    st = tool.stat()
+    tool.write_bytes(b"\x7fELF" + b"y" * 5000)  # same size
+    os.utime(tool, ns=(st.st_atime_ns, st.st_mtime_ns))  # mtime put back; ctime moves on
+    reads.clear()
+    after = entries(c)
+    assert reads == ["tool.bin"]
+    assert after["lib/tool.bin"] != before["lib/tool.bin"]
+
+
+def test_a_file_replaced_by_rename_is_read(tmp_path: Path, reads: list[str]) -> None:
+    c = context(tmp_path)
+    entries(c)
+    new = tmp_path / "new.bin"
+    new.write_bytes(b"\x7fELF" + b"z" * 5000)
+    os.replace(new, c / "lib" / "tool.bin")
+    reads.clear()
+    assert entries(c)["lib/tool.bin"].endswith(filedigests.sha256_file(c / "lib" / "tool.bin"))
+    assert "tool.bin" in reads
+
+
+def test_recently_changed_files_are_not_remembered(
+    tmp_path: Path, reads: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(filedigests, "RACY_SECONDS", 2.0)
+    c = context(tmp_path)  # just written: a write in the same clock tick could go unseen
+    entries(c)
+    reads.clear()
+    entries(c)
+    assert sorted(reads) == ["Dockerfile", "tool.bin"]
+
+
+def test_a_damaged_or_foreign_cache_file_is_ignored(tmp_path: Path, reads: list[str]) -> None:
+    c = context(tmp_path)
+    first = entries(c)
+    (kept,) = filedigests.directory().iterdir()
+    data = json.loads(kept.read_text())
+    assert data["context"] == str(c)
+    assert set(data["files"]) == {"Dockerfile", "lib/tool.bin"}
+    # a wrong digest under another context's name is not used
+    data["context"] = "/elsewhere"
+    data["files"]["lib/tool.bin"][6] = "0" * 64
+    kept.write_text(json.dumps(data))
+    reads.clear()
+    assert entries(c) == first
+    assert sorted(reads) == ["Dockerfile", "tool.bin"]
+    kept.write_text("{not json")
+    reads.clear()
+    assert entries(c) == first
+    assert len(reads) == 2
+
+
+def test_removed_files_are_dropped_from_the_cache(tmp_path: Path, reads: list[str]) -> None:
+    c = context(tmp_path)
+    entries(c)
+    (c / "lib" / "tool.bin").unlink()
+    entries(c)
+    (kept,) = filedigests.directory().iterdir()
+    assert set(json.loads(kept.read_text())["files"]) == {"Dockerfile"}
