@@ -101,8 +101,22 @@ def remove_images(
         check=True,
     ).stdout.split()
     refs = [r for r in refs if r.startswith(prefixes)]
-    if refs:
-        subprocess.run(["docker", "rmi", "--force", *refs], capture_output=True, check=False)
+    if not refs:
+        return
+    # Engine 26's containerd store takes ~2 s of engine CPU per `docker rmi` on a store of a
+    # few hundred images (minutes per cleaning); where the engine's own containerd is here, its
+    # image records are removed there (what the engine's image store is), and containerd's
+    # garbage collector drops what no image holds any more.
+    from buildkit_tasks.engines import containerd
+
+    address = containerd.engine_socket() if containerd.local_engine(os.environ) else None
+    names = [containerd.store_name(r) for r in refs]
+    if address and shutil.which("ctr") and all(names):
+        argv = ["ctr", "--address", address, "--namespace", containerd.NAMESPACE, "images", "rm"]
+        for i in range(0, len(names), 200):
+            subprocess.run([*argv, *names[i : i + 200]], capture_output=True, check=False)
+        return
+    subprocess.run(["docker", "rmi", "--force", *refs], capture_output=True, check=False)
 
 
 def prune_build_cache() -> None:

@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -632,6 +632,7 @@ class ImageBuild:
             )
             for name in names
         }
+        named = self._aliases_in_bake(requests)
         self.batch_count += 1
         log = self.settings.logs_dir / (
             "bake.log" if self.batch_count == 1 else f"bake-{self.batch_count}.log"
@@ -649,12 +650,37 @@ class ImageBuild:
             self.built.update({n: self.loaded(n, digests.get(n, "")) for n in names})
             for n in names:
                 self.record(n, self.built[n])
+            with self._lock:
+                for n, alias in named.items():
+                    self.sources.setdefault(n, f"docker-image://{alias}")
             return True, None
         # images the batch did finish are in the store (or registry) under their keys
         for name, hit in self.look_up(names).items():
             if hit is not None:
                 self.built[name] = hit.image_id
         return False, batches.engine_error(tail(log, 40))
+
+    def _aliases_in_bake(self, requests: dict[str, docker.BuildRequest]) -> dict[str, str]:
+        """Give each image of the batch that an image built later in this run builds on its
+        run-unique alias (:meth:`source`) as one more tag of the bake's own output, instead of
+        a tag call after it (Engine 26: 25-45 ms of engine CPU each; ~100 in a cold 164-image
+        build). Only for plain loads into the local store (a pushed or OCI output would carry
+        the alias elsewhere). ``requests`` is updated; returns ``{name: alias}``, each alias
+        listed for removal at the end whether the bake succeeds or not."""
+        if self.runner.dry:
+            return {}
+        later = {n for n in self.to_build() if n not in requests}
+        wanted = {d for n in later for d in self.graph.nodes[n].local_refs.values()}
+        named = {
+            name: docker.alias_reference(name, self.run_id)
+            for name, req in requests.items()
+            if name in wanted and docker.outputs(req) == ["type=docker"]
+        }
+        for name, alias in named.items():
+            requests[name] = replace(requests[name], tags=[*requests[name].tags, alias])
+        with self._lock:
+            self.aliases.extend(named.values())
+        return named
 
     def bake_all(self, names: list[str]) -> None:
         """Build ``names`` (in build order) in batches of at most ``batch_size``
@@ -874,7 +900,7 @@ class ImageBuild:
         self._tmp.cleanup()
         if self.aliases:  # at once, as they were made
             with ThreadPoolExecutor(max_workers=8, thread_name_prefix="untag") as pool:
-                list(pool.map(docker.in_context(docker.untag), self.aliases))
+                list(pool.map(docker.in_context(docker.untag), sorted(set(self.aliases))))
 
 
 def build_images(

@@ -4,6 +4,7 @@ chains, the plan as JSON, Ctrl-C."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import signal
 import subprocess
@@ -288,6 +289,13 @@ def test_a_platform_shaped_graph_builds_in_batches_under_sanitised_keys(
         chain.append(g.deps[chain[-1]][0])
     assert all(name in text for name in chain), (chain, text)
     assert g.deps[job][1] in text  # /from-3 is the other plugin's /id
+    # what a later batch builds on was named for it by the bake that made it (no tag call),
+    # and every run-unique alias is gone at the end
+    first = (g.root / "dist" / "logs" / "bake.log").read_text()
+    named = set(re.findall(r"naming to localhost:1/buildkit-tasks/([^:\s]+):", first))
+    assert named and named <= {d for n in g.order for d in g.deps[n]}, named
+    left = docker("images", "--format", "{{.Repository}}", "localhost:1/buildkit-tasks/*")
+    assert left.stdout.strip() == ""
     # with nothing changed, nothing is built again
     p.inv("image.build")
     assert {i["status"] for i in p.report()["images"]} == {"cached"}
