@@ -767,7 +767,7 @@ class ImageBuild:
             log.write_text("")
         req = self.request(name, contexts)
         image_id = self.retrying(
-            req.tags[0], req.push, log, lambda: docker.build(self.runner, req, log)
+            req.tags[0], req.push, log, lambda: docker.build(self.runner, req, log), build=name
         )
         image_id = self.loaded(name, image_id)
         self.record(name, image_id)
@@ -797,12 +797,23 @@ class ImageBuild:
             layout.unlink(missing_ok=True)
         return digest
 
-    def retrying(self, ref: str, push: bool, log: Path, action: Callable[[], str]) -> str:
+    def retrying(
+        self,
+        ref: str,
+        push: bool,
+        log: Path,
+        action: Callable[[], str],
+        build: str | None = None,
+    ) -> str:
         """Run ``action``; when it pushes (``push``) and fails for a transient reason (5xx,
         reset or refused connections, timeouts) try again, ``push_retries`` times, after
-        :func:`backoff` seconds. A refused authentication or authorization is never retried."""
+        :func:`backoff` seconds. A refused authentication or authorization is never retried.
+        ``build``: the image ``action`` builds; when the engine, not the image, failed it
+        (:func:`batches.engine_error`, e.g. BuildKit losing a snapshot it was committing while
+        containerd collected garbage) it is built once more, said in its log and report note."""
         retries = self.settings.push_retries if push else 0
         attempt = 0
+        engine_retried = False
         while True:
             try:
                 return action()
@@ -813,6 +824,14 @@ class ImageBuild:
                         "credentials (BUILDKIT_REGISTRY_USER, BUILDKIT_REGISTRY_PASSWORD or "
                         "password_file) may push to this repository"
                     ) from None
+                why = batches.engine_error(exc.output_tail) if build else None
+                if build and why and not engine_retried:
+                    engine_retried = True
+                    note = f"the engine failed its build ({why[:200]}), built again"
+                    self.notes[build] = "; ".join(filter(None, [self.notes.get(build), note]))
+                    with log.open("a") as fh:
+                        fh.write(f"\n# buildkit-tasks: {note}\n")
+                    continue
                 if attempt == retries or not is_transient(exc.output_tail):
                     raise
             delay = backoff(attempt)

@@ -25,6 +25,8 @@ def test_halves() -> None:
         "ERROR: failed to receive status: rpc error: code = NotFound desc = no such job x",
         "ERROR: DeadlineExceeded: context deadline exceeded",
         'ERROR: Invalid name "base.x"; only "[a-zA-Z0-9_-]+" are allowed',
+        "ERROR: failed to solve: failed to commit b0suw3 to omzkw5 during finalize: failed to "
+        "stat active key during commit: snapshot b0suw3 does not exist: not found",
     ],
 )
 def test_engine_errors_are_told_from_image_failures(tail: str) -> None:

@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from buildkit_tasks.errors import CommandError
+from buildkit_tasks.images import ImageBuild
+
+LOST_SNAPSHOT = (
+    "#12 exporting to image\n#12 exporting layers done\n"
+    "#12 ERROR: failed to commit b0suw3 to omzkw5 during finalize: failed to stat active key "
+    "during commit: snapshot b0suw3 does not exist: not found\n"
+)
+STEP_FAILED = '#7 ERROR: process "/bin/sh -c exit 3" did not complete successfully: exit code: 3\n'
+
+
+def run_build(tmp_path: Path, tails: list[str]) -> tuple[Any, list[str], Path]:
+    """ImageBuild.retrying of a build whose first tries fail with ``tails`` (then succeeds)."""
+    run: Any = SimpleNamespace(settings=SimpleNamespace(push_retries=3), notes={})
+    log = tmp_path / "worker.log"
+    log.write_text("")
+    tries: list[str] = []
+
+    def action() -> str:
+        tries.append("build")
+        if len(tries) <= len(tails):
+            raise CommandError("docker buildx build failed", 1, tails[len(tries) - 1])
+        return "sha256:" + "1" * 64
+
+    try:
+        result = ImageBuild.retrying(run, "r/worker:1", False, log, action, build="worker")
+    except CommandError:
+        result = None
+    return run, tries if result else [*tries, "raised"], log
+
+
+def test_a_build_the_engine_failed_is_built_once_more_and_said(tmp_path: Path) -> None:
+    run, tries, log = run_build(tmp_path, [LOST_SNAPSHOT])
+    assert tries == ["build", "build"]
+    assert "the engine failed its build" in run.notes["worker"]
+    assert "failed to stat active key during commit" in run.notes["worker"]
+    assert "built again" in log.read_text()
+
+
+def test_only_once(tmp_path: Path) -> None:
+    _, tries, _ = run_build(tmp_path, [LOST_SNAPSHOT, LOST_SNAPSHOT])
+    assert tries == ["build", "build", "raised"]
+
+
+def test_an_image_s_own_failure_is_not_built_again(tmp_path: Path) -> None:
+    run, tries, _ = run_build(tmp_path, [STEP_FAILED])
+    assert tries == ["build", "raised"]
+    assert run.notes == {}
+
+
+def test_pushes_and_copies_are_not_rebuilt_on_engine_errors(tmp_path: Path) -> None:
+    run: Any = SimpleNamespace(settings=SimpleNamespace(push_retries=0), notes={})
+    calls: list[int] = []
+
+    def action() -> str:
+        calls.append(1)
+        raise CommandError("copy failed", 1, LOST_SNAPSHOT)
+
+    with pytest.raises(CommandError):
+        ImageBuild.retrying(run, "r/worker:1", False, tmp_path / "x.log", action)
+    assert calls == [1]
