@@ -810,7 +810,8 @@ class ImageBuild:
         :func:`backoff` seconds. A refused authentication or authorization is never retried.
         ``build``: the image ``action`` builds; when the engine, not the image, failed it
         (:func:`batches.engine_error`, e.g. BuildKit losing a snapshot it was committing while
-        containerd collected garbage) it is built once more, said in its log and report note."""
+        containerd collected garbage) it is built once more, said in its log and report note.
+        Nothing is tried again once the runner is stopping (Ctrl-C)."""
         retries = self.settings.push_retries if push else 0
         attempt = 0
         engine_retried = False
@@ -824,6 +825,8 @@ class ImageBuild:
                         "credentials (BUILDKIT_REGISTRY_USER, BUILDKIT_REGISTRY_PASSWORD or "
                         "password_file) may push to this repository"
                     ) from None
+                if self.runner.stopping:  # stopped by Ctrl-C: nothing is tried again
+                    raise
                 why = batches.engine_error(exc.output_tail) if build else None
                 if build and why and not engine_retried:
                     engine_retried = True

@@ -69,6 +69,8 @@ class Runner:
         self.env: dict[str, str] = dict(env or {})  # added to every command's environment
         self._procs: set[subprocess.Popen[bytes]] = set()
         self._lock = threading.Lock()
+        # set by terminate_all: a command that failed now was stopped, not worth another try
+        self.stopping = False
 
     def sibling(self) -> Runner:
         """A new Runner like this one (``dry``, ``echo``, ``stop_grace``, a copy of ``env``)
@@ -219,6 +221,7 @@ class Runner:
         SIGKILL to whatever is still running ``stop_grace`` seconds later (from a timer, so
         the caller is not held up)."""
         with self._lock:
+            self.stopping = True
             procs = list(self._procs)
         for proc in procs:
             _killpg(proc, signal.SIGTERM)

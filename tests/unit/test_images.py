@@ -19,7 +19,9 @@ STEP_FAILED = '#7 ERROR: process "/bin/sh -c exit 3" did not complete successful
 
 def run_build(tmp_path: Path, tails: list[str]) -> tuple[Any, list[str], Path]:
     """ImageBuild.retrying of a build whose first tries fail with ``tails`` (then succeeds)."""
-    run: Any = SimpleNamespace(settings=SimpleNamespace(push_retries=3), notes={})
+    run: Any = SimpleNamespace(
+        settings=SimpleNamespace(push_retries=3), notes={}, runner=SimpleNamespace(stopping=False)
+    )
     log = tmp_path / "worker.log"
     log.write_text("")
     tries: list[str] = []
@@ -57,7 +59,9 @@ def test_an_image_s_own_failure_is_not_built_again(tmp_path: Path) -> None:
 
 
 def test_pushes_and_copies_are_not_rebuilt_on_engine_errors(tmp_path: Path) -> None:
-    run: Any = SimpleNamespace(settings=SimpleNamespace(push_retries=0), notes={})
+    run: Any = SimpleNamespace(
+        settings=SimpleNamespace(push_retries=0), notes={}, runner=SimpleNamespace(stopping=False)
+    )
     calls: list[int] = []
 
     def action() -> str:
@@ -67,3 +71,18 @@ def test_pushes_and_copies_are_not_rebuilt_on_engine_errors(tmp_path: Path) -> N
     with pytest.raises(CommandError):
         ImageBuild.retrying(run, "r/worker:1", False, tmp_path / "x.log", action)
     assert calls == [1]
+
+
+def test_nothing_is_built_again_once_ctrl_c_stops_the_runner(tmp_path: Path) -> None:
+    run: Any = SimpleNamespace(
+        settings=SimpleNamespace(push_retries=3), notes={}, runner=SimpleNamespace(stopping=True)
+    )
+    calls: list[int] = []
+
+    def action() -> str:
+        calls.append(1)
+        raise CommandError("build failed", 1, "ERROR: failed to list workers: Canceled\n")
+
+    with pytest.raises(CommandError):
+        ImageBuild.retrying(run, "r/worker:1", True, tmp_path / "w.log", action, build="worker")
+    assert calls == [1] and run.notes == {}

@@ -75,6 +75,8 @@ def test_terminate_all_kills_what_sigterm_did_not_stop(tmp_path: Path) -> None:
     t.start()
     while not ready.exists():
         t.join(0.05)
+    assert not r.stopping
     r.terminate_all()
+    assert r.stopping  # what fails from now on was stopped: callers try nothing again
     t.join(30)
     assert not t.is_alive() and failed and "exit -9" in str(failed[0])
