@@ -50,7 +50,8 @@ def context_entries(context: Path, dockerfile: Path, remember: bool = True) -> d
         rel_df = dockerfile.relative_to(context).as_posix()
     except ValueError:
         rel_df = None
-    digests = ContextDigests(context) if remember else None
+    view = "\n".join([f"dockerfile {rel_df}", *patterns])
+    digests = ContextDigests(context, view) if remember else None
     entries = {}
     for rel in sorted(exclude_paths(str(context), patterns, dockerfile=rel_df)):
         full = context / rel

@@ -9,10 +9,12 @@ when its size and mtime were restored. A file whose status changed less than
 :data:`RACY_SECONDS` before it was hashed is not remembered: a write in the same clock tick
 could leave its status as it was (git's "racily clean" entries).
 
-Kept per build context as ``files/<sha256 of its absolute path>.json`` in
-:func:`~.fsutil.cache_home`: ``{"context": PATH, "files": {relative path: [dev, ino, size,
-mode, mtime_ns, ctime_ns, sha256]}}``, written to a temp file, then renamed, and only when
-something changed. Best effort: an unreadable or unwritable cache only means files are hashed.
+Kept per build context and view of it (its ``.dockerignore`` patterns and Dockerfile: images
+sharing a context with other patterns see other files, and must not drop each other's entries)
+as ``files/<sha256 of both>.json`` in :func:`~.fsutil.cache_home`: ``{"context": PATH,
+"view": TEXT, "files": {relative path: [dev, ino, size, mode, mtime_ns, ctime_ns, sha256]}}``,
+written to a temp file, then renamed, and only when something changed. Best effort: an
+unreadable or unwritable cache only means files are hashed.
 """
 
 from __future__ import annotations
@@ -40,18 +42,24 @@ def _status(st: os.stat_result) -> list[int]:
 class ContextDigests:
     """The remembered digests of one build context's files.
 
-    ``context``: the context directory (absolute). Use :meth:`sha256` for each regular file,
-    then :meth:`save` (entries of files not asked about are dropped then)."""
+    ``context``: the context directory (absolute); ``view``: what decides which of its files
+    are sent (the ``.dockerignore`` patterns and the Dockerfile's path, as text). Use
+    :meth:`sha256` for each regular file, then :meth:`save` (entries of files not asked about
+    are dropped then)."""
 
-    def __init__(self, context: Path) -> None:
-        self.context = str(context)
-        name = hashlib.sha256(self.context.encode("utf-8", "surrogateescape")).hexdigest()
-        self.path = directory() / f"{name[:32]}.json"
+    def __init__(self, context: Path, view: str = "") -> None:
+        self.context, self.view = str(context), view
+        name = hashlib.sha256(f"{self.context}\0{view}".encode("utf-8", "surrogateescape"))
+        self.path = directory() / f"{name.hexdigest()[:32]}.json"
         self._old: dict[str, list] = {}
         self._new: dict[str, list] = {}
         try:
             data = json.loads(self.path.read_text("utf-8"))
-            if isinstance(data, dict) and data.get("context") == self.context:
+            if (
+                isinstance(data, dict)
+                and data.get("context") == self.context
+                and data.get("view") == view
+            ):
                 files = data.get("files")
                 self._old = files if isinstance(files, dict) else {}
         except (OSError, ValueError):
@@ -84,7 +92,8 @@ class ContextDigests:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.path.with_name(f".{self.path.stem}.{os.getpid()}.{id(self)}.tmp")
-            tmp.write_text(json.dumps({"context": self.context, "files": self._new}), "utf-8")
+            data = {"context": self.context, "view": self.view, "files": self._new}
+            tmp.write_text(json.dumps(data), "utf-8")
             os.replace(tmp, self.path)
         except OSError:
             pass

@@ -110,3 +110,17 @@ def test_removed_files_are_dropped_from_the_cache(tmp_path: Path, reads: list[st
     entries(c)
     (kept,) = filedigests.directory().iterdir()
     assert set(json.loads(kept.read_text())["files"]) == {"Dockerfile"}
+
+
+def test_images_sharing_a_context_with_other_ignores_keep_their_own_entries(
+    tmp_path: Path, reads: list[str]
+) -> None:
+    c = context(tmp_path)
+    (c / "api.Dockerfile").write_text("FROM scratch\n")
+    (c / "api.Dockerfile.dockerignore").write_text("lib\n")  # api does not send lib/
+    both = [(c, c / "Dockerfile"), (c, c / "api.Dockerfile")]
+    first = [cachekey.context_entries(ctx, df) for ctx, df in both]
+    assert "lib/tool.bin" in first[0] and "lib/tool.bin" not in first[1]
+    reads.clear()
+    assert [cachekey.context_entries(ctx, df) for ctx, df in both] == first
+    assert reads == []  # neither dropped the other's entries
