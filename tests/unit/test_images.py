@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -17,11 +18,26 @@ LOST_SNAPSHOT = (
 STEP_FAILED = '#7 ERROR: process "/bin/sh -c exit 3" did not complete successfully: exit code: 3\n'
 
 
+def fake_run(push_retries: int = 3, stopping: bool = False) -> Any:
+    """What ImageBuild.retrying reads of its ImageBuild."""
+    return SimpleNamespace(
+        settings=SimpleNamespace(push_retries=push_retries),
+        notes={},
+        runner=SimpleNamespace(stopping=stopping),
+    )
+
+
+def failing(calls: list[int], tail: str) -> Callable[[], str]:
+    def action() -> str:
+        calls.append(1)
+        raise CommandError("failed", 1, tail)
+
+    return action
+
+
 def run_build(tmp_path: Path, tails: list[str]) -> tuple[Any, list[str], Path]:
     """ImageBuild.retrying of a build whose first tries fail with ``tails`` (then succeeds)."""
-    run: Any = SimpleNamespace(
-        settings=SimpleNamespace(push_retries=3), notes={}, runner=SimpleNamespace(stopping=False)
-    )
+    run = fake_run()
     log = tmp_path / "worker.log"
     log.write_text("")
     tries: list[str] = []
@@ -59,30 +75,17 @@ def test_an_image_s_own_failure_is_not_built_again(tmp_path: Path) -> None:
 
 
 def test_pushes_and_copies_are_not_rebuilt_on_engine_errors(tmp_path: Path) -> None:
-    run: Any = SimpleNamespace(
-        settings=SimpleNamespace(push_retries=0), notes={}, runner=SimpleNamespace(stopping=False)
-    )
     calls: list[int] = []
-
-    def action() -> str:
-        calls.append(1)
-        raise CommandError("copy failed", 1, LOST_SNAPSHOT)
-
     with pytest.raises(CommandError):
-        ImageBuild.retrying(run, "r/worker:1", False, tmp_path / "x.log", action)
+        ImageBuild.retrying(
+            fake_run(0), "r/worker:1", False, tmp_path / "x.log", failing(calls, LOST_SNAPSHOT)
+        )
     assert calls == [1]
 
 
 def test_nothing_is_built_again_once_ctrl_c_stops_the_runner(tmp_path: Path) -> None:
-    run: Any = SimpleNamespace(
-        settings=SimpleNamespace(push_retries=3), notes={}, runner=SimpleNamespace(stopping=True)
-    )
-    calls: list[int] = []
-
-    def action() -> str:
-        calls.append(1)
-        raise CommandError("build failed", 1, "ERROR: failed to list workers: Canceled\n")
-
+    run, calls = fake_run(stopping=True), []
+    canceled = failing(calls, "ERROR: failed to list workers: Canceled\n")
     with pytest.raises(CommandError):
-        ImageBuild.retrying(run, "r/worker:1", True, tmp_path / "w.log", action, build="worker")
+        ImageBuild.retrying(run, "r/worker:1", True, tmp_path / "w.log", canceled, build="worker")
     assert calls == [1] and run.notes == {}
