@@ -110,11 +110,11 @@ def remove_images(
     from buildkit_tasks.engines import containerd
 
     address = containerd.engine_socket() if containerd.local_engine(os.environ) else None
-    names = [containerd.store_name(r) for r in refs]
-    if address and shutil.which("ctr") and all(names):
-        argv = ["ctr", "--address", address, "--namespace", containerd.NAMESPACE, "images", "rm"]
+    names = [n for n in (containerd.store_name(r) for r in refs) if n]
+    if address and shutil.which("ctr") and len(names) == len(refs):
         for i in range(0, len(names), 200):
-            subprocess.run([*argv, *names[i : i + 200]], capture_output=True, check=False)
+            argv = containerd.images_argv(address, "rm", *names[i : i + 200])
+            subprocess.run(argv, capture_output=True, check=False)
         return
     subprocess.run(["docker", "rmi", "--force", *refs], capture_output=True, check=False)
 

@@ -71,11 +71,15 @@ def store_name(reference: str) -> str | None:
     return f"{ref.repository}:{ref.tag or 'latest'}"
 
 
+def images_argv(address: str, *args: str) -> list[str]:
+    """``ctr images <args...>`` against containerd at ``address`` in the engine's namespace."""
+    return ["ctr", "--address", address, "--namespace", NAMESPACE, "images", *args]
+
+
 def list_argv(address: str, names: Iterable[str]) -> list[str]:
     """``ctr images list`` of exactly ``names`` (containerd names, each its own ``name==``
     filter; filters given apart are alternatives) in the engine's namespace."""
-    filters = [f"name=={n}" for n in names]
-    return ["ctr", "--address", address, "--namespace", NAMESPACE, "images", "list", *filters]
+    return images_argv(address, "list", *(f"name=={n}" for n in names))
 
 
 def parse_list(text: str) -> dict[str, str]:
