@@ -684,10 +684,10 @@ class ImageBuild:
 
     def bake_all(self, names: list[str]) -> None:
         """Build ``names`` (in build order) in batches of at most ``batch_size``
-        (:func:`batches.run`). A batch the engine failed is retried in halves: a line on
-        stderr and a note on each of its images say so. When an image failed a batch,
-        batching stops with a line: the rest build one by one, where a failure skips only
-        its dependents."""
+        (:func:`batches.run`), chains of images kept together. A batch the engine failed is
+        retried in halves: a line on stderr and a note on each of its images say so. When an
+        image failed a batch, batching stops with a line: the rest build one by one, where a
+        failure skips only its dependents."""
 
         def retried(r: batches.Retry) -> None:
             why = f"bake of {len(r.names)} images failed in the engine ({r.why})"
@@ -698,8 +698,9 @@ class ImageBuild:
                     filter(None, [self.notes.get(name), f"{why}, retried smaller"])
                 )
 
+        deps = {n: set(self.graph.nodes[n].local_refs.values()) for n in names}
         if not batches.run(
-            names, self.settings.batch_size, self.bake, lambda n: n in self.built, retried
+            names, self.settings.batch_size, self.bake, lambda n: n in self.built, retried, deps
         ):
             emit("buildkit: an image failed its bake batch; building the rest one by one", err=True)
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from buildkit_tasks import batches
@@ -12,6 +14,50 @@ def test_cut_keeps_build_order_in_batches_of_at_most_size() -> None:
     assert batches.cut([], 3) == []
     with pytest.raises(ValueError, match="at least 1"):
         batches.cut(names, 0)
+
+
+def test_cut_makes_as_few_batches_as_size_allows_and_evens_them() -> None:
+    names = [f"i{n}" for n in range(9)]
+    assert [len(b) for b in batches.cut(names, 4)] == [3, 3, 3]  # not 4 + 4 + 1
+    assert [len(b) for b in batches.cut(names + ["i9"], 4)] == [4, 4, 2]
+    assert [len(b) for b in batches.cut(names, 4, {})] == [3, 3, 3]
+
+
+def test_cut_keeps_chains_together() -> None:
+    # two chains of three, listed level by level (build order): slices would put every
+    # base in another batch than its dependent; kept together, none is
+    names = ["a1", "b1", "a2", "b2", "a3", "b3"]
+    deps = {"a2": ["a1"], "a3": ["a2"], "b2": ["b1"], "b3": ["b2"]}
+    assert batches.cut(names, 3) == [["a1", "b1", "a2"], ["b2", "a3", "b3"]]
+    assert batches.cut(names, 3, deps) == [["a1", "a2", "a3"], ["b1", "b2", "b3"]]
+
+
+def test_an_image_with_two_bases_waits_for_both_and_joins_their_batch() -> None:
+    names = ["a", "b", "c", "d", "ab"]
+    deps = {"ab": ["a", "b", "outside-the-build"], "d": ["c"]}
+    assert batches.cut(names, 3, deps) == [["a", "b", "ab"], ["c", "d"]]
+
+
+def test_cut_never_puts_an_image_before_what_it_builds_on() -> None:
+    rng = random.Random(15)
+    for _ in range(200):
+        names = [f"i{n}" for n in range(rng.randrange(1, 60))]
+        deps = {n: rng.sample(names[:i], min(i, rng.randrange(3))) for i, n in enumerate(names)}
+        size = rng.randrange(1, 12)
+        cut = batches.cut(names, size, deps)
+        assert sorted(n for b in cut for n in b) == sorted(names)
+        assert all(len(b) <= size for b in cut)
+        assert len(cut) == -(-len(names) // size)  # as few batches as size allows
+        placed: set[str] = set()
+        for batch in cut:
+            for name in batch:
+                assert set(deps[name]) <= placed, (name, deps[name], cut)
+                placed.add(name)
+
+
+def test_cut_refuses_a_cycle() -> None:
+    with pytest.raises(ValueError, match="cycle: a, b"):
+        batches.cut(["a", "b", "c"], 2, {"a": ["b"], "b": ["a"]})
 
 
 def test_halves() -> None:
