@@ -1,8 +1,9 @@
 """Run ``inv ARGS...`` in this process and count what it asks the engine, as a real run does
 (the engine on its default socket, so the containerd path is taken where it applies):
 
-- Docker Engine API requests made through the docker SDK (``api``), of which image lists
-  (``GET /images/json``: ``image_lists``),
+- Docker Engine API requests made through the docker SDK or, for reads from the local
+  engine, the standard library (``buildkit_tasks.engines.localapi``): ``api``, of which image
+  lists (``GET /images/json``: ``image_lists``),
 - commands started whose program is ``docker`` (the CLI and buildx ask the engine too),
 - ``ctr`` commands (containerd's image list).
 
@@ -36,6 +37,17 @@ def main() -> int:
         return send(self, request, *args, **kwargs)
 
     APIClient.send = counted_send  # type: ignore[method-assign]
+    from buildkit_tasks.engines import localapi
+
+    get = localapi.get
+
+    def counted_get(path: str, *args: Any, **kwargs: Any) -> Any:
+        counts["api"] += 1
+        if path == "/images/json":
+            counts["image_lists"] += 1
+        return get(path, *args, **kwargs)
+
+    localapi.get = counted_get  # type: ignore[assignment]
     popen_init = subprocess.Popen.__init__
 
     def counted_init(self: Any, args: Any, *rest: Any, **kwargs: Any) -> None:

@@ -9,6 +9,7 @@ keys of the project images it builds on. It is stored on the image as the label
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -38,11 +39,10 @@ def dockerignore_patterns(context: Path, dockerfile: Path) -> list[str]:
 
 def context_entries(context: Path, dockerfile: Path, remember: bool = True) -> dict[str, str]:
     """Every path Docker would send from ``context`` (``.dockerignore`` honoured), in order:
-    relative path -> ``F <exec bits> <sha256>``, ``L <symlink target>`` or ``D``. A file's
-    sha256 is taken from :mod:`.filedigests` while its status is unchanged (``remember``
-    false: every file is read). Raises ConfigError on unreadable files."""
-    from docker.utils.build import exclude_paths
-
+    relative path -> ``F <exec bits> <sha256>``, ``L <symlink target>`` or ``D``. The listing
+    and each file's sha256 are taken from :mod:`.filedigests` while the statuses they came
+    from are unchanged (``remember`` false: the context is listed and every file read).
+    Raises ConfigError on unreadable files."""
     from .filedigests import ContextDigests
 
     patterns = dockerignore_patterns(context, dockerfile)
@@ -52,8 +52,9 @@ def context_entries(context: Path, dockerfile: Path, remember: bool = True) -> d
         rel_df = None
     view = "\n".join([f"dockerfile {rel_df}", *patterns])
     digests = ContextDigests(context, view) if remember else None
+    walk = functools.partial(docker_listing, context, patterns, rel_df)
     entries = {}
-    for rel in sorted(exclude_paths(str(context), patterns, dockerfile=rel_df)):
+    for rel in digests.listing(walk) if digests else sorted(walk()[0]):
         full = context / rel
         try:
             st = full.lstat()
@@ -69,6 +70,31 @@ def context_entries(context: Path, dockerfile: Path, remember: bool = True) -> d
     if digests is not None:
         digests.save()
     return entries
+
+
+def docker_listing(
+    context: Path, patterns: list[str], dockerfile: str | None
+) -> tuple[set[str], set[str]]:
+    """``(paths, directories read)``: what the ``docker`` SDK's ``.dockerignore`` matcher
+    sends from ``context`` (relative paths; ``dockerfile``, relative to the context or None,
+    is always sent), and every directory its walk lists: the context, each directory it
+    sends, and each excluded one it still enters because an exception (``!pattern``, its own
+    ``!<dockerfile>`` and ``!.dockerignore`` included) starts with its path (the SDK's rule,
+    from moby's fileutils). Raises OSError when the context cannot be listed."""
+    from docker.utils.build import PatternMatcher, exclude_paths
+
+    paths = exclude_paths(str(context), list(patterns), dockerfile=dockerfile)
+    matcher = PatternMatcher([*patterns, f"!{dockerfile or 'Dockerfile'}"])
+    entered = {
+        e.cleaned_pattern[:i]
+        for e in matcher.patterns
+        if e.exclusion
+        for i in range(1, len(e.cleaned_pattern) + 1)
+    }
+    directories = {""} | {
+        p for p in paths | entered if not os.path.islink(context / p) and (context / p).is_dir()
+    }
+    return paths, directories
 
 
 def entries_digest(entries: Mapping[str, str]) -> str:

@@ -5,17 +5,22 @@ which names its config, which holds the labels), so the labels an ID stands for 
 what is once known of an ID holds for good. It is known from the engine's image list, or from
 the build that made the image (which set the label itself: ``--label`` wins over any
 ``LABEL`` in the Dockerfile). Which ID a tag names now is always asked afresh (see
-:mod:`.engines.containerd`).
+:mod:`.engines.containerd`); what each tag named when last asked is kept too, but only as a
+guess for containerd to confirm (:func:`tag_targets`), which it does far more cheaply than it
+lists.
 
 Kept as ``images/<hex>.json`` in :func:`~.fsutil.cache_home`, one label per image (the one
-asked about); best effort: an unreadable or unwritable cache only means the engine is asked.
+asked about), and ``tags/<hash of the scope>.json``: ``{"scope": TEXT, "targets": {name:
+digest}}``; best effort: an unreadable or unwritable cache only means the engine is asked.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
 from .fsutil import cache_home
@@ -60,6 +65,42 @@ def remember(image_id: str, label: str, value: str | None) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps({"id": image_id, "label": label, "value": value}))
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
+def _tags_path(scope: str) -> Path:
+    return cache_home() / "tags" / f"{hashlib.sha256(scope.encode()).hexdigest()[:32]}.json"
+
+
+def tag_targets(scope: str) -> dict[str, str]:
+    """What each tag named when last asked within ``scope`` (text naming the store and the
+    set of tags asked about, e.g. the containerd socket and the repositories): ``{name:
+    digest}``, to be confirmed, never trusted; empty when nothing (readable) is kept."""
+    try:
+        data = json.loads(_tags_path(scope).read_text("utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict) or data.get("scope") != scope:
+        return {}
+    targets = data.get("targets")
+    if not isinstance(targets, dict):
+        return {}
+    return {n: d for n, d in targets.items() if isinstance(d, str) and _ID.fullmatch(d)}
+
+
+def keep_tag_targets(scope: str, targets: Mapping[str, str]) -> None:
+    """Keep ``targets`` (``{name: digest}``, replacing what ``scope`` held) for
+    :func:`tag_targets`: written to a temp file, then renamed; nothing when unchanged or not
+    writable."""
+    if tag_targets(scope) == dict(targets):
+        return
+    path = _tags_path(scope)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"scope": scope, "targets": dict(sorted(targets.items()))}))
         os.replace(tmp, path)
     except OSError:
         pass

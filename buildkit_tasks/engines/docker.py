@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import json
 import os
 import re
 import threading
@@ -392,6 +393,21 @@ def _ssh_client(base_url: str, ssh_client: Any) -> Any:
     return c
 
 
+def _read(path: str, query: Mapping[str, str] | None = None) -> Any:
+    """``GET path`` answered by the current engine: over its unix socket without the SDK
+    (:mod:`.localapi`) when it is the local engine on its default socket (no SSH client, no
+    context), else, or when that fails, None: the caller then asks the SDK."""
+    from . import containerd, localapi
+
+    env, ssh_client = _ENGINE.get()
+    if ssh_client is not None or not containerd.local_engine({**os.environ, **dict(env)}):
+        return None
+    try:
+        return localapi.get(path, query)
+    except (OSError, localapi.APIError):
+        return None
+
+
 def reset_client() -> None:
     """Forget the cached SDK client (to reconnect)."""
     with _client_lock:
@@ -427,9 +443,10 @@ def local_images(
     :mod:`..imagecache` (false under ``--dry``).
 
     For the local engine with the containerd store (:func:`_from_containerd`), which image
-    each tag names is read from containerd in one call, and the engine is asked only about
-    images whose label was never kept here, plus one image to confirm that containerd and the
-    engine agree. Otherwise, and when that fails, the engine lists them all (:func:`_listed`)."""
+    each tag names is read from containerd (what each named last time confirmed in one call,
+    the rest listed), and the engine is asked only about images whose label was never kept
+    here, plus one image to confirm that containerd and the engine agree. Otherwise, and
+    when that fails, the engine lists them all (:func:`_listed`)."""
     refs = sorted(set(references))
     found = _from_containerd(refs, label, remember) if refs else None
     return found if found is not None else _listed(refs, label, remember)
@@ -455,14 +472,19 @@ def _listed(refs: Sequence[str], label: str, remember: bool) -> dict[str, LocalI
         if len(chunks[-1]) >= size and not same_repository:
             chunks.append([])
         chunks[-1].append(ref)
-    api = client().api
+
+    def images(refs: list[str]) -> list[dict[str, Any]]:
+        filters = json.dumps({"reference": refs})
+        listed = _read("/images/json", {"filters": filters})
+        return listed if listed is not None else client().api.images(filters={"reference": refs})
+
     if len(chunks) > 1:
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(len(chunks), thread_name_prefix="image-list") as pool:
-            listed = list(pool.map(lambda c: api.images(filters={"reference": c}), chunks))
+            listed = list(pool.map(in_context(images), chunks))
     else:
-        listed = [api.images(filters={"reference": c}) for c in chunks]
+        listed = [images(c) for c in chunks]
     out: dict[str, LocalImage] = {}
     for attrs in (a for part in listed for a in part):
         tags = tuple(t for t in attrs.get("RepoTags") or () if t != "<none>:<none>")
@@ -500,7 +522,10 @@ def _from_containerd(
     if address is None:
         return None
     names = {r: containerd.store_name(r) for r in refs}
-    held = containerd.targets(address, {n for n in names.values() if n})
+    wanted = {n for n in names.values() if n}
+    # guesses kept per socket and repositories (a project's, whatever its version)
+    scope = "\n".join([address, *sorted({n.rpartition(":")[0] for n in wanted})])
+    held = containerd.targets(address, wanted, imagecache.tag_targets(scope))
     if not held:
         return None
     present = {r: held[n] for r, n in names.items() if n and n in held}
@@ -518,6 +543,8 @@ def _from_containerd(
         _containerd_agrees[env] = agrees
         if not agrees:
             return None
+    if remember:
+        imagecache.keep_tag_targets(scope, held)
     tags: dict[str, list[str]] = {}
     for ref in sorted(present):
         tags.setdefault(present[ref], []).append(ref)
@@ -849,8 +876,8 @@ def check_platforms(runner: Runner, platforms: Iterable[str]) -> None:
 
 
 def engine_platform() -> str:
-    """The engine's own platform, e.g. ``linux/amd64``."""
-    info = client().version()
+    """The engine's own platform, e.g. ``linux/amd64`` (``GET /version``)."""
+    info = _read("/version") or client().version()
     return f"{info.get('Os', 'linux')}/{info.get('Arch', 'amd64')}"
 
 

@@ -101,6 +101,41 @@ def test_containerd_names_the_images_the_engine_lists(
         docker("rmi", "--force", *a, *b, check=False)
 
 
+def test_guessed_targets_are_confirmed_by_containerd_not_trusted(
+    docker_engine: None, busybox: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    address = containerd.engine_socket()
+    require(address is not None, "the engine's containerd socket and ctr")
+    assert address is not None
+    run = uuid.uuid4().hex[:8]
+    p = f"127.0.0.1:5000/guess-{run}"  # never pushed
+    a, b = [f"{p}/a:1", f"{p}/a:latest"], [f"{p}/b:1"]
+    names = [*a, *b, f"{p}/gone:1"]
+    calls: list[list[str]] = []
+    real = containerd._run
+    monkeypatch.setattr(
+        containerd, "_run", lambda argv, parse: calls.append(argv) or real(argv, parse)
+    )
+    try:
+        _build(tmp_path / "a", busybox, f"ka-{run}", a)
+        _build(tmp_path / "b", busybox, f"kb-{run}", b)
+        truth = containerd.targets(address, names)
+        assert truth is not None and set(truth) == {*a, *b}
+        assert truth[a[0]] != truth[b[0]]
+        calls.clear()
+        # all guessed right: one quiet call, no listing (which reads every manifest)
+        assert containerd.targets(address, names, truth) == truth
+        assert len(calls) == 1 and "--quiet" in calls[0]
+        calls.clear()
+        # wrong, stale and made-up guesses: only those names listed, the answer the truth
+        wrong = {a[0]: truth[b[0]], b[0]: truth[a[0]], f"{p}/gone:1": truth[a[0]]}
+        assert containerd.targets(address, names, {**truth, **wrong}) == truth
+        assert len(calls) == 2 and "--quiet" not in calls[1]
+        assert sorted(calls[1][calls[1].index("list") + 1 :]) == sorted(f"name=={n}" for n in wrong)
+    finally:
+        docker("rmi", "--force", *a, *b, check=False)
+
+
 def test_a_containerd_that_is_not_the_engines_is_caught(
     docker_engine: None,
     second_engine: engines.Engine,
@@ -158,3 +193,22 @@ def test_a_build_keeps_the_input_key_of_each_image_it_made(
     )  # fmt: skip
     calls = json.loads(counted.stderr.strip().splitlines()[-1].removeprefix("calls "))
     assert calls["ctr"] == 1 and calls["image_lists"] == 1 and calls["docker"] == 0
+    # nor does it load the docker SDK: the context listings are remembered, and the engine's
+    # platform and the one image list are read over its socket
+    loaded = subprocess.run(
+        [sys.executable, "-c", NO_SDK_RUN], cwd=project.path, capture_output=True, text=True,
+        env={**os.environ, **env},
+    )  # fmt: skip
+    assert loaded.stdout.splitlines()[-1] == "docker SDK loaded: False", loaded
+    assert all(i["status"] == "cached" for i in project.report()["images"])
+
+
+NO_SDK_RUN = """
+import sys
+from invoke.main import program
+try:
+    program.run(["inv", "image.build"])
+except SystemExit as exc:
+    assert not exc.code, exc.code
+print("docker SDK loaded:", "docker" in sys.modules)
+"""

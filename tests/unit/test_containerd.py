@@ -136,7 +136,9 @@ def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     held: dict[str, str] = {}
     monkeypatch.setattr(containerd, "engine_socket", lambda: "/fake/containerd.sock")
     monkeypatch.setattr(
-        containerd, "targets", lambda address, names: {n: held[n] for n in names if n in held}
+        containerd,
+        "targets",
+        lambda address, names, guesses=None: {n: held[n] for n in names if n in held},
     )
     return held
 

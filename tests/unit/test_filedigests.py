@@ -1,5 +1,7 @@
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -124,3 +126,77 @@ def test_images_sharing_a_context_with_other_ignores_keep_their_own_entries(
     reads.clear()
     assert [cachekey.context_entries(ctx, df) for ctx, df in both] == first
     assert reads == []  # neither dropped the other's entries
+
+
+@pytest.fixture
+def walks(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """The contexts listed by walking them (with the docker SDK's matcher)."""
+    seen: list[Path] = []
+    real = cachekey.docker_listing
+
+    def counting(context: Path, *args: object) -> tuple[set[str], set[str]]:
+        seen.append(context)
+        return real(context, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(cachekey, "docker_listing", counting)
+    return seen
+
+
+def test_an_unchanged_context_is_not_listed_again(
+    tmp_path: Path, reads: list[str], walks: list[Path]
+) -> None:
+    c = context(tmp_path)
+    first = entries(c)
+    assert walks == [c]
+    assert entries(c) == first and walks == [c]
+    # a file added, then one removed, deep down: listed again each time
+    (c / "lib" / "new.txt").write_text("new")
+    assert "lib/new.txt" in entries(c) and len(walks) == 2
+    (c / "lib" / "tool.bin").unlink()
+    assert set(entries(c)) == {"Dockerfile", "lib", "lib/new.txt"} and len(walks) == 3
+    assert entries(c) == cachekey.context_entries(c, c / "Dockerfile", remember=False)
+    assert len(walks) == 4  # remember=False lists; the remembered one did not
+
+
+def test_an_excluded_directory_an_exception_enters_is_watched_too(
+    tmp_path: Path, reads: list[str], walks: list[Path]
+) -> None:
+    c = context(tmp_path)
+    (c / ".dockerignore").write_text("docs\n!docs/keep*\n")
+    (c / "docs").mkdir()
+    (c / "docs" / "notes.md").write_text("excluded")
+    assert not any(p.startswith("docs") for p in entries(c))
+    entries(c)
+    assert len(walks) == 1
+    (c / "docs" / "keep.txt").write_text("sent by the exception")
+    assert "docs/keep.txt" in entries(c) and len(walks) == 2
+
+
+def test_a_listing_that_read_a_directory_changed_just_before_is_not_kept(
+    tmp_path: Path, reads: list[str], walks: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    c = context(tmp_path)
+    monkeypatch.setattr(filedigests, "RACY_SECONDS", 3600.0)
+    entries(c)
+    entries(c)
+    assert len(walks) == 2
+
+
+def test_an_unchanged_run_does_not_import_the_docker_sdk(tmp_path: Path) -> None:
+    c = context(tmp_path)
+    env = {**os.environ, "BUILDKIT_CACHE_HOME": str(tmp_path / "cache")}
+    code = (
+        "import os, sys, time\n"
+        "from pathlib import Path\n"
+        "from buildkit_tasks import cachekey, filedigests\n"
+        "filedigests.RACY_SECONDS = -1.0\n"
+        f"c = Path({str(c)!r})\n"
+        "e = cachekey.context_entries(c, c / 'Dockerfile')\n"
+        "print(sorted(e), 'docker' in sys.modules)\n"
+    )
+    runs = [
+        subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+        for _ in range(2)
+    ]
+    assert [r.stdout.split()[-1] for r in runs] == ["True", "False"], runs
+    assert runs[0].stdout == runs[1].stdout.replace("False", "True")

@@ -1,0 +1,101 @@
+"""The stdlib reader of the local engine's API, against an HTTP server on a unix socket that
+answers as the engine would (the real engine: tests/integration/test_local_store.py)."""
+
+from __future__ import annotations
+
+import json
+import socketserver
+import threading
+import urllib.parse
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+
+import pytest
+
+from buildkit_tasks.engines import localapi
+
+
+class Handler(BaseHTTPRequestHandler):
+    seen: list[str] = []
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        self.seen.append(self.path)
+        url = urllib.parse.urlparse(self.path)
+        if url.path == "/v1.44/version":
+            self.answer(200, json.dumps({"Os": "linux", "Arch": "arm64"}).encode())
+        elif url.path == "/v1.44/images/json":
+            filters = json.loads(urllib.parse.parse_qs(url.query)["filters"][0])
+            self.answer(
+                200, json.dumps([{"Id": "sha256:1", "RepoTags": filters["reference"]}]).encode()
+            )
+        elif url.path == "/v1.44/garbled":
+            self.answer(200, b"<html>")
+        else:
+            self.answer(404, b'{"message":"page not found"}')
+
+    def answer(self, status: int, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+class UnixHTTPServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+
+    def get_request(self):  # type: ignore[no-untyped-def]
+        request, _ = super().get_request()
+        return request, ("local", 0)  # http.server wants a (host, port) client address
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[str]:
+    path = str(tmp_path / "docker.sock")
+    Handler.seen = []
+    server = UnixHTTPServer(path, Handler)
+    threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True).start()
+    yield path
+    server.shutdown()
+    server.server_close()
+
+
+def test_reads_json_with_the_api_version_and_query(engine: str) -> None:
+    assert localapi.get("/version", sock=engine) == {"Os": "linux", "Arch": "arm64"}
+    refs = ["localhost:5000/p/a:1", "a b:latest"]
+    listed = localapi.get("/images/json", {"filters": json.dumps({"reference": refs})}, engine)
+    assert listed == [{"Id": "sha256:1", "RepoTags": refs}]
+    assert Handler.seen[0] == "/v1.44/version"
+
+
+def test_an_error_status_or_garbled_answer_is_an_api_error(engine: str) -> None:
+    with pytest.raises(localapi.APIError, match="404: .*page not found"):
+        localapi.get("/nope", sock=engine)
+    with pytest.raises(localapi.APIError, match="not JSON"):
+        localapi.get("/garbled", sock=engine)
+
+
+def test_no_engine_is_an_os_error(tmp_path: Path) -> None:
+    with pytest.raises(OSError):
+        localapi.get("/version", sock=str(tmp_path / "missing.sock"))
+
+
+def test_the_engine_module_reads_only_from_the_local_engine(
+    engine: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from buildkit_tasks.engines import docker
+
+    monkeypatch.setattr(localapi, "SOCKET", engine)
+    monkeypatch.delenv("DOCKER_CONTEXT", raising=False)
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    assert docker._read("/version") == {"Os": "linux", "Arch": "arm64"}
+    assert docker.engine_platform() == "linux/arm64"
+    assert docker._read("/nope") is None  # the SDK is asked instead
+    with docker.engine_at({"DOCKER_HOST": "tcp://127.0.0.1:1"}):
+        assert docker._read("/version") is None
+    monkeypatch.setenv("DOCKER_CONTEXT", "remote")
+    assert docker._read("/version") is None
+    assert len(Handler.seen) == 3
