@@ -39,15 +39,15 @@ def main() -> int:
     APIClient.send = counted_send  # type: ignore[method-assign]
     from buildkit_tasks.engines import localapi
 
-    get = localapi.get
+    request = localapi.request
 
-    def counted_get(path: str, *args: Any, **kwargs: Any) -> Any:
+    def counted_request(method: str, path: str, *args: Any, **kwargs: Any) -> Any:
         counts["api"] += 1
-        if path == "/images/json":
+        if method == "GET" and path == "/images/json":
             counts["image_lists"] += 1
-        return get(path, *args, **kwargs)
+        return request(method, path, *args, **kwargs)
 
-    localapi.get = counted_get  # type: ignore[assignment]
+    localapi.request = counted_request  # type: ignore[assignment]
     popen_init = subprocess.Popen.__init__
 
     def counted_init(self: Any, args: Any, *rest: Any, **kwargs: Any) -> None:

@@ -17,10 +17,12 @@ import csv
 import fnmatch
 import functools
 import re
+import signal
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 
 from .errors import ConfigError, caused_by_interrupt
 
@@ -251,10 +253,26 @@ class _Command(Protocol):
     end_line: int
 
 
+def _go_parser() -> Any:
+    """The ``dockerfile`` module (BuildKit's parser: Go code built as a C extension), imported
+    on first use (fast ``inv --list``) with SIGINT blocked in this thread: loading it starts
+    Go's runtime, and a Ctrl-C landing in the middle of that start killed the process with
+    SIGSEGV (interrupt soak, about one planning-time Ctrl-C in ten). The threads Go starts
+    keep SIGINT blocked (they inherit the mask), so Ctrl-C reaches Python's threads; one
+    that came meanwhile is delivered, as KeyboardInterrupt, when the import is done."""
+    if "dockerfile" in sys.modules:
+        return sys.modules["dockerfile"]
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        import dockerfile
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+    return dockerfile
+
+
 @functools.lru_cache(maxsize=1 << 15)
 def _commands(text: str) -> tuple[_Command, ...]:
-    import dockerfile  # BuildKit's parser; imported on first use (fast inv --list)
-
+    dockerfile = _go_parser()
     try:
         return cast("tuple[_Command, ...]", tuple(dockerfile.parse_string(text)))
     except dockerfile.GoParseError as exc:

@@ -6,6 +6,10 @@ fault and what was expected. Tasks turn them into a non-zero exit without a trac
 
 from __future__ import annotations
 
+import signal
+import threading
+from types import FrameType
+
 
 class BuildkitError(Exception):
     """Base class: a one-line, user-facing failure. ``exit_code`` is the process exit status."""
@@ -55,3 +59,33 @@ def caused_by_interrupt(exc: BaseException) -> bool:
         seen.add(id(cur))
         cur = cur.__cause__ or cur.__context__
     return False
+
+
+_SIGINT = threading.Event()  # a Ctrl-C came that no handler has taken yet
+
+
+def watch_sigint() -> None:
+    """Make Ctrl-C (SIGINT) remembered as well as raised as KeyboardInterrupt, so a Ctrl-C
+    that Python loses can still stop the run (:func:`lost_sigint`): a KeyboardInterrupt that
+    lands inside a callback the interpreter runs (a finished import's module-lock weakref
+    callback, a ``__del__``) is printed as "Exception ignored" and dropped, and the main
+    thread goes on waiting for a build that may run for minutes (interrupt soak). Main thread
+    only (where Python lets signal handlers be set); nothing elsewhere."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, _on_sigint)
+
+
+def _on_sigint(signum: int, frame: FrameType | None) -> None:
+    _SIGINT.set()
+    raise KeyboardInterrupt
+
+
+def take_sigint() -> None:
+    """Say a KeyboardInterrupt was caught (by code that stops the run because of it)."""
+    _SIGINT.clear()
+
+
+def lost_sigint() -> bool:
+    """Whether a Ctrl-C came that no code took (:func:`take_sigint`): for the main thread's
+    long waits, which then raise KeyboardInterrupt themselves. Only in the main thread."""
+    return _SIGINT.is_set() and threading.current_thread() is threading.main_thread()

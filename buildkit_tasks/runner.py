@@ -19,12 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .console import emit
-from .errors import CommandError
+from .errors import CommandError, lost_sigint, take_sigint
 
 TAIL_LINES = 20
 
 
 STOP_GRACE = 5.0  # default seconds from SIGTERM to SIGKILL (config ``stop_grace``)
+# seconds between looks for a Ctrl-C Python lost while the main thread waits for a command
+POLL_SECONDS = 0.25
 
 
 @dataclass(frozen=True)
@@ -129,10 +131,11 @@ class Runner:
                     f"{argv[0]}: command not found (is it installed and on PATH?)", 127
                 ) from None
             try:
-                with self._lock:
-                    self._procs.add(proc)
-                out, _ = proc.communicate(stdin)
-            except BaseException:  # Ctrl-C or a failing caller: leave no orphan behind
+                self._track(proc, what or argv[0])
+                out = _communicate(proc, stdin)
+            except BaseException as exc:  # Ctrl-C or a failing caller: leave no orphan behind
+                if isinstance(exc, KeyboardInterrupt):
+                    take_sigint()
                 stop(proc, self.stop_grace)
                 raise
             finally:
@@ -184,8 +187,12 @@ class Runner:
                 f"{argv[0]}: command not found (is it installed and on PATH?)", 127
             ) from None
         assert proc.stdout is not None and proc.stderr is not None
-        with self._lock:
-            self._procs.add(proc)
+        try:
+            self._track(proc, what or argv[0])
+        except BaseException:
+            proc.stdout.close()
+            proc.stderr.close()
+            raise
         total = 0
         errs: list[bytes] = []  # read beside stdout so a chatty stderr cannot block the pipe
         stderr = proc.stderr
@@ -194,11 +201,15 @@ class Runner:
         try:
             reader = proc.stdout
             while data := reader.read1(chunk):  # type: ignore[attr-defined]
+                if lost_sigint():
+                    raise KeyboardInterrupt
                 sink(data)
                 total += len(data)
             proc.wait()
             err_thread.join()
-        except BaseException:
+        except BaseException as exc:
+            if isinstance(exc, KeyboardInterrupt):
+                take_sigint()
             stop(proc, self.stop_grace)
             raise
         finally:
@@ -215,6 +226,17 @@ class Runner:
                 "\n".join(text.splitlines()[-TAIL_LINES:]),
             )
         return total
+
+    def _track(self, proc: subprocess.Popen[bytes], what: str) -> None:
+        """Count ``proc`` (just started) among the running commands :meth:`terminate_all`
+        stops; when that already ran (a job thread started it just after Ctrl-C), stop it now
+        and raise CommandError (exit 130): nothing may outlive the stop."""
+        with self._lock:
+            if not self.stopping:
+                self._procs.add(proc)
+                return
+        stop(proc, self.stop_grace)
+        raise CommandError(f"{what} stopped: the run was interrupted", 130)
 
     def terminate_all(self) -> None:
         """Stop every running command (used on Ctrl-C): SIGTERM to its process group now,
@@ -234,6 +256,21 @@ class Runner:
         timer = threading.Timer(self.stop_grace, kill_rest)
         timer.daemon = True
         timer.start()
+
+
+def _communicate(proc: subprocess.Popen[bytes], stdin: bytes | None) -> bytes | None:
+    """``proc.communicate(stdin)``'s stdout; in the main thread in waits of
+    :data:`POLL_SECONDS`, raising KeyboardInterrupt when a Ctrl-C came that Python lost
+    (:func:`..errors.lost_sigint`), so a lost Ctrl-C cannot leave a long command running."""
+    if threading.current_thread() is not threading.main_thread():
+        return proc.communicate(stdin)[0]
+    while True:
+        try:
+            return proc.communicate(stdin, timeout=POLL_SECONDS)[0]
+        except subprocess.TimeoutExpired:
+            stdin = None  # already being written: communicate goes on with it
+            if lost_sigint():
+                raise KeyboardInterrupt from None
 
 
 def stop(proc: subprocess.Popen[bytes], grace: float) -> None:

@@ -18,7 +18,10 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from .errors import BuildkitError, CommandError
+from .errors import BuildkitError, CommandError, lost_sigint, take_sigint
+
+# seconds between looks for a Ctrl-C Python lost while the main thread waits for jobs
+POLL_SECONDS = 0.25
 
 
 class Status(str, Enum):
@@ -141,11 +144,14 @@ def run_graph(
                     running[pool.submit(ctx.run, _timed, job, name)] = (name, time.monotonic())
                 if not running:
                     break
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                done, _ = wait(running, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
+                if not done and lost_sigint():
+                    raise KeyboardInterrupt
                 for fut in done:
                     name, _started = running.pop(fut)
                     finish(name, fut.result())
         except KeyboardInterrupt:
+            take_sigint()
             interrupted = True
             if on_interrupt:
                 on_interrupt()

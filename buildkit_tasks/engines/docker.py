@@ -12,6 +12,7 @@ import json
 import os
 import re
 import threading
+import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -393,19 +394,28 @@ def _ssh_client(base_url: str, ssh_client: Any) -> Any:
     return c
 
 
-def _read(path: str, query: Mapping[str, str] | None = None) -> Any:
-    """``GET path`` answered by the current engine: over its unix socket without the SDK
+_NO_ANSWER = object()
+
+
+def _local(
+    method: str, path: str, query: Mapping[str, str] | None = None, absent: Any = _NO_ANSWER
+) -> Any:
+    """``<method> path`` answered by the current engine over its unix socket without the SDK
     (:mod:`.localapi`) when it is the local engine on its default socket (no SSH client, no
-    context), else, or when that fails, None: the caller then asks the SDK."""
+    context): the decoded answer (None when empty), ``absent`` when the engine says 404;
+    :data:`_NO_ANSWER` when the engine is not that one or the request failed otherwise: the
+    caller then asks the SDK (which raises its own errors)."""
     from . import containerd, localapi
 
     env, ssh_client = _ENGINE.get()
     if ssh_client is not None or not containerd.local_engine({**os.environ, **dict(env)}):
-        return None
+        return _NO_ANSWER
     try:
-        return localapi.get(path, query)
-    except (OSError, localapi.APIError):
-        return None
+        return localapi.request(method, path, query)
+    except localapi.APIError as exc:
+        return absent if exc.status == 404 else _NO_ANSWER
+    except OSError:
+        return _NO_ANSWER
 
 
 def reset_client() -> None:
@@ -475,8 +485,10 @@ def _listed(refs: Sequence[str], label: str, remember: bool) -> dict[str, LocalI
 
     def images(refs: list[str]) -> list[dict[str, Any]]:
         filters = json.dumps({"reference": refs})
-        listed = _read("/images/json", {"filters": filters})
-        return listed if listed is not None else client().api.images(filters={"reference": refs})
+        listed = _local("GET", "/images/json", {"filters": filters})
+        if listed is _NO_ANSWER:
+            return client().api.images(filters={"reference": refs})
+        return listed
 
     if len(chunks) > 1:
         from concurrent.futures import ThreadPoolExecutor
@@ -770,13 +782,20 @@ def alias_reference(name: str, run_id: str) -> str:
 
 
 def tag(source: str, target: str) -> None:
-    """Add reference ``target`` to the local image ``source`` (docker SDK)."""
+    """Add reference ``target`` to the local image ``source`` (``POST /images/{source}/tag``;
+    the SDK's errors when it fails)."""
     repository, tag_ = name_and_tag(target)
-    client().api.tag(source, repository, tag_ or "latest")
+    query = {"repo": repository, "tag": tag_ or "latest"}
+    if _local("POST", f"/images/{urllib.parse.quote(source, safe='/:')}/tag", query) is _NO_ANSWER:
+        client().api.tag(source, repository, tag_ or "latest")
 
 
 def untag(reference: str) -> None:
-    """Remove reference ``reference`` from the local store, keeping the image's other names."""
+    """Remove reference ``reference`` from the local store, keeping the image's other names
+    (``DELETE /images/{reference}?noprune=1``); nothing when it is not there."""
+    path = f"/images/{urllib.parse.quote(reference, safe='/:')}"
+    if _local("DELETE", path, {"noprune": "1"}, absent=None) is not _NO_ANSWER:
+        return
     import docker
 
     try:
@@ -877,7 +896,9 @@ def check_platforms(runner: Runner, platforms: Iterable[str]) -> None:
 
 def engine_platform() -> str:
     """The engine's own platform, e.g. ``linux/amd64`` (``GET /version``)."""
-    info = _read("/version") or client().version()
+    info = _local("GET", "/version")
+    if info is _NO_ANSWER:
+        info = client().version()
     return f"{info.get('Os', 'linux')}/{info.get('Arch', 'amd64')}"
 
 

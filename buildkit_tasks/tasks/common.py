@@ -13,7 +13,7 @@ from invoke import Context, Exit
 from invoke.exceptions import ParseError
 
 from ..console import emit
-from ..errors import BuildkitError, caused_by_interrupt
+from ..errors import BuildkitError, caused_by_interrupt, take_sigint, watch_sigint
 from ..options import invoke_defaults
 
 if TYPE_CHECKING:  # imported when a task runs, so `inv --list` stays fast
@@ -52,6 +52,7 @@ class Task(invoke.Task):
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         _signal_stack()
+        watch_sigint()
         loaded = _LOADED.set({})
         try:
             if self.writes and args and isinstance(args[0], Context) and not dry(args[0]):
@@ -64,6 +65,7 @@ class Task(invoke.Task):
         except BaseException as exc:  # Ctrl-C, also as Python wraps it (see caused_by_interrupt)
             if not caused_by_interrupt(exc):
                 raise
+            take_sigint()
             raise _interrupted() from None
         finally:
             _LOADED.reset(loaded)

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from buildkit_tasks import errors
 from buildkit_tasks.engines import localapi
 
 
@@ -13,3 +16,21 @@ def no_local_engine_socket(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
     (:mod:`buildkit_tasks.engines.localapi`) points nowhere, so reads fall back to the SDK
     client each test fakes."""
     monkeypatch.setattr(localapi, "SOCKET", str(tmp_path / "no-engine.sock"))
+
+
+@pytest.fixture
+def lose_a_ctrl_c() -> Iterator[Callable[[float], object]]:
+    """``lose(seconds)``: a Ctrl-C that many seconds from now whose KeyboardInterrupt Python
+    dropped ("Exception ignored in" a callback): the handler ran (the signal is remembered),
+    nothing was raised. Taken back at the end of the test."""
+    timers: list[threading.Timer] = []
+
+    def lose(seconds: float) -> object:
+        timers.append(threading.Timer(seconds, errors._SIGINT.set))
+        timers[-1].start()
+        return timers[-1]
+
+    yield lose
+    for timer in timers:
+        timer.cancel()
+    errors.take_sigint()

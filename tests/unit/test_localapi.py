@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from buildkit_tasks.engines import localapi
+from buildkit_tasks.engines import docker, localapi
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -33,6 +33,17 @@ class Handler(BaseHTTPRequestHandler):
             self.answer(200, b"<html>")
         else:
             self.answer(404, b'{"message":"page not found"}')
+
+    def do_POST(self) -> None:  # noqa: N802
+        self.seen.append(f"POST {self.path}")
+        self.answer(201, b"")
+
+    def do_DELETE(self) -> None:  # noqa: N802
+        self.seen.append(f"DELETE {self.path}")
+        if "gone" in self.path:
+            self.answer(404, b'{"message":"No such image"}')
+        else:
+            self.answer(200, b'[{"Untagged":"x"}]')
 
     def answer(self, status: int, body: bytes) -> None:
         self.send_response(status)
@@ -83,19 +94,40 @@ def test_no_engine_is_an_os_error(tmp_path: Path) -> None:
         localapi.get("/version", sock=str(tmp_path / "missing.sock"))
 
 
-def test_the_engine_module_reads_only_from_the_local_engine(
-    engine: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from buildkit_tasks.engines import docker
-
+@pytest.fixture
+def local_engine(engine: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The fake engine as the local one: at the default socket, no DOCKER_HOST or context."""
     monkeypatch.setattr(localapi, "SOCKET", engine)
     monkeypatch.delenv("DOCKER_CONTEXT", raising=False)
     monkeypatch.delenv("DOCKER_HOST", raising=False)
-    assert docker._read("/version") == {"Os": "linux", "Arch": "arm64"}
+    return engine
+
+
+def test_the_engine_module_reads_only_from_the_local_engine(
+    local_engine: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert docker._local("GET", "/version") == {"Os": "linux", "Arch": "arm64"}
     assert docker.engine_platform() == "linux/arm64"
-    assert docker._read("/nope") is None  # the SDK is asked instead
+    assert docker._local("GET", "/nope") is docker._NO_ANSWER  # the SDK is asked instead
     with docker.engine_at({"DOCKER_HOST": "tcp://127.0.0.1:1"}):
-        assert docker._read("/version") is None
+        assert docker._local("GET", "/version") is docker._NO_ANSWER
     monkeypatch.setenv("DOCKER_CONTEXT", "remote")
-    assert docker._read("/version") is None
+    assert docker._local("GET", "/version") is docker._NO_ANSWER
     assert len(Handler.seen) == 3
+
+
+def test_tags_are_made_and_removed_over_the_socket(
+    local_engine: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(docker, "client", lambda: pytest.fail("the SDK was asked"))
+    docker.tag("sha256:" + "a" * 64, "localhost:1/buildkit-tasks/base-3.10:run1")
+    docker.untag("localhost:1/buildkit-tasks/base-3.10:run1")
+    docker.untag("localhost:1/buildkit-tasks/gone:run1")  # not there: done, no SDK asked
+    assert Handler.seen[:2] == [
+        f"POST /v1.44/images/sha256:{'a' * 64}/tag?repo=localhost%3A1%2Fbuildkit-tasks%2Fbase-3.10"
+        "&tag=run1",
+        "DELETE /v1.44/images/localhost:1/buildkit-tasks/base-3.10:run1?noprune=1",
+    ]
+    assert localapi.request("DELETE", "/images/x:1", sock=local_engine) == [{"Untagged": "x"}]
+    with pytest.raises(localapi.APIError, match="404"):
+        localapi.request("DELETE", "/images/gone:1", sock=local_engine)

@@ -1,4 +1,5 @@
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -80,3 +81,35 @@ def test_terminate_all_kills_what_sigterm_did_not_stop(tmp_path: Path) -> None:
     assert r.stopping  # what fails from now on was stopped: callers try nothing again
     t.join(30)
     assert not t.is_alive() and failed and "exit -9" in str(failed[0])
+
+
+def test_a_command_started_just_after_terminate_all_is_stopped_at_once() -> None:
+    """A job thread may start its command between Ctrl-C's terminate_all and its own end:
+    that command was not among those stopped, so it is stopped as it starts (a build whose
+    RUN step sleeps would otherwise outlive the run)."""
+    import time
+
+    r = Runner(stop_grace=0.5)
+    r.terminate_all()
+    started = time.monotonic()
+    for call in (
+        lambda: r.run(["sh", "-c", "sleep 30"]),
+        lambda: r.pipe(["sh", "-c", "sleep 30"], lambda b: None),
+    ):
+        with pytest.raises(CommandError, match="stopped: the run was interrupted") as err:
+            call()
+        assert err.value.returncode == 130
+    assert time.monotonic() - started < 5
+
+
+def test_a_ctrl_c_python_lost_stops_a_command_the_main_thread_waits_for(
+    lose_a_ctrl_c: Callable[[float], object],
+) -> None:
+    import time
+
+    r = Runner(stop_grace=0.5)
+    lose_a_ctrl_c(0.3)
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        r.run(["sleep", "30"])
+    assert time.monotonic() - started < 5 and not r._procs

@@ -1,6 +1,7 @@
 import random
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -126,3 +127,20 @@ def test_a_job_may_skip_itself_and_its_dependents() -> None:
     assert out["a"].status is Status.SKIPPED and "platforms" in out["a"].error
     assert out["b"].status is Status.SKIPPED and out["b"].error == "a skipped"
     assert out["c"].status is Status.SUCCEEDED  # a skip is not a failure: fail-fast stays calm
+
+
+def test_a_ctrl_c_python_lost_still_stops_the_graph(lose_a_ctrl_c: Callable) -> None:
+    from buildkit_tasks import errors
+
+    stopped = threading.Event()
+    lose_a_ctrl_c(0.3)
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        run_graph(
+            {"a": set(), "b": {"a"}},
+            lambda name: stopped.wait(30) or "built",
+            on_interrupt=stopped.set,
+            stop_wait=5,
+        )
+    assert stopped.is_set() and time.monotonic() - started < 5
+    assert not errors.lost_sigint()  # taken: cleanup that follows is not interrupted again
