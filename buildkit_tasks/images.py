@@ -712,7 +712,7 @@ class ImageBuild:
         only in the registry, its key checked there) the registry's tag."""
         with self._lock:
             if name not in self.sources:
-                self._keep_source(name, *self._new_source(name))
+                self.sources[name] = self._new_source(name)
             return self.sources[name]
 
     def make_sources(self, names: Iterable[str]) -> None:
@@ -722,24 +722,21 @@ class ImageBuild:
         todo = sorted(set(names) - set(self.sources))
         made = list(self._pool.map(docker.in_context(self._new_source), todo))
         with self._lock:
-            for name, (source, alias) in zip(todo, made, strict=True):
-                self._keep_source(name, source, alias)
+            for name, source in zip(todo, made, strict=True):
+                self.sources.setdefault(name, source)
 
-    def _keep_source(self, name: str, source: str, alias: str | None) -> None:
-        """Record ``name``'s source (and the alias to remove at the end); hold ``_lock``."""
-        self.sources.setdefault(name, source)
-        if alias is not None:
-            self.aliases.append(alias)
-
-    def _new_source(self, name: str) -> tuple[str, str | None]:
-        """``(source, alias made for it or None)`` for ``name``; takes no lock."""
+    def _new_source(self, name: str) -> str:
+        """The source for ``name``, its alias made now; takes no lock. The alias is listed for
+        removal before it is made (list appends are atomic), so one whose call fails, or that
+        a Ctrl-C leaves unanswered, is still removed at the end."""
         hit = self.hits.get(name)
         local = hit.local_id if hit is not None else self.tags[name][0]
         if not local or self.runner.dry:
-            return f"docker-image://{self.tags[name][0]}", None
+            return f"docker-image://{self.tags[name][0]}"
         alias = docker.alias_reference(name, self.run_id)
+        self.aliases.append(alias)
         docker.tag(local, alias)
-        return f"docker-image://{alias}", alias
+        return f"docker-image://{alias}"
 
     def job(self, name: str) -> Done | tuple[Status, Done | str]:
         """The scheduler's job for one image: reuse, take the batch's result, or build."""

@@ -301,8 +301,10 @@ def test_a_platform_shaped_graph_builds_in_batches_under_sanitised_keys(
     crossing = {d for n in g.order for d in g.deps[n] if batch_of[d] != batch_of[n]}
     assert named == crossing, (named, crossing)
     assert len(crossing) < len({d for n in g.order for d in g.deps[n]}) / 2, batch_of
+    # (this graph's names: stray aliases of other tests' images were seen once in a full run)
     left = docker("images", "--format", "{{.Repository}}", "localhost:1/buildkit-tasks/*")
-    assert left.stdout.strip() == ""
+    prefix = "localhost:1/buildkit-tasks/"
+    assert [r for r in left.stdout.split() if r.removeprefix(prefix) in g.order] == []
     # with nothing changed, nothing is built again
     p.inv("image.build")
     assert {i["status"] for i in p.report()["images"]} == {"cached"}
