@@ -368,11 +368,6 @@ def _new_client(engine_env: dict[str, str], ssh_client: Any) -> Any:
     return c
 
 
-# The lowest API version the supported engines (26+) speak; fixed so that making the client
-# does not ask the engine before the SSH transport below is in place.
-SSH_API_VERSION = "1.44"
-
-
 def _ssh_client(base_url: str, ssh_client: Any) -> Any:
     """An SDK client whose requests go over ``ssh_client`` (already connected, host key
     checked): the SDK's SSH adapter with its paramiko client replaced by ours."""
@@ -387,7 +382,10 @@ def _ssh_client(base_url: str, ssh_client: Any) -> Any:
         def _connect(self) -> None:  # connected (and reconnected) by its owner
             pass
 
-    c = docker.DockerClient(base_url=base_url, version=SSH_API_VERSION, use_ssh_client=True)
+    from .localapi import API_VERSION  # fixed: making the client must not ask the engine
+    # before the SSH transport below is in place
+
+    c = docker.DockerClient(base_url=base_url, version=API_VERSION, use_ssh_client=True)
     adapter = Adapter(base_url)
     c.api._custom_adapter = adapter
     c.api.mount("http+docker://ssh", adapter)

@@ -48,11 +48,6 @@ class _UnixConnection(http.client.HTTPConnection):
         self.sock = sock
 
 
-def get(path: str, query: Mapping[str, str] | None = None, sock: str | None = None) -> Any:
-    """``GET`` :func:`request`."""
-    return request("GET", path, query, sock)
-
-
 def request(
     method: str, path: str, query: Mapping[str, str] | None = None, sock: str | None = None
 ) -> Any:

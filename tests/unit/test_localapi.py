@@ -75,23 +75,25 @@ def engine(tmp_path: Path) -> Iterator[str]:
 
 
 def test_reads_json_with_the_api_version_and_query(engine: str) -> None:
-    assert localapi.get("/version", sock=engine) == {"Os": "linux", "Arch": "arm64"}
+    assert localapi.request("GET", "/version", sock=engine) == {"Os": "linux", "Arch": "arm64"}
     refs = ["localhost:5000/p/a:1", "a b:latest"]
-    listed = localapi.get("/images/json", {"filters": json.dumps({"reference": refs})}, engine)
+    listed = localapi.request(
+        "GET", "/images/json", {"filters": json.dumps({"reference": refs})}, engine
+    )
     assert listed == [{"Id": "sha256:1", "RepoTags": refs}]
     assert Handler.seen[0] == "/v1.44/version"
 
 
 def test_an_error_status_or_garbled_answer_is_an_api_error(engine: str) -> None:
     with pytest.raises(localapi.APIError, match="404: .*page not found"):
-        localapi.get("/nope", sock=engine)
+        localapi.request("GET", "/nope", sock=engine)
     with pytest.raises(localapi.APIError, match="not JSON"):
-        localapi.get("/garbled", sock=engine)
+        localapi.request("GET", "/garbled", sock=engine)
 
 
 def test_no_engine_is_an_os_error(tmp_path: Path) -> None:
     with pytest.raises(OSError):
-        localapi.get("/version", sock=str(tmp_path / "missing.sock"))
+        localapi.request("GET", "/version", sock=str(tmp_path / "missing.sock"))
 
 
 @pytest.fixture
