@@ -43,6 +43,24 @@ def context_entries(context: Path, dockerfile: Path, remember: bool = True) -> d
     and each file's sha256 are taken from :mod:`.filedigests` while the statuses they came
     from are unchanged (``remember`` false: the context is listed and every file read).
     Raises ConfigError on unreadable files."""
+    return _context_entries(context, dockerfile, remember, False)
+
+
+def remembered_context_entries(context: Path, dockerfile: Path) -> dict[str, str] | None:
+    """:func:`context_entries` when everything it needs is remembered and unchanged (only
+    statuses checked: cheap enough for one thread to do a whole graph's contexts); None when
+    a directory would have to be listed or a file read. Raises ConfigError as it does."""
+    from .filedigests import NotRemembered
+
+    try:
+        return _context_entries(context, dockerfile, True, True)
+    except NotRemembered:
+        return None
+
+
+def _context_entries(
+    context: Path, dockerfile: Path, remember: bool, remembered_only: bool
+) -> dict[str, str]:
     from .filedigests import ContextDigests
 
     patterns = dockerignore_patterns(context, dockerfile)
@@ -51,22 +69,32 @@ def context_entries(context: Path, dockerfile: Path, remember: bool = True) -> d
     except ValueError:
         rel_df = None
     view = "\n".join([f"dockerfile {rel_df}", *patterns])
-    digests = ContextDigests(context, view) if remember else None
+    digests = ContextDigests(context, view, remembered_only) if remember else None
     walk = functools.partial(docker_listing, context, patterns, rel_df)
-    entries = {}
-    for rel in digests.listing(walk) if digests else sorted(walk()[0]):
-        full = context / rel
-        try:
-            st = full.lstat()
-            if stat.S_ISLNK(st.st_mode):
-                entries[rel] = f"L {os.readlink(full)}"
-            elif stat.S_ISDIR(st.st_mode):
-                entries[rel] = "D"
-            else:
-                sha = digests.sha256(rel, full, st) if digests else sha256_file(full)
-                entries[rel] = f"F {st.st_mode & 0o111:o} {sha}"
-        except OSError as exc:
-            raise ConfigError(f"{full}: cannot read build context file: {exc.strerror}") from None
+    for retry in (False, True):
+        entries = {}
+        for rel in digests.listing(walk) if digests else sorted(walk()[0]):
+            full = context / rel
+            try:
+                st = full.lstat()
+                if stat.S_ISLNK(st.st_mode):
+                    entries[rel] = f"L {os.readlink(full)}"
+                elif stat.S_ISDIR(st.st_mode):
+                    entries[rel] = "D"
+                else:
+                    sha = digests.sha256(rel, full, st) if digests else sha256_file(full)
+                    entries[rel] = f"F {st.st_mode & 0o111:o} {sha}"
+            except FileNotFoundError as exc:
+                if digests is None or retry:  # else gone since a remembered listing: list anew
+                    msg = f"{full}: cannot read build context file: {exc.strerror}"
+                    raise ConfigError(msg) from None
+                digests.forget_listing()
+                break
+            except OSError as exc:
+                msg = f"{full}: cannot read build context file: {exc.strerror}"
+                raise ConfigError(msg) from None
+        else:
+            break
     if digests is not None:
         digests.save()
     return entries
@@ -94,7 +122,8 @@ def docker_listing(
     directories = {""} | {
         p for p in paths | entered if not os.path.islink(context / p) and (context / p).is_dir()
     }
-    return paths, directories
+    # a prefix such as "." (of "!.dockerignore") or "sub/." names a directory already there
+    return paths, {"" if d == "." else d for d in map(os.path.normpath, directories)}
 
 
 def entries_digest(entries: Mapping[str, str]) -> str:

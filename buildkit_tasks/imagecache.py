@@ -10,8 +10,10 @@ guess for containerd to confirm (:func:`tag_targets`), which it does far more ch
 lists.
 
 Kept as ``images/<hex>.json`` in :func:`~.fsutil.cache_home`, one label per image (the one
-asked about), and ``tags/<hash of the scope>.json``: ``{"scope": TEXT, "targets": {name:
-digest}}``; best effort: an unreadable or unwritable cache only means the engine is asked.
+asked about), ``tags/<hash of the scope>.json``: ``{"scope": TEXT, "targets": {name:
+digest}}``, and ``engines/<hash>``: the text naming an engine run found to report the image
+IDs its containerd does (checked once per engine run, not once per process); best effort:
+an unreadable or unwritable cache only means the engine is asked.
 """
 
 from __future__ import annotations
@@ -101,6 +103,32 @@ def keep_tag_targets(scope: str, targets: Mapping[str, str]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps({"scope": scope, "targets": dict(sorted(targets.items()))}))
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
+def _store_path(instance: str) -> Path:
+    return cache_home() / "engines" / hashlib.sha256(instance.encode()).hexdigest()[:32]
+
+
+def confirmed_store(instance: str) -> bool:
+    """Whether the engine run ``instance`` (:func:`~.engines.containerd.engine_instance`) was
+    found reporting the image IDs its containerd does (:func:`keep_confirmed_store`)."""
+    try:
+        return _store_path(instance).read_text("utf-8") == instance
+    except OSError:
+        return False
+
+
+def keep_confirmed_store(instance: str) -> None:
+    """Keep that the engine run ``instance`` reports the image IDs its containerd does:
+    written to a temp file, then renamed; nothing when not writable."""
+    path = _store_path(instance)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(instance, "utf-8")
         os.replace(tmp, path)
     except OSError:
         pass

@@ -158,17 +158,28 @@ def platforms_for(
 def input_manifests(
     graph: ImageGraph, platforms: dict[str, list[str]], workers: int = 8
 ) -> dict[str, cachekey.InputManifest]:
-    """Every image's inputs (:class:`cachekey.InputManifest`): contexts hashed concurrently,
-    then combined with the keys of the images each builds on, in dependency order.
-    ``platforms`` maps each image to the platforms it is built for."""
+    """Every image's inputs (:class:`cachekey.InputManifest`): contexts hashed, then combined
+    with the keys of the images each builds on, in dependency order. ``platforms`` maps each
+    image to the platforms it is built for. A context whose files are all remembered
+    unchanged is read in this thread (164 of them: ~40 ms; threads would only fight over the
+    interpreter lock); the others are listed and hashed by ``workers`` threads (reading and
+    hashing release the lock)."""
     names = graph.order()
+    contexts: dict[str, dict[str, str]] = {}
+    for name in names:
+        spec = graph.nodes[name].spec
+        found = cachekey.remembered_context_entries(spec.context, spec.dockerfile)
+        if found is not None:
+            contexts[name] = found
+    todo = [n for n in names if n not in contexts]
 
     def entries(name: str) -> dict[str, str]:
         spec = graph.nodes[name].spec
         return cachekey.context_entries(spec.context, spec.dockerfile)
 
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        contexts = dict(zip(names, pool.map(entries, names), strict=True))
+    if todo:
+        with ThreadPoolExecutor(max_workers=min(workers, len(todo))) as pool:
+            contexts.update(zip(todo, pool.map(entries, todo), strict=True))
     manifests: dict[str, cachekey.InputManifest] = {}
     keys: dict[str, str] = {}
     for name in names:
@@ -349,6 +360,7 @@ class ImageBuild:
         self.run_id = uuid.uuid4().hex[:16]
         self.sources: dict[str, str] = {}  # name -> the image its dependents build from
         self.aliases: list[str] = []
+        self.moved: dict[str, str] = {}  # reference -> the image ID this run made it name
         self._lock = threading.Lock()
         self._tmp = tempfile.TemporaryDirectory(prefix="buildkit-build-")
 
@@ -712,31 +724,35 @@ class ImageBuild:
         only in the registry, its key checked there) the registry's tag."""
         with self._lock:
             if name not in self.sources:
-                self.sources[name] = self._new_source(name)
+                self.sources[name] = self._new_sources([name])[name]
             return self.sources[name]
 
     def make_sources(self, names: Iterable[str]) -> None:
-        """:meth:`source` of each of ``names`` made now, all at once (Engine 26 takes 25-45 ms
-        of its CPU per tag with the containerd store: a batch's hundred aliases one after
-        another cost seconds). For a batch, before its bake: nothing else asks meanwhile."""
-        todo = sorted(set(names) - set(self.sources))
-        made = list(self._pool.map(docker.in_context(self._new_source), todo))
+        """:meth:`source` of each of ``names`` made now, all at once (:func:`docker.add_names`:
+        a batch's aliases one after another would cost seconds). For a batch, before its
+        bake: nothing else asks meanwhile."""
+        made = self._new_sources(sorted(set(names) - set(self.sources)))
         with self._lock:
-            for name, source in zip(todo, made, strict=True):
+            for name, source in made.items():
                 self.sources.setdefault(name, source)
 
-    def _new_source(self, name: str) -> str:
-        """The source for ``name``, its alias made now; takes no lock. The alias is listed for
-        removal before it is made (list appends are atomic), so one whose call fails, or that
-        a Ctrl-C leaves unanswered, is still removed at the end."""
-        hit = self.hits.get(name)
-        local = hit.local_id if hit is not None else self.tags[name][0]
-        if not local or self.runner.dry:
-            return f"docker-image://{self.tags[name][0]}"
-        alias = docker.alias_reference(name, self.run_id)
-        self.aliases.append(alias)
-        docker.tag(local, alias)
-        return f"docker-image://{alias}"
+    def _new_sources(self, names: list[str]) -> dict[str, str]:
+        """The sources for ``names``, their aliases made now; takes no lock. Each alias is
+        listed for removal before it is made (list appends are atomic), so one whose call
+        fails, or that a Ctrl-C leaves unanswered, is still removed at the end."""
+        out, wanted = {}, {}
+        for name in names:
+            hit = self.hits.get(name)
+            local = hit.local_id if hit is not None else self.tags[name][0]
+            if not local or self.runner.dry:
+                out[name] = f"docker-image://{self.tags[name][0]}"
+                continue
+            alias = docker.alias_reference(name, self.run_id)
+            self.aliases.append(alias)
+            wanted[alias] = (local, hit.tags if hit is not None else ())
+            out[name] = f"docker-image://{alias}"
+        docker.add_names(wanted)
+        return out
 
     def job(self, name: str) -> Done | tuple[Status, Done | str]:
         """The scheduler's job for one image: reuse, take the batch's result, or build."""
@@ -752,6 +768,9 @@ class ImageBuild:
                 emit(f"# {name}: cached; its tags would name {hit.image_id[:19]}")
             else:
                 point_tags(self.runner, hit.image_id, hit.tags, self.tags[name], self.pushes(name))
+                if hit.local_id and not self.pushes(name):
+                    with self._lock:
+                        self.moved.update(dict.fromkeys(self.tags[name], hit.local_id))
             return Status.CACHED, self.done(name, hit.image_id, self.pushed(name))
         log = self.log_path(name)
         if name in self.built:
@@ -780,6 +799,9 @@ class ImageBuild:
         extra = self.graph.nodes[name].spec.extra_build_args
         if image_id and not self.runner.dry and not any(cachekey.KEY_LABEL in a for a in extra):
             imagecache.remember(image_id, cachekey.KEY_LABEL, self.keys[name])
+        if image_id and not self.runner.dry:
+            with self._lock:
+                self.moved.update(dict.fromkeys(self.tags[name], image_id))
 
     def loaded(self, name: str, image_id: str) -> str:
         """A reproducible build of ``name`` (written only to its OCI layout) loaded into the
@@ -918,9 +940,8 @@ class ImageBuild:
         under way (their threads end on their own; Ctrl-C must not hang on them)."""
         self._pool.shutdown(wait=not interrupted, cancel_futures=True)
         self._tmp.cleanup()
-        if self.aliases:  # at once, as they were made
-            with ThreadPoolExecutor(max_workers=8, thread_name_prefix="untag") as pool:
-                list(pool.map(docker.in_context(docker.untag), sorted(set(self.aliases))))
+        docker.remove_names(self.aliases)
+        docker.remember_tags(self.moved)
 
 
 def build_images(

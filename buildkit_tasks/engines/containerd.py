@@ -24,6 +24,7 @@ import shutil
 import stat
 import subprocess
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import TypeVar
 
 from ..references import try_parse
@@ -65,6 +66,26 @@ def engine_socket(candidates: Iterable[str] | None = None) -> str | None:
         if os.access(path, os.R_OK | os.W_OK):
             found.setdefault(os.path.realpath(path), path)
     return next(iter(found.values())) if len(found) == 1 else None
+
+
+PID_FILE = "/var/run/docker.pid"  # dockerd's default --pidfile
+
+
+def engine_instance(address: str) -> str | None:
+    """Text naming this run of the local engine with containerd at ``address``: the socket,
+    dockerd's process ID (from :data:`PID_FILE`) and start time, and the boot ID; what the
+    engine keeps its images in cannot change within it. None when the pid file or the
+    process cannot be read, or the process is not ``dockerd``."""
+    try:
+        pid = int(Path(PID_FILE).read_text().strip())
+        proc = Path(f"/proc/{pid}")
+        if (proc / "comm").read_text().strip() != "dockerd":
+            return None
+        started = (proc / "stat").read_text().rpartition(")")[2].split()[19]
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except (OSError, ValueError, IndexError):
+        return None
+    return f"{address}\n{pid}\n{started}\n{boot}"
 
 
 def store_name(reference: str) -> str | None:
@@ -152,6 +173,24 @@ def targets(
             return None
         out.update(part)
     return out
+
+
+def tag(address: str, source: str, names: Iterable[str]) -> bool:
+    """Give the image containerd at ``address`` holds as ``source`` the further ``names``
+    (containerd names; one that exists is moved) in one ``ctr images tag --force`` call: ~15
+    ms, where the engine's own tag call takes 40-70 ms with the containerd store. True when
+    ``ctr`` says it did. The new names take whatever ``source`` names at that moment: callers
+    confirm with :func:`targets`."""
+    argv = images_argv(address, "tag", "--force", source, *names)
+    return _run(argv, lambda _: True) is True
+
+
+def remove(address: str, names: Iterable[str]) -> bool:
+    """Remove ``names`` (containerd names; one not there is no error) in one ``ctr images
+    rm`` call; the images keep their other names (an image with none left is garbage
+    collected, as the engine would with ``noprune`` unset). True when ``ctr`` says it did."""
+    argv = images_argv(address, "rm", *sorted(set(names)))
+    return _run(argv, lambda _: True) is True
 
 
 def _parse_quiet(text: str) -> set[str]:

@@ -509,6 +509,46 @@ def _listed(refs: Sequence[str], label: str, remember: bool) -> dict[str, LocalI
 
 # whether containerd answered for the engine in this process (None: not tried yet)
 _containerd_agrees: dict[tuple[tuple[str, str], ...], bool] = {}
+# the scope of the guesses the last lookup through containerd read (imagecache.tag_targets)
+_guess_scopes: dict[tuple[tuple[str, str], ...], str] = {}
+
+
+def remember_tags(moved: Mapping[str, str]) -> None:
+    """Keep what this process made tags name (``{reference: image ID}``, e.g. a build's
+    output) as the guesses the next lookup through containerd confirms in its one quiet call
+    (:func:`.containerd.targets`), instead of listing each moved tag in full. Only beside the
+    guesses of the last such lookup of the current engine (its scope: that engine's
+    containerd and the repositories asked about); nothing when there was none. A wrong guess
+    only costs that listing."""
+    from .. import imagecache
+    from . import containerd
+
+    env, _ = _ENGINE.get()
+    scope = _guess_scopes.get(env)
+    if scope is None or not moved:
+        return
+    repositories = set(scope.split("\n")[1:])
+    guesses = imagecache.tag_targets(scope)
+    for ref, image_id in moved.items():
+        name = containerd.store_name(ref)
+        if name and name.rpartition(":")[0] in repositories and image_id.startswith("sha256:"):
+            guesses[name] = image_id
+    imagecache.keep_tag_targets(scope, guesses)
+
+
+def _containerd_socket(confirmed: bool = False) -> str | None:
+    """The containerd socket of the current engine's store: only for the local engine on its
+    default socket (no SSH client, no context) with one containerd socket alive
+    (:func:`.containerd.engine_socket`); ``confirmed``: only once a lookup in this process
+    found the engine reporting the image IDs containerd does (:func:`_from_containerd`)."""
+    from . import containerd
+
+    env, ssh_client = _ENGINE.get()
+    if ssh_client is not None or (confirmed and _containerd_agrees.get(env) is not True):
+        return None
+    if not containerd.local_engine({**os.environ, **dict(env)}):
+        return None
+    return containerd.engine_socket()
 
 
 def _from_containerd(
@@ -523,24 +563,23 @@ def _from_containerd(
     from .. import imagecache
     from . import containerd
 
-    env, ssh_client = _ENGINE.get()
-    if ssh_client is not None or _containerd_agrees.get(env) is False:
-        return None
-    if not containerd.local_engine({**os.environ, **dict(env)}):
-        return None
-    address = containerd.engine_socket()
-    if address is None:
+    env, _ = _ENGINE.get()
+    if _containerd_agrees.get(env) is False or (address := _containerd_socket()) is None:
         return None
     names = {r: containerd.store_name(r) for r in refs}
     wanted = {n for n in names.values() if n}
     # guesses kept per socket and repositories (a project's, whatever its version)
     scope = "\n".join([address, *sorted({n.rpartition(":")[0] for n in wanted})])
+    _guess_scopes[env] = scope
     held = containerd.targets(address, wanted, imagecache.tag_targets(scope))
     if not held:
         return None
     present = {r: held[n] for r, n in names.items() if n and n in held}
     kept = {i: imagecache.recall(i, label) for i in set(present.values())}
     sample = min(present)  # until containerd and the engine agreed, the engine must confirm
+    instance = containerd.engine_instance(address)
+    if _containerd_agrees.get(env) is None and instance and imagecache.confirmed_store(instance):
+        _containerd_agrees[env] = True  # this engine run agreed before
     ask = {i for i, (known, _) in kept.items() if not known}
     if _containerd_agrees.get(env) is None:
         ask.add(present[sample])
@@ -553,6 +592,8 @@ def _from_containerd(
         _containerd_agrees[env] = agrees
         if not agrees:
             return None
+        if instance and remember:
+            imagecache.keep_confirmed_store(instance)
     if remember:
         imagecache.keep_tag_targets(scope, held)
     tags: dict[str, list[str]] = {}
@@ -777,6 +818,67 @@ def load_layout(runner: Runner, layout: Path, log: Path) -> None:
 def alias_reference(name: str, run_id: str) -> str:
     """The local-only alias of image ``name`` for one run."""
     return f"{ALIAS_REGISTRY}/{name}:{run_id}"
+
+
+def add_names(wanted: Mapping[str, tuple[str, Sequence[str]]]) -> None:
+    """Give local images further references, all at once: ``{reference: (image, the image's
+    tags)}``, the image by its ID (or a reference naming it: then only by the engine), the
+    tags as a lookup in this run found them.
+
+    With the containerd store (a lookup in this process confirmed it is the engine's:
+    :func:`_containerd_socket`), each is made by ``ctr images tag`` from one of the image's
+    tags, concurrently, then one quiet ``ctr images list`` confirms every new reference
+    names its image ID (a tag moved meanwhile, or ``ctr`` failing, sends that reference to
+    the engine); Engine 26 takes 40-70 ms for each tag call, ``ctr`` ~15 ms. Anything else:
+    the engine's tag call by image ID (:func:`tag`), concurrently; raises what it raises."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from . import containerd
+
+    todo = dict(wanted)
+    address = _containerd_socket(confirmed=True) if todo else None
+    if address is not None:
+        made: dict[str, str] = {}  # containerd name -> reference
+        jobs = []
+        for ref, (_, tags) in todo.items():
+            name = containerd.store_name(ref)
+            source = next(filter(None, map(containerd.store_name, tags)), None)
+            if name and source and todo[ref][0].startswith("sha256:"):
+                made[name] = ref
+                jobs.append((source, name))
+        with ThreadPoolExecutor(min(8, len(jobs) or 1), thread_name_prefix="ctr-tag") as pool:
+            list(pool.map(lambda job: containerd.tag(address, job[0], [job[1]]), jobs))
+        guesses = {n: todo[r][0] for n, r in made.items()}
+        held = containerd.targets(address, guesses, guesses) if guesses else None
+        for name, ref in made.items():
+            if held is not None and held.get(name) == todo[ref][0]:
+                del todo[ref]
+    if not todo:
+        return
+    with ThreadPoolExecutor(min(8, len(todo)), thread_name_prefix="tag") as pool:
+        done = [pool.submit(in_context(tag), image_id, ref) for ref, (image_id, _) in todo.items()]
+        for future in done:
+            future.result()
+
+
+def remove_names(references: Iterable[str]) -> None:
+    """Remove ``references`` from the local store, each image keeping its other names; one
+    not there is no error. With the containerd store (as :func:`add_names`): one ``ctr images
+    rm`` call; otherwise, or when it fails, the engine's call for each (:func:`untag`),
+    concurrently."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from . import containerd
+
+    refs = sorted(set(references))
+    address = _containerd_socket(confirmed=True) if refs else None
+    names = [containerd.store_name(r) for r in refs]
+    if address is not None and all(names):
+        if containerd.remove(address, [n for n in names if n]):
+            return
+    if refs:
+        with ThreadPoolExecutor(min(8, len(refs)), thread_name_prefix="untag") as pool:
+            list(pool.map(in_context(untag), refs))
 
 
 def tag(source: str, target: str) -> None:

@@ -64,7 +64,11 @@ def lookups(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[li
 
 
 def test_containerd_names_the_images_the_engine_lists(
-    docker_engine: None, busybox: dict[str, Path], tmp_path: Path, lookups: list[list[str]]
+    docker_engine: None,
+    busybox: dict[str, Path],
+    tmp_path: Path,
+    lookups: list[list[str]],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     require(containerd.engine_socket() is not None, "the engine's containerd socket and ctr")
     run = uuid.uuid4().hex[:8]
@@ -86,6 +90,14 @@ def test_containerd_names_the_images_the_engine_lists(
         lookups.clear()
         assert _view(engine.local_images(refs, label=KEY), refs) == first
         assert lookups == [[]]  # containerd alone: every label kept, the engine agreed
+        # and a new process asks the engine nothing either: this engine run agreed before
+        address = containerd.engine_socket()
+        assert address is not None
+        instance = containerd.engine_instance(address)
+        assert instance is not None and imagecache.confirmed_store(instance)
+        monkeypatch.setattr(engine, "_containerd_agrees", {})
+        assert _view(engine.local_images(refs, label=KEY), refs) == first
+        assert lookups == [[], []]
 
         docker("tag", b[0], a[0])  # moved behind our back: seen at once, nothing asked
         moved = _view(engine.local_images(refs, label=KEY), refs)
@@ -136,6 +148,44 @@ def test_guessed_targets_are_confirmed_by_containerd_not_trusted(
         docker("rmi", "--force", *a, *b, check=False)
 
 
+def test_aliases_are_made_and_removed_through_containerd(
+    docker_engine: None,
+    busybox: dict[str, Path],
+    tmp_path: Path,
+    lookups: list[list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Run aliases (the names a bake's named contexts use) by ``ctr`` once a lookup found
+    containerd to be the engine's store, each confirmed; one that names another image than
+    asked (its tag moved) is made by the engine by image ID."""
+    require(containerd.engine_socket() is not None, "the engine's containerd socket and ctr")
+    run = uuid.uuid4().hex[:8]
+    p = f"127.0.0.1:5000/alias-{run}"
+    a, b = [f"{p}/a:1", f"{p}/a:latest"], [f"{p}/b:1"]
+    alias_a, alias_b = f"{engine.ALIAS_REGISTRY}/a:{run}", f"{engine.ALIAS_REGISTRY}/b:{run}"
+    by_engine: list[tuple[str, str]] = []
+    real_tag, real_untag = engine.tag, engine.untag
+    monkeypatch.setattr(engine, "tag", lambda s, t: by_engine.append((s, t)) or real_tag(s, t))
+    monkeypatch.setattr(engine, "untag", lambda r: by_engine.append(("untag", r)) or real_untag(r))
+    try:
+        _build(tmp_path / "a", busybox, f"ka-{run}", a)
+        _build(tmp_path / "b", busybox, f"kb-{run}", b)
+        found = engine.local_images([*a, *b], label=KEY)
+        id_a, id_b = found[a[0]].image_id, found[b[0]].image_id
+        assert engine._containerd_agrees == {(): True}
+        # alias_b asked for b's image from a's tags: containerd's copy names a, not confirmed
+        engine.add_names({alias_a: (id_a, tuple(a)), alias_b: (id_b, tuple(a))})
+        assert by_engine == [(id_b, alias_b)]
+        now = LISTED([alias_a, alias_b], KEY, False)
+        assert now[alias_a].image_id == id_a and now[alias_b].image_id == id_b
+        by_engine.clear()
+        engine.remove_names([alias_a, alias_b, f"{engine.ALIAS_REGISTRY}/never:{run}"])
+        assert by_engine == [] and LISTED([alias_a, alias_b], KEY, False) == {}
+        assert LISTED(a, KEY, False)[a[0]].image_id == id_a  # the image keeps its own tags
+    finally:
+        docker("rmi", "--force", *a, *b, alias_a, alias_b, check=False)
+
+
 def test_a_containerd_that_is_not_the_engines_is_caught(
     docker_engine: None,
     second_engine: engines.Engine,
@@ -184,7 +234,8 @@ def test_a_build_keeps_the_input_key_of_each_image_it_made(
         assert image["image_id"] == engine_id
         assert imagecache.recall(engine_id, KEY) == (True, image["key"])
 
-    # so the next run asks the engine about nothing but the one image confirming containerd
+    # so the next run asks the engine about no image (the first run found this engine run
+    # reporting containerd's image IDs): one quiet containerd call confirms every tag
     res = project.inv("image.build", env=env)
     assert all(i["status"] == "cached" for i in project.report()["images"]), res.stdout
     counted = subprocess.run(
@@ -192,7 +243,7 @@ def test_a_build_keeps_the_input_key_of_each_image_it_made(
         cwd=project.path, capture_output=True, text=True, env={**os.environ, **env},
     )  # fmt: skip
     calls = json.loads(counted.stderr.strip().splitlines()[-1].removeprefix("calls "))
-    assert calls["ctr"] == 1 and calls["image_lists"] == 1 and calls["docker"] == 0
+    assert calls["ctr"] == 1 and calls["image_lists"] == 0 and calls["docker"] == 0
     # nor does it load the docker SDK: the context listings are remembered, and the engine's
     # platform and the one image list are read over its socket
     loaded = subprocess.run(

@@ -7,15 +7,17 @@ from pathlib import Path
 import pytest
 
 from buildkit_tasks import errors
-from buildkit_tasks.engines import localapi
+from buildkit_tasks.engines import containerd, localapi
 
 
 @pytest.fixture(autouse=True)
 def no_local_engine_socket(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Unit tests never reach this machine's engine: the stdlib reader of its socket
     (:mod:`buildkit_tasks.engines.localapi`) points nowhere, so reads fall back to the SDK
-    client each test fakes."""
+    client each test fakes, and no engine run is recognised (:func:`containerd.engine_instance`)."""
     monkeypatch.setattr(localapi, "SOCKET", str(tmp_path / "no-engine.sock"))
+    # nor its dockerd's pid file (an engine run's facts kept in the cache)
+    monkeypatch.setattr(containerd, "PID_FILE", str(tmp_path / "no-dockerd.pid"))
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """engines/containerd.py, imagecache.py and the containerd path of docker.local_images, with
 fake answers (the real engine's answers: tests/integration/test_local_store.py)."""
 
+import os
 import socket
 from pathlib import Path
 
@@ -218,3 +219,106 @@ def test_other_engines_are_listed_by_the_engine(
     monkeypatch.setenv("DOCKER_HOST", "unix:///tmp/e2/docker.sock")
     docker.local_images(["r/a:1"], label=KEY)
     assert engine.asked == ["r/a:1"] and docker._containerd_agrees == {}
+
+
+def test_an_engine_run_that_agreed_once_is_not_asked_again(
+    store: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the engine keeps its images in cannot change while it runs: the check that it
+    reports containerd's image IDs is made once per engine run (kept in the cache), not once
+    per process; another run of the engine is checked again."""
+    engine = FakeEngine({"r/a:1": (A, {KEY: "ka"}), "r/b:1": (B, {KEY: "kb"})})
+    monkeypatch.setattr(docker, "client", lambda: engine)
+    store.update({"docker.io/r/a:1": A, "docker.io/r/b:1": B})
+    instance = ["/fake/containerd.sock\n4242\n1000\nboot"]
+    monkeypatch.setattr(containerd, "engine_instance", lambda address: instance[0])
+    docker.local_images(["r/a:1", "r/b:1"], label=KEY)
+    assert engine.asked  # labels unknown, agreement unknown
+    engine.asked.clear()
+    monkeypatch.setattr(docker, "_containerd_agrees", {})  # a new process
+    assert docker.local_images(["r/a:1", "r/b:1"], label=KEY)["r/a:1"].image_id == A
+    assert engine.asked == []  # labels kept, agreement kept for this engine run
+    instance[0] = "/fake/containerd.sock\n4343\n2000\nboot"  # the engine was restarted
+    monkeypatch.setattr(docker, "_containerd_agrees", {})
+    docker.local_images(["r/a:1", "r/b:1"], label=KEY)
+    assert len(engine.asked) == 1  # one image asked, to confirm the agreement anew
+
+
+def test_a_disagreeing_engine_run_is_not_kept_as_agreeing(
+    store: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = FakeEngine({"r/a:1": (A, {KEY: "ka"})})
+    monkeypatch.setattr(docker, "client", lambda: engine)
+    monkeypatch.setattr(containerd, "engine_instance", lambda address: "run-1")
+    store.update({"docker.io/r/a:1": C})  # another store's a:1
+    docker.local_images(["r/a:1"], label=KEY)
+    assert docker._containerd_agrees == {(): False}
+    assert not imagecache.confirmed_store("run-1")
+
+
+def test_an_engine_run_is_named_only_for_a_dockerd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pid_file = tmp_path / "docker.pid"
+    monkeypatch.setattr(containerd, "PID_FILE", str(pid_file))
+    assert containerd.engine_instance("/c.sock") is None  # no pid file
+    pid_file.write_text(f"{os.getpid()}\n")
+    assert containerd.engine_instance("/c.sock") is None  # this process is no dockerd
+    pid_file.write_text("not a pid\n")
+    assert containerd.engine_instance("/c.sock") is None
+
+
+def test_tags_a_build_moved_are_the_next_guesses(
+    store: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    guessed: list[dict[str, str]] = []
+    monkeypatch.setattr(
+        containerd,
+        "targets",
+        lambda address, names, guesses=None: (
+            guessed.append(dict(guesses or {})) or {n: store[n] for n in names if n in store}
+        ),
+    )
+    engine = FakeEngine({"r/a:1": (A, {KEY: "ka"}), "r/b:1": (B, {KEY: "kb"})})
+    monkeypatch.setattr(docker, "client", lambda: engine)
+    store.update({"docker.io/r/a:1": A, "docker.io/r/b:1": B})
+    docker.local_images(["r/a:1", "r/b:1"], label=KEY)
+    store["docker.io/r/a:1"] = C  # a build made r/a:1 name C
+    docker.remember_tags({"r/a:1": C, "other/x:1": C})  # other/x was not asked about
+    docker.local_images(["r/a:1", "r/b:1"], label=KEY)
+    assert guessed[-1] == {"docker.io/r/a:1": C, "docker.io/r/b:1": B}
+
+
+def test_names_go_through_the_engine_until_containerd_is_known_to_be_its_store(
+    store: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    by_engine: list[tuple[str, ...]] = []
+    by_ctr: list[tuple[str, ...]] = []
+    monkeypatch.setattr(docker, "tag", lambda s, t: by_engine.append(("tag", s, t)))
+    monkeypatch.setattr(docker, "untag", lambda r: by_engine.append(("untag", r)))
+    monkeypatch.setattr(containerd, "tag", lambda a, s, n: by_ctr.append(("tag", s, *n)) or True)
+    monkeypatch.setattr(containerd, "remove", lambda a, n: by_ctr.append(("rm", *n)) or False)
+    docker.add_names({"localhost:1/x/a:r": (A, ("r/a:1",))})
+    docker.remove_names(["localhost:1/x/a:r"])
+    assert by_ctr == [] and by_engine == [
+        ("tag", A, "localhost:1/x/a:r"),
+        ("untag", "localhost:1/x/a:r"),
+    ]
+    by_engine.clear()
+
+    monkeypatch.setattr(docker, "_containerd_agrees", {(): True})
+    store["docker.io/r/a:1"] = A
+    # containerd copies the source tag; the copy is confirmed (the fake store answers)
+    store["localhost:1/x/a:r"] = A
+    store["localhost:1/x/b:r"] = A  # b was asked for B: containerd's copy is not confirmed
+    docker.add_names({"localhost:1/x/a:r": (A, ("r/a:1",)), "localhost:1/x/b:r": (B, ("r/a:1",))})
+    assert sorted(by_ctr) == [
+        ("tag", "docker.io/r/a:1", "localhost:1/x/a:r"),
+        ("tag", "docker.io/r/a:1", "localhost:1/x/b:r"),
+    ]
+    assert by_engine == [("tag", B, "localhost:1/x/b:r")]
+    by_engine.clear()
+    docker.remove_names(["localhost:1/x/a:r"])  # ctr failing: the engine removes it
+    assert by_ctr[-1] == ("rm", "localhost:1/x/a:r") and by_engine == [
+        ("untag", "localhost:1/x/a:r")
+    ]

@@ -200,3 +200,105 @@ def test_an_unchanged_run_does_not_import_the_docker_sdk(tmp_path: Path) -> None
     ]
     assert [r.stdout.split()[-1] for r in runs] == ["True", "False"], runs
     assert runs[0].stdout == runs[1].stdout.replace("False", "True")
+
+
+def test_an_edit_saved_by_rename_is_not_a_new_listing(
+    tmp_path: Path, reads: list[str], walks: list[Path]
+) -> None:
+    """Editors and ``sed -i`` write a new file and rename it over the old one: the directory's
+    status changes, its shape does not, so the listing stands and only that file is read."""
+    c = context(tmp_path)
+    first = entries(c)
+    tmp = c / ".Dockerfile.swp"
+    tmp.write_text("FROM scratch\nCOPY . /\nLABEL edited=1\n")
+    os.replace(tmp, c / "Dockerfile")
+    reads.clear()
+    second = entries(c)
+    assert walks == [c] and reads == ["Dockerfile"]
+    assert second["Dockerfile"] != first["Dockerfile"]
+    assert second == cachekey.context_entries(c, c / "Dockerfile", remember=False)
+    del walks[1:]  # that one listed, as it always does
+    # the new status was kept: the next run checks no shape
+    shapes: list[str] = []
+    real = filedigests._dir_shape
+    filedigests._dir_shape = lambda p: shapes.append(p) or real(p)  # type: ignore[assignment]
+    try:
+        assert entries(c) == second
+    finally:
+        filedigests._dir_shape = real  # type: ignore[assignment]
+    assert shapes == [] and walks == [c]
+
+
+@pytest.mark.parametrize("change", ["file becomes directory", "symlink", "renamed"])
+def test_a_directory_whose_shape_changed_is_listed_again(
+    tmp_path: Path, reads: list[str], walks: list[Path], change: str
+) -> None:
+    c = context(tmp_path)
+    (c / "data").write_text("a file")
+    entries(c)
+    if change == "file becomes directory":
+        (c / "data").unlink()
+        (c / "data").mkdir()
+        (c / "data" / "inside.txt").write_text("now sent too")
+    elif change == "symlink":
+        (c / "data").unlink()
+        (c / "data").symlink_to("lib")
+    else:
+        (c / "data").rename(c / "data2")
+    got = entries(c)
+    assert len(walks) == 2
+    assert got == cachekey.context_entries(c, c / "Dockerfile", remember=False)
+
+
+def test_remembered_entries_need_no_walk_and_no_read(
+    tmp_path: Path, reads: list[str], walks: list[Path]
+) -> None:
+    c = context(tmp_path)
+    assert cachekey.remembered_context_entries(c, c / "Dockerfile") is None  # nothing kept
+    assert walks == [] and reads == []
+    first = entries(c)
+    reads.clear()
+    assert cachekey.remembered_context_entries(c, c / "Dockerfile") == first
+    (c / "lib" / "tool.bin").write_bytes(b"changed")
+    assert cachekey.remembered_context_entries(c, c / "Dockerfile") is None
+    (c / "lib" / "more.txt").write_text("added")
+    assert cachekey.remembered_context_entries(c, c / "Dockerfile") is None
+    assert reads == [] and walks == [c]
+    assert "lib/more.txt" in entries(c)
+
+
+def test_edits_just_before_a_run_are_listed_by_shape(
+    tmp_path: Path,
+    reads: list[str],
+    walks: list[Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A script that edits and builds at once: every status is racy, yet an edit by rename
+    needs no walk, and a walk's listing is kept with the shapes read before it."""
+    c = context(tmp_path)
+    entries(c)
+    monkeypatch.setattr(filedigests, "RACY_SECONDS", 3600.0)  # from now on, all is racy
+    for i in range(2):
+        tmp = c / "Dockerfile.new"
+        tmp.write_text(f"FROM scratch\nLABEL edit={i}\n")
+        os.replace(tmp, c / "Dockerfile")
+        digest = filedigests.sha256_file(c / "Dockerfile")
+        assert entries(c)["Dockerfile"].endswith(digest) and len(walks) == 1
+    (c / "added.txt").write_text("a new entry: another shape")
+    got = entries(c)
+    assert "added.txt" in got and len(walks) == 2
+    assert entries(c) == got and len(walks) == 2  # kept, though racy
+    assert got == cachekey.context_entries(c, c / "Dockerfile", remember=False)
+
+
+def test_a_remembered_path_that_is_gone_is_listed_again(
+    tmp_path: Path, reads: list[str], walks: list[Path]
+) -> None:
+    c = context(tmp_path)
+    first = entries(c)
+    [kept] = filedigests.directory().glob("*.json")
+    data = json.loads(kept.read_text())
+    data["listing"]["paths"].append("ghost.txt")  # as if it vanished while listed
+    kept.write_text(json.dumps(data))
+    assert entries(c) == first and len(walks) == 2
+    assert cachekey.remembered_context_entries(c, c / "Dockerfile") == first
