@@ -311,9 +311,16 @@ def make(settings: Settings, names: Iterable[str] = ()) -> BuildPlan:
     ``helm.image_values`` entry naming an unknown or build-only image, an unreadable
     ``Chart.yaml``.
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     from .graph import ImageGraph, project_graph
 
-    graph = project_graph(settings)
+    # the project version is git's answer (a dozen short git commands): asked beside the
+    # Dockerfiles being read, kept for versions() below
+    with ThreadPoolExecutor(1, thread_name_prefix="version") as pool:
+        project = pool.submit(project_version, settings)
+        graph = project_graph(settings)
+        project.result()
     specs = {n: node.spec for n, node in graph.nodes.items()}
     vs = versions(settings, specs)
     images = {}
