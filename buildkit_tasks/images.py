@@ -937,11 +937,20 @@ class ImageBuild:
 
     def close(self, interrupted: bool = False) -> None:
         """Free the run's resources; ``interrupted``: do not wait for engine lookups still
-        under way (their threads end on their own; Ctrl-C must not hang on them)."""
-        self._pool.shutdown(wait=not interrupted, cancel_futures=True)
-        self._tmp.cleanup()
-        docker.remove_names(self.aliases)
-        docker.remember_tags(self.moved)
+        under way (their threads end on their own; Ctrl-C must not hang on them). The run's
+        aliases are removed whatever happens meanwhile: a Ctrl-C while the pools wind down or
+        while they are being removed has them all removed before it stops the run (else the
+        store keeps them for good)."""
+        try:
+            self._pool.shutdown(wait=not interrupted, cancel_futures=True)
+            self._tmp.cleanup()
+        finally:
+            try:
+                docker.remove_names(self.aliases)
+            except KeyboardInterrupt:
+                docker.remove_names(self.aliases)
+                raise
+            docker.remember_tags(self.moved)
 
 
 def build_images(

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from buildkit_tasks.engines import docker
 from buildkit_tasks.errors import CommandError
 from buildkit_tasks.images import ImageBuild
 
@@ -89,3 +90,50 @@ def test_nothing_is_built_again_once_ctrl_c_stops_the_runner(tmp_path: Path) -> 
     with pytest.raises(CommandError):
         ImageBuild.retrying(run, "r/worker:1", True, tmp_path / "w.log", canceled, build="worker")
     assert calls == [1] and run.notes == {}
+
+
+# -- close: the run's aliases are removed even when a Ctrl-C comes while it ends --
+class Interrupted:
+    """A pool whose shutdown a Ctrl-C interrupts; a temp dir that cleans up."""
+
+    def __init__(self, raise_in: str) -> None:
+        self.raise_in = raise_in
+
+    def shutdown(self, wait: bool, cancel_futures: bool) -> None:
+        if self.raise_in == "shutdown":
+            raise KeyboardInterrupt
+
+    def cleanup(self) -> None:
+        pass
+
+
+def run_with(raise_in: str) -> Any:
+    run = ImageBuild.__new__(ImageBuild)
+    run._pool = Interrupted(raise_in)  # type: ignore[assignment]
+    run._tmp = Interrupted("")  # type: ignore[assignment]
+    run.aliases = ["localhost:1/buildkit-tasks/base:r1", "localhost:1/buildkit-tasks/api:r1"]
+    run.moved = {}
+    return run
+
+
+@pytest.mark.parametrize("raise_in", ["shutdown", "first removal", "nowhere"])
+def test_aliases_are_removed_whatever_interrupts_the_end_of_a_run(
+    monkeypatch: pytest.MonkeyPatch, raise_in: str
+) -> None:
+    removed: list[list[str]] = []
+
+    def remove(refs: list[str]) -> None:
+        if raise_in == "first removal" and not removed:
+            removed.append([])
+            raise KeyboardInterrupt  # a Ctrl-C while the first call ran
+        removed.append(sorted(refs))
+
+    monkeypatch.setattr(docker, "remove_names", remove)
+    monkeypatch.setattr(docker, "remember_tags", lambda moved: None)
+    run = run_with(raise_in)
+    if raise_in == "nowhere":
+        run.close()
+    else:
+        with pytest.raises(KeyboardInterrupt):
+            run.close()
+    assert removed[-1] == sorted(run.aliases)
