@@ -21,7 +21,7 @@ from typing import Any
 
 from .config import ImageSpec
 from .errors import ConfigError
-from .fsutil import cache_home, sha256_file
+from .fsutil import cache_home, keep_cache_text, sha256_file
 
 KEY_LABEL = "dev.buildkit-tasks.input-key"
 SCHEMA = "buildkit-tasks/key/v1"
@@ -286,13 +286,7 @@ def record(m: InputManifest, key: str | None = None) -> None:
     path = manifests_dir() / f"{key}.json"
     if path.is_file():
         return
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{key}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(m.as_dict(), sort_keys=True))
-        os.replace(tmp, path)
-    except OSError:
-        pass
+    keep_cache_text(path, json.dumps(m.as_dict(), sort_keys=True))
 
 
 def recall(key: str) -> InputManifest | None:

@@ -40,7 +40,7 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from .fsutil import cache_home, sha256_file
+from .fsutil import cache_home, keep_cache_text, sha256_file
 
 RACY_SECONDS = 2.0
 
@@ -223,13 +223,7 @@ class ContextDigests:
         """Write what this run hashed or found unchanged, when it differs from what was kept."""
         if self._new == self._old and self._new_listing == self._old_listing:
             return
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_name(f".{self.path.stem}.{os.getpid()}.{id(self)}.tmp")
-            data = {"context": self.context, "view": self.view, "files": self._new}
-            if self._new_listing is not None:
-                data["listing"] = self._new_listing
-            tmp.write_text(json.dumps(data), "utf-8")
-            os.replace(tmp, self.path)
-        except OSError:
-            pass
+        data = {"context": self.context, "view": self.view, "files": self._new}
+        if self._new_listing is not None:
+            data["listing"] = self._new_listing
+        keep_cache_text(self.path, json.dumps(data))

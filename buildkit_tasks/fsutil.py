@@ -8,6 +8,7 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -125,6 +126,21 @@ def write_text_atomic(dest: Path, text: str) -> None:
     """Write ``text`` (UTF-8) to ``dest`` through a temporary file and a rename."""
     with atomic_path(dest) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def keep_cache_text(dest: Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to the cache file ``dest`` through a temporary file beside it
+    (named by process and thread, so concurrent writers never share one) and a rename, so a
+    reader sees the old file or the whole new one. Best effort and unsynced (a cache is only
+    ever a shortcut; :func:`write_text_atomic` is for artifacts): any OSError is swallowed."""
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, dest)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
 
 
 def sha256_file(path: Path) -> str:

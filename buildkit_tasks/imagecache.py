@@ -20,12 +20,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from .fsutil import cache_home
+from .fsutil import cache_home, keep_cache_text
 
 _ID = re.compile(r"sha256:([0-9a-f]{64})")
 
@@ -63,13 +62,7 @@ def remember(image_id: str, label: str, value: str | None) -> None:
     path = _path(image_id)
     if path is None or recall(image_id, label)[0]:
         return
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"id": image_id, "label": label, "value": value}))
-        os.replace(tmp, path)
-    except OSError:
-        pass
+    keep_cache_text(path, json.dumps({"id": image_id, "label": label, "value": value}))
 
 
 def _tags_path(scope: str) -> Path:
@@ -98,14 +91,8 @@ def keep_tag_targets(scope: str, targets: Mapping[str, str]) -> None:
     writable."""
     if tag_targets(scope) == dict(targets):
         return
-    path = _tags_path(scope)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"scope": scope, "targets": dict(sorted(targets.items()))}))
-        os.replace(tmp, path)
-    except OSError:
-        pass
+    data = {"scope": scope, "targets": dict(sorted(targets.items()))}
+    keep_cache_text(_tags_path(scope), json.dumps(data))
 
 
 def _store_path(instance: str) -> Path:
@@ -124,11 +111,4 @@ def confirmed_store(instance: str) -> bool:
 def keep_confirmed_store(instance: str) -> None:
     """Keep that the engine run ``instance`` reports the image IDs its containerd does:
     written to a temp file, then renamed; nothing when not writable."""
-    path = _store_path(instance)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(instance, "utf-8")
-        os.replace(tmp, path)
-    except OSError:
-        pass
+    keep_cache_text(_store_path(instance), instance)

@@ -37,3 +37,14 @@ def test_a_ctrl_c_while_removing_finishes_the_removal_first(
         (d / "a").write_bytes(b"1")
         (d / "b").write_bytes(b"2")
     assert len(calls) == 2 and list(tmp_path.iterdir()) == []
+
+
+def test_a_cache_file_is_written_whole_or_not_at_all(tmp_path: Path) -> None:
+    dest = tmp_path / "cache" / "entry.json"
+    fsutil.keep_cache_text(dest, '{"a": 1}')
+    assert dest.read_text() == '{"a": 1}'
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    fsutil.keep_cache_text(blocker / "entry.json", "x")  # unwritable: no error, nothing left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "file"]
+    assert [p.name for p in dest.parent.iterdir()] == ["entry.json"]
