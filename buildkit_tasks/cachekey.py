@@ -279,14 +279,16 @@ def manifests_dir() -> Path:
     return cache_home() / "inputs"
 
 
-def record(m: InputManifest, key: str | None = None) -> None:
+def record(m: InputManifest, key: str | None = None) -> bool:
     """Keep ``m`` as ``<manifests_dir>/<key>.json`` (written to a temp file, then renamed).
-    Best effort: an unwritable cache only means later runs cannot say what changed."""
+    Best effort: an unwritable cache only means later runs cannot say what changed. True when
+    the key was not recorded here before (inputs this machine has not planned yet)."""
     key = key or m.key()
     path = manifests_dir() / f"{key}.json"
     if path.is_file():
-        return
+        return False
     keep_cache_text(path, json.dumps(m.as_dict(), sort_keys=True))
+    return True
 
 
 def recall(key: str) -> InputManifest | None:

@@ -29,7 +29,7 @@ from .errors import BuildkitError, CommandError, ConfigError
 from .graph import ImageGraph
 from .publishing import Published, point_tags, publish
 from .references import parse as parse_reference
-from .runner import Runner, tail
+from .runner import Runner, Started, tail
 from .scheduler import Outcome, Status
 from .versioning import VersionInfo, iso_date
 
@@ -363,6 +363,7 @@ class ImageBuild:
         self.moved: dict[str, str] = {}  # reference -> the image ID this run made it name
         self._lock = threading.Lock()
         self._tmp = tempfile.TemporaryDirectory(prefix="buildkit-build-")
+        self._ahead: Started | None = None  # the first batch's bake, started before lookups
 
     def pushes(self, name: str) -> bool:
         """Whether ``name`` is pushed: in a push run, unless it is build-only (``push =
@@ -410,9 +411,11 @@ class ImageBuild:
             graph, {n: p or self.native for n, p in self.plats.items()}
         )
         self.keys = {n: m.key() for n, m in self.manifests.items()}
+        self.new_keys: set[str] = set()  # images whose key this machine never planned before
         if not runner.dry:  # so later runs can say what changed (--dry writes nothing)
             for name, m in self.manifests.items():
-                cachekey.record(m, self.keys[name])
+                if cachekey.record(m, self.keys[name]):
+                    self.new_keys.add(name)
 
     # -- plan -------------------------------------------------------------------------------
 
@@ -633,25 +636,31 @@ class ImageBuild:
         image) failed the batch, else None (:func:`batches.engine_error`). Nothing is lost
         either way: images the batch finished are found again by their keys."""
         inside = set(names)
-        deps = (d for n in names for d in self.graph.nodes[n].local_refs.values())
-        self.make_sources(d for d in deps if d not in inside)
-        requests = {
-            name: self.request(
-                name,
-                self.contexts(
-                    name, lambda dep: f"target:{dep}" if dep in inside else self.source(dep)
-                ),
-            )
-            for name in names
-        }
-        named = self._aliases_in_bake(requests)
         self.batch_count += 1
-        log = self.settings.logs_dir / (
-            "bake.log" if self.batch_count == 1 else f"bake-{self.batch_count}.log"
-        )
-        metadata = Path(self._tmp.name) / f"bake-metadata-{self.batch_count}.json"
+        log, metadata = self._bake_files(self.batch_count)
+        # bake starts while its aliases are made; it reads the definition once they exist
+        pending, self._ahead = self._ahead, None
+        if pending is None and not self.runner.dry:
+            pending = docker.start_bake(self.runner, log, metadata)
+        try:
+            deps = (d for n in names for d in self.graph.nodes[n].local_refs.values())
+            self.make_sources(d for d in deps if d not in inside)
+            requests = {
+                name: self.request(
+                    name,
+                    self.contexts(
+                        name, lambda dep: f"target:{dep}" if dep in inside else self.source(dep)
+                    ),
+                )
+                for name in names
+            }
+            named = self._aliases_in_bake(requests)
+        except BaseException:
+            if pending is not None:
+                pending.cancel()
+            raise
         started = time.monotonic()
-        ok = docker.bake(self.runner, requests, log, metadata)
+        ok = docker.bake(self.runner, requests, log, metadata, pending)
         self.batch_seconds.update(dict.fromkeys(names, time.monotonic() - started))
         if self.runner.dry:
             self.built.update({n: "" for n in names})
@@ -671,6 +680,30 @@ class ImageBuild:
             if hit is not None:
                 self.built[name] = hit.image_id
         return False, batches.engine_error(tail(log, 40))
+
+    def _bake_files(self, batch: int) -> tuple[Path, Path]:
+        """The log and metadata file of the ``batch``-th bake of this run (from 1)."""
+        log = self.settings.logs_dir / ("bake.log" if batch == 1 else f"bake-{batch}.log")
+        return log, Path(self._tmp.name) / f"bake-metadata-{batch}.json"
+
+    def bake_ahead(self) -> None:
+        """Start the first batch's ``docker buildx bake`` now, before the lookups, when one is
+        likely: two or more images to build (``force``) or with input keys this machine never
+        planned before (an edit; the dependents' keys change with their base's). The docker
+        CLI and buildx start (~0.1-0.2 s, no engine call) while the lookups run; the first
+        :meth:`bake` feeds it, :meth:`close` stops it when nothing needed a bake (the keys
+        were found cached or in the registry). Not under ``--dry``."""
+        likely = self.graph.nodes if self.force else self.new_keys
+        if self.runner.dry or self.batch_count or len(likely) < 2:
+            return
+        self.settings.logs_dir.mkdir(parents=True, exist_ok=True)
+        self._ahead = docker.start_bake(self.runner, *self._bake_files(1))
+
+    def drop_ahead(self) -> None:
+        """Stop the bake :meth:`bake_ahead` started, if no batch took it."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            ahead.cancel()
 
     def _aliases_in_bake(self, requests: dict[str, docker.BuildRequest]) -> dict[str, str]:
         """Give each image of the batch that an image built later in this run builds on its
@@ -940,8 +973,9 @@ class ImageBuild:
         under way (their threads end on their own; Ctrl-C must not hang on them). The run's
         aliases are removed whatever happens meanwhile: a Ctrl-C while the pools wind down or
         while they are being removed has them all removed before it stops the run (else the
-        store keeps them for good)."""
+        store keeps them for good). A bake started ahead that no batch took is stopped."""
         try:
+            self.drop_ahead()
             self._pool.shutdown(wait=not interrupted, cancel_futures=True)
             self._tmp.cleanup()
         finally:
@@ -1012,6 +1046,8 @@ def build_images(
     )  # fmt: skip
     interrupted = False
     try:
+        if batch:
+            run.bake_ahead()
         run.hits = run.look_up(graph.nodes)
         if on_plan:
             on_plan(run.explain())
@@ -1024,6 +1060,7 @@ def build_images(
                 for name in pending:
                     on_start(name)
             run.bake_all(pending)
+        run.drop_ahead()
 
         def done(outcome: Outcome) -> None:
             if on_done:

@@ -88,6 +88,8 @@ class LogTail:
         pos = self._pos.get(path, 0)
         try:
             with path.open("rb") as fh:
+                if os.fstat(fh.fileno()).st_size < pos:  # emptied for a new bake or build
+                    pos = 0
                 fh.seek(pos)
                 data = fh.read()
         except OSError:

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 from ..console import emit
 from ..errors import BuildkitError, CommandError
 from ..references import name_and_tag
-from ..runner import Runner
+from ..runner import Runner, Started
 
 T = TypeVar("T")
 
@@ -240,22 +240,39 @@ def bake_argv(metadata: Path) -> list[str]:
     ]
 
 
-def bake(runner: Runner, requests: Mapping[str, BuildRequest], log: Path, metadata: Path) -> bool:
-    """Build every request in one bake (definition on stdin, output to ``log``).
-    True when all succeeded; False when any failed (the rest are canceled by bake)."""
+def start_bake(runner: Runner, log: Path, metadata: Path) -> Started:
+    """``docker buildx bake`` started now, waiting for its definition on stdin (for
+    :func:`bake`): the docker CLI and its buildx plugin take ~0.1-0.2 s to start and ask the
+    engine nothing before they read the definition, so they start while the caller still
+    makes what the definition names (its aliases). Output goes to ``log``, emptied first (a
+    bake's log holds that bake only: :func:`split_bake_log` reads it whole); the caller
+    finishes it with :func:`bake` or stops it with ``Started.cancel()``."""
+    if not runner.dry:
+        log.write_bytes(b"")
+    return runner.start(
+        bake_argv(metadata), log=None if runner.dry else log, stdin=True,
+        what="docker buildx bake",
+    )  # fmt: skip
+
+
+def bake(
+    runner: Runner,
+    requests: Mapping[str, BuildRequest],
+    log: Path,
+    metadata: Path,
+    started: Started | None = None,
+) -> bool:
+    """Build every request in one bake (definition on stdin, output to ``log``), in the bake
+    ``started`` (:func:`start_bake`) or one started now. True when all succeeded; False when
+    any failed (the rest are canceled by bake)."""
     import json
 
     definition = json.dumps(bake_definition(requests), indent=2)
     if runner.dry:
         emit(f"# bake definition (stdin):\n{definition}")
-    res = runner.run(
-        bake_argv(metadata),
-        log=None if runner.dry else log,
-        stdin=definition.encode(),
-        check=False,
-        what="docker buildx bake",
-    )
-    return res.ok
+    if started is None:
+        started = start_bake(runner, log, metadata)
+    return started.finish(definition.encode(), check=False).ok
 
 
 _VERTEX = re.compile(r"^#(\d+) \[([^\] ]+)[ \]]")

@@ -254,6 +254,55 @@ def test_a_build_keeps_the_input_key_of_each_image_it_made(
     assert all(i["status"] == "cached" for i in project.report()["images"])
 
 
+def _counted_build(project: Project, env: dict[str, str], *args: str) -> dict[str, int]:
+    """``inv image.build ARGS`` through benchmarks/count_calls.py: what it asked the engine."""
+    counted = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "count_calls.py"), "image.build", *args],
+        cwd=project.path, capture_output=True, text=True, env={**os.environ, **env},
+    )  # fmt: skip
+    assert counted.returncode == 0, counted.stderr[-2000:]
+    return json.loads(counted.stderr.strip().splitlines()[-1].removeprefix("calls "))
+
+
+def _bakes_running() -> list[str]:
+    ps = subprocess.run(["pgrep", "-af", "buildx bake --file -"], capture_output=True, text=True)
+    return ps.stdout.splitlines()
+
+
+def test_a_bake_started_ahead_builds_an_edit_or_is_stopped(
+    project: Project, tmp_path: Path
+) -> None:
+    require(containerd.engine_socket() is not None, "the engine's containerd socket and ctr")
+    home = {"BUILDKIT_CACHE_HOME": str(tmp_path / "cache")}
+    project.inv("image.build", env=home)  # every key new here: the bake started ahead builds
+    assert all(i["status"] == "succeeded" for i in project.report()["images"])
+    log = project.path / "dist" / "logs" / "bake.log"
+    assert log.read_text().count("load local bake definitions") == 1
+
+    # an edit of the base: its key and its dependents' are new; the bake started ahead builds
+    # them, and the bake log (and each image's) holds that build only
+    dockerfile = project.path / "images" / "base" / "Dockerfile"
+    dockerfile.write_text(dockerfile.read_text() + "# edited\n")
+    project.inv("image.build", env=home)
+    status = {i["name"]: i["status"] for i in project.report()["images"]}
+    assert status == {"base": "succeeded", "api": "succeeded", "worker": "succeeded"}
+    assert log.read_text().count("load local bake definitions") == 1
+    own = (project.path / "dist" / "logs" / "api.log").read_text()
+    assert own.startswith("# steps of api from bake.log") and "[worker " not in own
+
+    # another machine's cache: every key is new there, yet every image is found cached; the
+    # bake started ahead is stopped before it asked the engine anything: one docker command
+    # more than the same run without batches (which starts none), and none left running
+    with_batch = _counted_build(project, {"BUILDKIT_CACHE_HOME": str(tmp_path / "other")})
+    assert all(i["status"] == "cached" for i in project.report()["images"])
+    assert not _bakes_running()
+    without = _counted_build(
+        project, {"BUILDKIT_CACHE_HOME": str(tmp_path / "third")}, "--no-batch"
+    )
+    assert with_batch["docker"] == without["docker"] + 1, (with_batch, without)
+    assert with_batch["api"] == without["api"] and with_batch["ctr"] == without["ctr"]
+
+
 NO_SDK_RUN = """
 import sys
 from invoke.main import program

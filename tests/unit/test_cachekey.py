@@ -105,7 +105,8 @@ def test_manifests_name_what_changed(tmp_path: Path, monkeypatch: pytest.MonkeyP
     spec = config.ImageSpec("api", ctx, ctx / "Dockerfile", build_args={"A": "1"})
     old = cachekey.manifest(spec, ["linux/amd64"], {"base": "k1"})
     assert old.key() == cachekey.image_key(spec, ["linux/amd64"], {"base": "k1"})
-    cachekey.record(old)
+    assert cachekey.record(old)  # a key this machine never planned before
+    assert not cachekey.record(old)  # known now
     assert cachekey.recall(old.key()) == old
     assert cachekey.recall("0" * 64) is None
 

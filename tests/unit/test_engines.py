@@ -578,3 +578,22 @@ def test_registry_reads_check_every_body_and_leave_logins_to_imagetools() -> Non
             registry.read("acme/x:1")
     finally:
         server.shutdown()
+
+
+def test_a_bake_log_holds_that_bake_only(tmp_path: Path) -> None:
+    log, started = tmp_path / "bake.log", []
+    log.write_text("#1 [internal] load local bake definitions\n" * 1000)  # an earlier bake
+
+    class Runner:
+        dry = False
+
+        def start(self, argv: list[str], **kwargs: object) -> str:
+            started.append((argv, kwargs))
+            return "started"
+
+    assert docker.start_bake(Runner(), log, tmp_path / "m.json") == "started"  # type: ignore[arg-type]
+    assert log.read_text() == ""
+    argv, kwargs = started[0]
+    assert argv[:5] == ["docker", "buildx", "bake", "--file", "-"]
+    assert str(tmp_path / "m.json") in argv
+    assert kwargs["log"] == log and kwargs["stdin"] is True

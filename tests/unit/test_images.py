@@ -113,6 +113,7 @@ def run_with(raise_in: str) -> Any:
     run._tmp = Interrupted("")  # type: ignore[assignment]
     run.aliases = ["localhost:1/buildkit-tasks/base:r1", "localhost:1/buildkit-tasks/api:r1"]
     run.moved = {}
+    run._ahead = None
     return run
 
 
@@ -137,3 +138,56 @@ def test_aliases_are_removed_whatever_interrupts_the_end_of_a_run(
         with pytest.raises(KeyboardInterrupt):
             run.close()
     assert removed[-1] == sorted(run.aliases)
+
+
+# -- a bake started ahead of the lookups, when a build is likely --
+class FakeStarted:
+    def __init__(self, log: Path, metadata: Path) -> None:
+        self.log, self.metadata, self.canceled = log, metadata, False
+
+    def cancel(self) -> None:
+        self.canceled = True
+
+
+def ahead_run(tmp_path: Path, new_keys: set[str], *, force: bool = False, dry: bool = False) -> Any:
+    run = ImageBuild.__new__(ImageBuild)
+    run.graph = SimpleNamespace(nodes=dict.fromkeys(["base", "api", "worker"]))
+    run.settings = SimpleNamespace(logs_dir=tmp_path / "logs")
+    run.runner = SimpleNamespace(dry=dry)
+    run.force, run.new_keys, run.batch_count, run._ahead = force, new_keys, 0, None
+    run._tmp = SimpleNamespace(name=str(tmp_path / "tmp"))
+    return run
+
+
+@pytest.mark.parametrize(
+    ("new_keys", "force", "dry", "started"),
+    [
+        ({"base", "api"}, False, False, True),  # an edit: its image and a dependent
+        ({"worker"}, False, False, False),  # one image: built alone, no bake
+        (set(), True, False, True),  # --force: everything builds
+        ({"base", "api"}, False, True, False),  # --dry starts nothing
+    ],
+)
+def test_a_bake_is_started_ahead_when_two_images_are_likely_to_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    new_keys: set[str], force: bool, dry: bool, started: bool,
+) -> None:  # fmt: skip
+    monkeypatch.setattr(docker, "start_bake", lambda runner, log, meta: FakeStarted(log, meta))
+    run = ahead_run(tmp_path, new_keys, force=force, dry=dry)
+    run.bake_ahead()
+    assert (run._ahead is not None) == started
+    if started:  # under the first batch's log and metadata file, which bake() takes
+        assert (run._ahead.log, run._ahead.metadata) == run._bake_files(1)
+        assert run._ahead.log == tmp_path / "logs" / "bake.log" and run._ahead.log.parent.is_dir()
+
+
+def test_a_bake_started_ahead_that_no_batch_took_is_stopped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(docker, "start_bake", lambda runner, log, meta: FakeStarted(log, meta))
+    run = ahead_run(tmp_path, {"base", "api"})
+    run.bake_ahead()
+    ahead = run._ahead
+    run.drop_ahead()
+    assert ahead.canceled and run._ahead is None
+    run.drop_ahead()  # nothing left to stop

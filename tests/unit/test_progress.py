@@ -49,6 +49,9 @@ def test_log_tail_follows_bake_and_image_logs(tmp_path: Path) -> None:
     (logs / "api.log").write_text("#5 [stage-1 2/2] COPY --from=build /x /y\n")
     assert tail.poll() == [("api", "[stage-1 2/2] COPY --from=build /x /y")]
     assert tail.step["api"] == "[stage-1 2/2] COPY --from=build /x /y"
+    # the next bake empties its log: read from its start again
+    (logs / "bake.log").write_text("#2 [worker 3/3] RUN ./install\n")
+    assert tail.poll() == [("worker", "[3/3] RUN ./install")]
 
 
 def test_plain_lines_are_timestamped(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -113,3 +113,62 @@ def test_a_ctrl_c_python_lost_stops_a_command_the_main_thread_waits_for(
     with pytest.raises(KeyboardInterrupt):
         r.run(["sleep", "30"])
     assert time.monotonic() - started < 5 and not r._procs
+
+
+# -- start, then finish or cancel: a command that starts while the caller prepares its input --
+REVERSE = "import sys; print(sys.stdin.read()[::-1])"
+
+
+def test_a_started_command_reads_what_finish_gives_it(tmp_path: Path) -> None:
+    r, log = Runner(), tmp_path / "out.log"
+    started = r.start([sys.executable, "-c", REVERSE], log=log, stdin=True, what="reverse")
+    assert r._procs  # tracked meanwhile: a Ctrl-C stops it
+    res = started.finish(b"tupni")
+    assert res.ok and log.read_text().strip() == "input" and not r._procs
+
+
+def test_finish_in_a_thread_and_a_failing_started_command(tmp_path: Path) -> None:
+    import threading
+
+    r, log = Runner(), tmp_path / "out.log"
+    started = r.start([sys.executable, "-c", REVERSE + "; sys.exit(3)"], log=log, stdin=True)
+    out: list[object] = []
+
+    def finish() -> None:
+        try:
+            started.finish(b"x")
+        except CommandError as exc:
+            out.append(exc)
+
+    t = threading.Thread(target=finish)
+    t.start()
+    t.join(30)
+    assert isinstance(out[0], CommandError) and out[0].returncode == 3
+    assert str(out[0]).endswith(f"failed (exit 3); log: {log}")
+
+
+def test_cancel_stops_a_started_command_before_it_gets_its_input(tmp_path: Path) -> None:
+    marker = tmp_path / "read"
+    code = f"import sys, pathlib; sys.stdin.read(); pathlib.Path({str(marker)!r}).touch()"
+    r = Runner(stop_grace=2)
+    started = r.start([sys.executable, "-c", code], log=tmp_path / "x.log", stdin=True)
+    started.cancel()
+    assert started.proc is not None and started.proc.returncode is not None
+    assert started.proc.returncode < 0  # ended by a signal, not by reading its input
+    assert not marker.exists() and not r._procs
+
+
+def test_a_command_that_exits_without_reading_its_input_is_its_exit(tmp_path: Path) -> None:
+    r = Runner()
+    started = r.start([sys.executable, "-c", "import sys; sys.exit(4)"], stdin=True)
+    assert started.proc is not None
+    started.proc.wait()  # it is gone before its input (more than a pipe holds) is written
+    res = started.finish(b"x" * (1 << 20), check=False)
+    assert res.returncode == 4 and not r._procs
+
+
+def test_dry_start_runs_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+    started = Runner(dry=True).start(["touch", "/nonexistent/x"], stdin=True)
+    assert started.proc is None and started.finish(b"data").ok
+    started.cancel()
+    assert capsys.readouterr().out.strip() == "touch /nonexistent/x"
