@@ -2,7 +2,8 @@
 ``COPY --from`` edges; benchmarks/platformgraph.py) built by buildkit-tasks and by
 ``docker buildx bake`` in the same run.
 
-    python benchmarks/platform_scale.py [--chunk N] [--reps N] [--cold-reps N] [--skip-cold]
+    python benchmarks/platform_scale.py [--chunk N] [--reps N] [--cold-reps N] [--change-reps N]
+                                         [--skip-cold]
 
 Prints, each with its target from issue 15:
 1. plan: ``inv image.graph`` with process start, and the plan in-process (target <= 0.3 s);
@@ -17,7 +18,9 @@ Prints, each with its target from issue 15:
    benchmarks/count_calls.py), and engine API requests when the engine is reached through a
    counting proxy socket (another engine for us: the engine lists every image);
 4. one root changed: ours (only its dependents rebuild) against bake of that subgraph
-   (target <= 1.1); each gets a change of its own, so neither reuses the other's build cache.
+   (target <= 1.1), ``--change-reps`` runs each, taking turns; each gets a change of its own,
+   so neither reuses the other's build cache, and starts once the engine is idle (BuildKit's
+   garbage collection after the last build done: :func:`settle`).
 """
 
 from __future__ import annotations
@@ -87,6 +90,33 @@ class CountingProxy:
 
     def close(self) -> None:
         self._server.close()
+
+
+def _engine_ticks() -> int:
+    """CPU time (clock ticks) dockerd and containerd have used so far."""
+    total = 0
+    for name in ("dockerd", "containerd"):
+        pids = subprocess.run(["pgrep", "-x", name], capture_output=True, text=True).stdout
+        for pid in pids.split():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])  # utime + stime
+    return total
+
+
+def settle(quiet: float = 0.5, limit: float = 15.0) -> None:
+    """Wait (at most ``limit`` seconds) until the engine has used no CPU for ``quiet`` seconds.
+    BuildKit collects its garbage ~1 s after a build ends (here ~1-1.5 s of engine CPU): left
+    alone, that lands in whichever run comes next, ours or bake's."""
+    end, last = time.monotonic() + limit, _engine_ticks()
+    while time.monotonic() < end:
+        time.sleep(quiet)
+        now = _engine_ticks()
+        if now == last:
+            return
+        last = now
 
 
 def run(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[float, str]:
@@ -162,6 +192,12 @@ def main() -> None:
         type=int,
         default=3,
         help="cold builds of ours and of the fastest bake setup, taking turns (median)",
+    )
+    ap.add_argument(
+        "--change-reps",
+        type=int,
+        default=7,
+        help="one-root-changed builds of ours and of bake, taking turns (median; step 4)",
     )
     ap.add_argument(
         "--skip-cold",
@@ -275,10 +311,13 @@ def main() -> None:
         rest = set(graph.order) - set(sub)
         path = pg.write_bake(graph, sub, rest, "bake-subgraph.json")
         t_one, t_sub = [], []
-        for i in range(args.reps):  # taking turns, a change of its own each time
+        # taking turns, a change of its own each time, each on an engine done with the last
+        for i in range(args.change_reps):
             dockerfile.write_text(original.replace("> /id", f"changed-for-ours-{i} > /id"))
+            settle()
             t_one.append(ours(graph))
             dockerfile.write_text(original.replace("> /id", f"changed-for-bake-{i} > /id"))
+            settle()
             took, err = run(["docker", "buildx", "bake", "--file", str(path)], graph.root)
             if err:
                 sys.exit(f"benchmark: bake of the subgraph failed: {err}")

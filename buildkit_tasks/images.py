@@ -364,6 +364,7 @@ class ImageBuild:
         self._lock = threading.Lock()
         self._tmp = tempfile.TemporaryDirectory(prefix="buildkit-build-")
         self._ahead: Started | None = None  # the first batch's bake, started before lookups
+        self._releasing: Future[None] | None = None  # the aliases' removal, once unneeded
 
     def pushes(self, name: str) -> bool:
         """Whether ``name`` is pushed: in a push run, unless it is build-only (``push =
@@ -699,6 +700,16 @@ class ImageBuild:
         self.settings.logs_dir.mkdir(parents=True, exist_ok=True)
         self._ahead = docker.start_bake(self.runner, *self._bake_files(1))
 
+    def release_aliases(self) -> None:
+        """Start removing the run's aliases now, in a worker thread, when nothing will build
+        from them any more (the batches built every image left): the removal (one ``ctr``
+        call) overlaps the rest of the run. :meth:`close` waits for it, and removes them
+        itself when it did not end well."""
+        if self._releasing is None and self.aliases and not self.runner.dry:
+            self._releasing = self._pool.submit(
+                docker.in_context(docker.remove_names), list(self.aliases)
+            )
+
     def drop_ahead(self) -> None:
         """Stop the bake :meth:`bake_ahead` started, if no batch took it."""
         ahead, self._ahead = self._ahead, None
@@ -980,7 +991,14 @@ class ImageBuild:
             self._tmp.cleanup()
         finally:
             try:
-                docker.remove_names(self.aliases)
+                released = self._releasing
+                if not (
+                    released is not None
+                    and released.done()
+                    and not released.cancelled()
+                    and released.exception() is None
+                ):
+                    docker.remove_names(self.aliases)
             except KeyboardInterrupt:
                 docker.remove_names(self.aliases)
                 raise
@@ -1060,6 +1078,8 @@ def build_images(
                 for name in pending:
                     on_start(name)
             run.bake_all(pending)
+            if all(n in run.built for n in pending):
+                run.release_aliases()
         run.drop_ahead()
 
         def done(outcome: Outcome) -> None:

@@ -113,7 +113,7 @@ def run_with(raise_in: str) -> Any:
     run._tmp = Interrupted("")  # type: ignore[assignment]
     run.aliases = ["localhost:1/buildkit-tasks/base:r1", "localhost:1/buildkit-tasks/api:r1"]
     run.moved = {}
-    run._ahead = None
+    run._ahead, run._releasing = None, None
     return run
 
 
@@ -191,3 +191,27 @@ def test_a_bake_started_ahead_that_no_batch_took_is_stopped(
     run.drop_ahead()
     assert ahead.canceled and run._ahead is None
     run.drop_ahead()  # nothing left to stop
+
+
+@pytest.mark.parametrize("early_removal", ["works", "fails"])
+def test_aliases_removed_early_are_removed_once(
+    monkeypatch: pytest.MonkeyPatch, early_removal: str
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    removed: list[list[str]] = []
+
+    def remove(refs: list[str]) -> None:
+        if early_removal == "fails" and not removed:
+            removed.append([])
+            raise RuntimeError("ctr went away")
+        removed.append(sorted(refs))
+
+    monkeypatch.setattr(docker, "remove_names", remove)
+    monkeypatch.setattr(docker, "remember_tags", lambda moved: None)
+    run = run_with("nowhere")
+    run._pool, run.runner = ThreadPoolExecutor(2), SimpleNamespace(dry=False)
+    run.release_aliases()  # the batches built everything: nothing needs them any more
+    run.close()
+    want = [sorted(run.aliases)]
+    assert removed == (want if early_removal == "works" else [[], *want])
