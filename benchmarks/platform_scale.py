@@ -19,8 +19,10 @@ Prints, each with its target from issue 15:
    counting proxy socket (another engine for us: the engine lists every image);
 4. one root changed: ours (only its dependents rebuild) against bake of that subgraph
    (target <= 1.1), ``--change-reps`` runs each, taking turns; each gets a change of its own,
-   so neither reuses the other's build cache, and starts once the engine is idle (BuildKit's
-   garbage collection after the last build done: :func:`settle`).
+   so neither reuses the other's build cache.
+
+Every timed build starts once the engine is idle (BuildKit's garbage collection after the last
+build done: :func:`settle`), whoever ran before it.
 """
 
 from __future__ import annotations
@@ -233,11 +235,13 @@ def main() -> None:
         if not args.skip_cold:
             print("2. cold build")
             clean()
+            settle()
             t_ours = ours(graph)
             print(f"  {'buildkit-tasks inv image.build':<44} {t_ours:6.2f} s")
             results: dict[str, float] = {}
             for label, bakes in bake_setups(graph, args.chunk).items():
                 clean()
+                settle()
                 took, err = bake(graph, bakes, label)
                 if err:
                     print(f"  {'bake: ' + label:<44} failed after {took:.2f} s: {err}")
@@ -253,8 +257,10 @@ def main() -> None:
             ours_runs, bake_runs = [t_ours], [results[fastest]]
             for _ in range(args.cold_reps - 1):
                 clean()
+                settle()
                 ours_runs.append(ours(graph))
                 clean()
+                settle()
                 took, err = bake(graph, bake_setups(graph, args.chunk)[fastest], fastest)
                 if err:
                     sys.exit(f"benchmark: bake ({fastest}) failed on a later run: {err}")
@@ -272,8 +278,13 @@ def main() -> None:
         bakes = bake_setups(graph, args.chunk)[fastest]
         bake(graph, bakes, fastest)  # make sure the peer's images are all there
         ours(graph)  # and ours (the bake runs may have evicted nothing, but be sure)
-        t_noop = [ours(graph) for _ in range(args.reps)]
-        b_noop = [bake(graph, bakes, fastest)[0] for _ in range(args.reps)]
+        t_noop, b_noop = [], []
+        for _ in range(args.reps):
+            settle()
+            t_noop.append(ours(graph))
+        for _ in range(args.reps):
+            settle()
+            b_noop.append(bake(graph, bakes, fastest)[0])
         counter = [sys.executable, str(Path(__file__).with_name("count_calls.py")), "image.build"]
         counted = subprocess.run(counter, cwd=graph.root, capture_output=True, text=True)
         last = (counted.stderr.strip().splitlines() or [""])[-1]
