@@ -1078,7 +1078,7 @@ def build_images(
                 for name in pending:
                     on_start(name)
             run.bake_all(pending)
-            if all(n in run.built for n in pending):
+            if not run.to_build():  # nothing builds on the scheduler from an alias
                 run.release_aliases()
         run.drop_ahead()
 
