@@ -315,10 +315,20 @@ class Started:
         return result
 
     def cancel(self) -> None:
-        """Stop the command (and its process group) without waiting for its result."""
-        if self.proc is not None:
+        """Stop the command (and its process group) without waiting for its result. One still
+        waiting for the input :meth:`finish` would give (its stdin pipe open) has nothing to
+        finish and is killed at once (SIGKILL): ``docker buildx bake --file -`` ignores SIGTERM
+        while it reads its definition, which would cost the whole ``stop_grace``; any other
+        gets SIGTERM first (:func:`stop`)."""
+        proc = self.proc
+        if proc is not None:
             try:
-                stop(self.proc, self.runner.stop_grace)
+                if proc.stdin is not None and not proc.stdin.closed:
+                    _killpg(proc, signal.SIGKILL)
+                    proc.stdin.close()
+                    proc.wait()
+                else:
+                    stop(proc, self.runner.stop_grace)
             finally:
                 self.release()
 

@@ -1,4 +1,6 @@
+import signal
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -87,7 +89,6 @@ def test_a_command_started_just_after_terminate_all_is_stopped_at_once() -> None
     """A job thread may start its command between Ctrl-C's terminate_all and its own end:
     that command was not among those stopped, so it is stopped as it starts (a build whose
     RUN step sleeps would otherwise outlive the run)."""
-    import time
 
     r = Runner(stop_grace=0.5)
     r.terminate_all()
@@ -105,7 +106,6 @@ def test_a_command_started_just_after_terminate_all_is_stopped_at_once() -> None
 def test_a_ctrl_c_python_lost_stops_a_command_the_main_thread_waits_for(
     lose_a_ctrl_c: Callable[[float], object],
 ) -> None:
-    import time
 
     r = Runner(stop_grace=0.5)
     lose_a_ctrl_c(0.3)
@@ -156,6 +156,23 @@ def test_cancel_stops_a_started_command_before_it_gets_its_input(tmp_path: Path)
     assert started.proc is not None and started.proc.returncode is not None
     assert started.proc.returncode < 0  # ended by a signal, not by reading its input
     assert not marker.exists() and not r._procs
+
+
+def test_cancel_kills_a_command_waiting_for_input_that_ignores_sigterm(tmp_path: Path) -> None:
+    # as docker buildx bake --file - does while it reads its definition: a SIGTERM first
+    # would cost the whole grace period (here 600 s) before the SIGKILL
+    ready = tmp_path / "ready"
+    code = (
+        "import pathlib, signal, sys; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        f"pathlib.Path({str(ready)!r}).touch(); sys.stdin.read()"
+    )
+    r = Runner(stop_grace=600)
+    started = r.start([sys.executable, "-c", code], stdin=True)
+    while not ready.exists():  # its SIGTERM handler is in place
+        time.sleep(0.01)
+    started.cancel()
+    assert started.proc is not None and started.proc.returncode == -signal.SIGKILL
+    assert not r._procs
 
 
 def test_a_command_that_exits_without_reading_its_input_is_its_exit(tmp_path: Path) -> None:
