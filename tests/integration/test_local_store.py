@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -264,6 +265,9 @@ def _counted_build(project: Project, env: dict[str, str], *args: str) -> dict[st
     return json.loads(counted.stderr.strip().splitlines()[-1].removeprefix("calls "))
 
 
+GRACE = 60.0  # stop_grace of the bake-ahead test: a stopped bake waiting it out fails it
+
+
 def _bakes_running() -> list[str]:
     ps = subprocess.run(["pgrep", "-af", "buildx bake --file -"], capture_output=True, text=True)
     return ps.stdout.splitlines()
@@ -273,6 +277,13 @@ def test_a_bake_started_ahead_builds_an_edit_or_is_stopped(
     project: Project, tmp_path: Path
 ) -> None:
     require(containerd.engine_socket() is not None, "the engine's containerd socket and ctr")
+    # a bake stopped unused must not wait out stop_grace (bake ignores SIGTERM on its stdin)
+    pyproject = project.path / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace(
+            "[tool.buildkit]\n", f"[tool.buildkit]\nstop_grace = {GRACE:g}\n", 1
+        )
+    )
     home = {"BUILDKIT_CACHE_HOME": str(tmp_path / "cache")}
     project.inv("image.build", env=home)  # every key new here: the bake started ahead builds
     assert all(i["status"] == "succeeded" for i in project.report()["images"])
@@ -293,7 +304,9 @@ def test_a_bake_started_ahead_builds_an_edit_or_is_stopped(
     # another machine's cache: every key is new there, yet every image is found cached; the
     # bake started ahead is stopped before it asked the engine anything: one docker command
     # more than the same run without batches (which starts none), and none left running
+    began = time.monotonic()
     with_batch = _counted_build(project, {"BUILDKIT_CACHE_HOME": str(tmp_path / "other")})
+    assert time.monotonic() - began < GRACE  # killed at once, not after SIGTERM's grace
     assert all(i["status"] == "cached" for i in project.report()["images"])
     assert not _bakes_running()
     without = _counted_build(
