@@ -313,7 +313,8 @@ def main() -> None:
             f"  calls of ours for {len(graph.order)} unchanged images: {local['api']} engine API "
             f"requests ({local['image_lists']} image lists), {local['ctr']} containerd image "
             f"list (ctr), {local['docker']} docker "
-            f"commands; through a proxy socket (another engine: no containerd path) {calls} "
+            f"commands (the first bake, started before the plan and killed unused, asks the "
+            f"engine nothing); through a proxy socket (another engine: no containerd path) {calls} "
             "engine API requests"
         )
 
