@@ -26,7 +26,6 @@ from .config import ImageSpec, Settings
 from .console import emit
 from .engines import docker, oras
 from .errors import BuildkitError, CommandError, ConfigError
-from .firstbake import FirstBake
 from .graph import ImageGraph
 from .publishing import Published, point_tags, publish
 from .references import parse as parse_reference
@@ -325,10 +324,8 @@ class ImageBuild:
         atomic: bool = False,
         tag: bool = True,
         layouts: Path | None = None,
-        first: FirstBake | None = None,
     ) -> None:
         self.settings, self.plan, self.graph, self.runner = settings, plan, plan.graph, runner
-        self.first = first  # the first batch's bake, started before the plan (or None)
         self.layouts = layouts  # reproducible builds' OCI layouts are kept here
         self.push, self.force = push, force
         # reproducible: every image goes through an OCI layout (timestamps rewritten) and a
@@ -687,29 +684,22 @@ class ImageBuild:
 
     def _bake_files(self, batch: int) -> tuple[Path, Path]:
         """The log and metadata file of the ``batch``-th bake of this run (from 1)."""
-        if batch == 1 and self.first is not None:
-            return self.first.log, self.first.metadata
         log = self.settings.logs_dir / ("bake.log" if batch == 1 else f"bake-{batch}.log")
         return log, Path(self._tmp.name) / f"bake-metadata-{batch}.json"
 
     def bake_ahead(self) -> None:
-        """Have the first batch's ``docker buildx bake`` running before the lookups when one
-        is likely: two or more images to build (``force``) or with input keys this machine
-        never planned before (an edit; the dependents' keys change with their base's). The
-        bake started before the plan (``first``, :mod:`.firstbake`) is taken, else one is
-        started now (the docker CLI and buildx start, ~0.1-0.3 s with no engine call, while the
-        lookups run); the first :meth:`bake` feeds it, :meth:`close` stops it when nothing
-        needed a bake (the keys were found cached or in the registry). When none is likely,
-        ``first`` is stopped now. Not under ``--dry``."""
+        """Start the first batch's ``docker buildx bake`` now, before the lookups, when one is
+        likely: two or more images to build (``force``) or with input keys this machine never
+        planned before (an edit; the dependents' keys change with their base's). The docker
+        CLI and buildx start (~0.1-0.2 s; buildx dials the engine, sends nothing more until it
+        has read its definition) while the lookups run; the first
+        :meth:`bake` feeds it, :meth:`close` stops it when nothing needed a bake (the keys
+        were found cached or in the registry). Not under ``--dry``."""
         likely = self.graph.nodes if self.force else self.new_keys
-        wanted = not self.runner.dry and not self.batch_count and len(likely) >= 2
-        taken = None
-        if self.first is not None:
-            taken = self.first.take() if wanted else None
-            self.first.cancel()  # unless taken
-        if wanted:
-            self.settings.logs_dir.mkdir(parents=True, exist_ok=True)
-            self._ahead = taken or docker.start_bake(self.runner, *self._bake_files(1))
+        if self.runner.dry or self.batch_count or len(likely) < 2:
+            return
+        self.settings.logs_dir.mkdir(parents=True, exist_ok=True)
+        self._ahead = docker.start_bake(self.runner, *self._bake_files(1))
 
     def release_aliases(self) -> None:
         """Start removing the run's aliases now, in a worker thread, when nothing will build
@@ -1033,7 +1023,6 @@ def build_images(
     on_done: Callable[[ImageResult], None] | None = None,
     on_plan: Callable[[list[Explanation]], None] | None = None,
     layouts: Path | None = None,
-    first: FirstBake | None = None,
 ) -> list[ImageResult]:
     """Build (and with ``push``, push) every image of ``plan`` in dependency order, under the
     references the plan gives.
@@ -1066,22 +1055,18 @@ def build_images(
     ``on_plan`` gets the plan's :class:`Explanation` of every image before anything builds.
     ``layouts``: a directory where reproducible builds (config ``reproducible``) keep each
     image's OCI layout archive, ``<name>.oci.tar`` (image.verify --rebuild reads them).
-    ``first``: the first batch's bake, started before the plan (:mod:`.firstbake`): taken
-    when two or more images are likely to build, else stopped (and when ``batch`` is off).
     Returns one ImageResult per image in build order; failures are in the results (status
     ``failed``/``skipped``), not raised. Raises KeyboardInterrupt after stopping builds.
     """
     graph = plan.graph
     run = ImageBuild(
         settings, plan, runner, push=push, platforms=platforms, force=force, atomic=atomic,
-        tag=tag, layouts=layouts, first=first,
+        tag=tag, layouts=layouts,
     )  # fmt: skip
     interrupted = False
     try:
         if batch:
             run.bake_ahead()
-        elif first is not None:
-            first.cancel()
         run.hits = run.look_up(graph.nodes)
         if on_plan:
             on_plan(run.explain())

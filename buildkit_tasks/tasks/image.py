@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from invoke import Collection, Context
@@ -14,12 +12,9 @@ from ..errors import BuildFailed, ConfigError
 from .common import CONFIG_DEFAULTS, dry, on_builder, plan, runner, settings, split_list, task
 
 if TYPE_CHECKING:  # the build API is imported by the tasks that run it (fast inv --list)
-    from ..buildplan import BuildPlan
     from ..config import Settings
     from ..fanout import Share
-    from ..firstbake import FirstBake
     from ..images import ImageResult
-    from ..runner import Runner
     from ..versioning import VersionInfo
 
 HELP = {
@@ -123,24 +118,6 @@ def run_build(
     )
 
 
-@contextmanager
-def _planned(
-    r: Runner, env: dict[str, str], s: Settings, names: list[str] | None, bake_first: bool
-) -> Iterator[tuple[BuildPlan, FirstBake | None]]:
-    """The plan of ``names`` (its graph's warnings on stderr), made while the first batch's
-    bake starts (``bake_first``: :mod:`..firstbake`) with ``r``'s environment (``env``: the
-    registry login's docker config). The bake is stopped at the end of the block unless a
-    batch took it."""
-    from .. import firstbake
-
-    r.env.update(env)
-    with firstbake.first_bake(s, r, bake_first) as first:
-        bp = plan(s, names)
-        for line in bp.graph.warnings():
-            emit(f"warning: {line}", err=True)
-        yield bp, first
-
-
 def _run_build(
     c: Context,
     s: Settings,
@@ -162,22 +139,23 @@ def _run_build(
 
     platforms = platform_list(platform)
 
+    bp = plan(s, name)
+    info = bp.version
+    graph = bp.graph
+    for line in graph.warnings():
+        emit(f"warning: {line}", err=True)
     r = runner(c, s)
     r.env.update(engine_env or {})  # another engine (--host): its DOCKER_HOST for every command
     mode = progress.choose(quiet, verbose) if s.progress == "auto" else s.progress
     if (r.dry or shares) and mode == "live":  # a fan-out prints a line per host and image
         mode = "plain"
     creds = credentials.resolve(s) if push or s.cache == "registry" else None
-    batching = s.batch and batch
-    with (
-        on_builder(s, r),
-        credentials.docker_login(r, creds, s.own_docker_config) as env,
-        _planned(r, env, s, name, batching and not shares) as (bp, first),
-        progress.Progress(mode, bp.graph.order(), s.logs_dir) as view,
-    ):
+    view = progress.Progress(mode, graph.order(), s.logs_dir)
+    with on_builder(s, r), credentials.docker_login(r, creds, s.own_docker_config) as env, view:
+        r.env.update(env)
         if shares:
             results = fanout.push(
-                s, bp, r, shares, force=force, batch=batching, fail_fast=fail_fast,
+                s, bp, r, shares, force=force, batch=s.batch and batch, fail_fast=fail_fast,
                 atomic=s.atomic and atomic,
             )  # fmt: skip
         else:
@@ -189,14 +167,13 @@ def _run_build(
                 platforms=platforms,
                 fail_fast=fail_fast,
                 force=force,
-                batch=batching,
+                batch=s.batch and batch,
                 atomic=s.atomic and atomic,
                 on_start=view.on_start,
                 on_done=view.on_done,
                 on_plan=(lambda found: emit("\n".join(plans.explanation_lines(found))))
                 if explain
                 else None,
-                first=first,
             )
     print_summary(results, brief=mode == "live")
     built = {x.name: x.references[0] for x in results if x.status in ("succeeded", "cached")}
@@ -207,7 +184,7 @@ def _run_build(
     if not r.dry:
         report.update(
             s.report_path,
-            bp.version,
+            info,
             images=[x.as_dict() for x in results],
             size_budgets=[
                 {

@@ -156,25 +156,7 @@ def ahead_run(tmp_path: Path, new_keys: set[str], *, force: bool = False, dry: b
     run.runner = SimpleNamespace(dry=dry)
     run.force, run.new_keys, run.batch_count, run._ahead = force, new_keys, 0, None
     run._tmp = SimpleNamespace(name=str(tmp_path / "tmp"))
-    run.first = None
     return run
-
-
-class FakeFirst:
-    """A FirstBake: its bake is taken or canceled."""
-
-    def __init__(self, tmp_path: Path) -> None:
-        self.log, self.metadata = tmp_path / "logs" / "bake.log", tmp_path / "first" / "m.json"
-        self.started: FakeStarted | None = FakeStarted(self.log, self.metadata)
-
-    def take(self) -> FakeStarted | None:
-        started, self.started = self.started, None
-        return started
-
-    def cancel(self) -> None:
-        started, self.started = self.started, None
-        if started is not None:
-            started.cancel()
 
 
 @pytest.mark.parametrize(
@@ -197,21 +179,6 @@ def test_a_bake_is_started_ahead_when_two_images_are_likely_to_build(
     if started:  # under the first batch's log and metadata file, which bake() takes
         assert (run._ahead.log, run._ahead.metadata) == run._bake_files(1)
         assert run._ahead.log == tmp_path / "logs" / "bake.log" and run._ahead.log.parent.is_dir()
-
-
-@pytest.mark.parametrize(("new_keys", "taken"), [({"base", "api"}, True), ({"api"}, False)])
-def test_the_bake_started_before_the_plan_is_taken_or_stopped(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, new_keys: set[str], taken: bool
-) -> None:
-    monkeypatch.setattr(docker, "start_bake", lambda *a: pytest.fail("a second bake started"))
-    run = ahead_run(tmp_path, new_keys)
-    run.first = first = FakeFirst(tmp_path)
-    bake = first.started
-    run.bake_ahead()
-    assert (run._ahead is bake) == taken and bake.canceled == (not taken)
-    assert first.started is None  # taken or stopped: nothing of it left to stop
-    assert run._bake_files(1) == (first.log, first.metadata)  # batch 1 writes where it does
-    assert run._bake_files(2)[1].parent == tmp_path / "tmp"
 
 
 def test_a_bake_started_ahead_that_no_batch_took_is_stopped(
