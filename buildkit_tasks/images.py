@@ -691,10 +691,10 @@ class ImageBuild:
         """Start the first batch's ``docker buildx bake`` now, before the lookups, when one is
         likely: two or more images to build (``force``) or with input keys this machine never
         planned before (an edit; the dependents' keys change with their base's). The docker
-        CLI and buildx start (~0.1-0.2 s; buildx dials the engine, sends nothing more until it
-        has read its definition) while the lookups run; the first
-        :meth:`bake` feeds it, :meth:`close` stops it when nothing needed a bake (the keys
-        were found cached or in the registry). Not under ``--dry``."""
+        CLI and buildx start (~0.1-0.2 s; buildx dials the engine, then sends nothing until it
+        has read its definition) while the lookups run; the first :meth:`bake` feeds it,
+        :meth:`close` stops it when nothing needed a bake (the keys were found cached or in
+        the registry). Not under ``--dry``."""
         likely = self.graph.nodes if self.force else self.new_keys
         if self.runner.dry or self.batch_count or len(likely) < 2:
             return

@@ -311,8 +311,9 @@ def test_a_bake_started_ahead_builds_an_edit_or_is_stopped(
     assert sorted(p.name for p in log.parent.glob("*bake*")) == ["bake.log"]
 
     # another machine's cache: every key is new there, yet every image is found cached; the
-    # bake started ahead is stopped before it asked the engine anything: one docker command
-    # more than the same run without batches (which starts none), and none left running
+    # bake started ahead is killed before it read a definition (it only dialed the engine):
+    # one docker command more than the same run without batches (which starts none), and
+    # none left running
     began = time.monotonic()
     with_batch = _counted_build(project, {"BUILDKIT_CACHE_HOME": str(tmp_path / "other")})
     assert time.monotonic() - began < GRACE  # killed at once, not after SIGTERM's grace

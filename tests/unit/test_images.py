@@ -152,7 +152,7 @@ class FakeStarted:
 def ahead_run(tmp_path: Path, new_keys: set[str], *, force: bool = False, dry: bool = False) -> Any:
     run = ImageBuild.__new__(ImageBuild)
     run.graph = SimpleNamespace(nodes=dict.fromkeys(["base", "api", "worker"]))
-    run.settings = SimpleNamespace(logs_dir=tmp_path / "logs", batch_size=40)
+    run.settings = SimpleNamespace(logs_dir=tmp_path / "logs")
     run.runner = SimpleNamespace(dry=dry)
     run.force, run.new_keys, run.batch_count, run._ahead = force, new_keys, 0, None
     run._tmp = SimpleNamespace(name=str(tmp_path / "tmp"))

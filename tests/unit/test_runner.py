@@ -89,7 +89,6 @@ def test_a_command_started_just_after_terminate_all_is_stopped_at_once() -> None
     """A job thread may start its command between Ctrl-C's terminate_all and its own end:
     that command was not among those stopped, so it is stopped as it starts (a build whose
     RUN step sleeps would otherwise outlive the run)."""
-
     r = Runner(stop_grace=0.5)
     r.terminate_all()
     started = time.monotonic()
@@ -106,7 +105,6 @@ def test_a_command_started_just_after_terminate_all_is_stopped_at_once() -> None
 def test_a_ctrl_c_python_lost_stops_a_command_the_main_thread_waits_for(
     lose_a_ctrl_c: Callable[[float], object],
 ) -> None:
-
     r = Runner(stop_grace=0.5)
     lose_a_ctrl_c(0.3)
     started = time.monotonic()
