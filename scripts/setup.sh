@@ -71,10 +71,23 @@ docker_engine() {
     if [ -f /var/run/docker.pid ] && ! ps -p "$(cat /var/run/docker.pid)" -o comm= 2>/dev/null | grep -q dockerd; then
       rm -f /var/run/docker.pid
     fi
-    log "starting dockerd"
-    (setsid dockerd >/var/log/dockerd.log 2>&1 &)
-    for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
-    docker info >/dev/null 2>&1 || { tail -20 /var/log/dockerd.log >&2; log "dockerd did not start"; exit 1; }
+    # dockerd gives its own containerd 10 s to boot and exits when it takes longer, which a
+    # machine whose disk is still cold can do on its first start: try twice.
+    local attempt
+    for attempt in 1 2; do
+      log "starting dockerd (attempt $attempt)"
+      (setsid dockerd >/var/log/dockerd.log 2>&1 &)
+      for _ in $(seq 1 60); do
+        docker info >/dev/null 2>&1 && break
+        pgrep -x dockerd >/dev/null || break
+        sleep 0.5
+      done
+      docker info >/dev/null 2>&1 && break
+      tail -5 /var/log/dockerd.log >&2
+      pkill -x dockerd || true; pkill -x containerd || true; sleep 1
+      rm -f /var/run/docker.pid
+    done
+    docker info >/dev/null 2>&1 || { log "dockerd did not start (/var/log/dockerd.log)"; exit 1; }
   fi
   docker buildx version >/dev/null
   docker info --format '{{.DriverStatus}}' | grep -q 'io.containerd.snapshotter' \
