@@ -183,10 +183,11 @@ def detect(root: Path, tag_pattern: str = "v*", dev_style: str = "bump") -> Vers
     ``version.tag_pattern``). Without git: ``VERSION`` file, then ``[project].version``, then
     ``0.0.0``. A shallow clone gives a warning on stderr and a best-effort version, never an
     error. Tasks take versions from :func:`buildplan.versions` (asked once per run)."""
-    from dunamai import Version
-
     if git.line(root, "rev-parse", "--git-dir") is None:
         return _without_git(root)
+    from dunamai import Version  # imported only here: its import reads every installed
+    # distribution's metadata for its own version (~50 ms)
+
     _shallow_warning(root)
     tag = _nearest_tag(root, tag_pattern)
     if tag is not None:

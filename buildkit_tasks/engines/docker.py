@@ -242,8 +242,8 @@ def bake_argv(metadata: Path) -> list[str]:
 
 def start_bake(runner: Runner, log: Path, metadata: Path) -> Started:
     """``docker buildx bake`` started now, waiting for its definition on stdin (for
-    :func:`bake`): the docker CLI and its buildx plugin take ~0.1-0.2 s to start and ask the
-    engine nothing before they read the definition, so they start while the caller still
+    :func:`bake`): the docker CLI and its buildx plugin take ~0.1-0.2 s to start (dialing the
+    engine at once: a ping and BuildKit's session), so they start while the caller still
     makes what the definition names (its aliases). Output goes to ``log``, emptied first (a
     bake's log holds that bake only: :func:`split_bake_log` reads it whole); the caller
     finishes it with :func:`bake` or stops it with ``Started.cancel()``."""

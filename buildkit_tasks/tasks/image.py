@@ -134,7 +134,7 @@ def _run_build(
     atomic: bool = True,
     shares: list[Share] | None = None,
 ) -> list[ImageResult]:
-    from .. import credentials, fanout, images, plans, progress, quality, report
+    from .. import credentials, images, plans, progress, quality, report
     from ..config import platform_list
 
     platforms = platform_list(platform)
@@ -154,6 +154,8 @@ def _run_build(
     with on_builder(s, r), credentials.docker_login(r, creds, s.own_docker_config) as env, view:
         r.env.update(env)
         if shares:
+            from .. import fanout
+
             results = fanout.push(
                 s, bp, r, shares, force=force, batch=s.batch and batch, fail_fast=fail_fast,
                 atomic=s.atomic and atomic,

@@ -1,4 +1,6 @@
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -46,6 +48,18 @@ def test_without_git_falls_back_to_project_version(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text("[project]\nversion = '4.5.6'\n")
     info = versioning.detect(tmp_path)
     assert info.version == "4.5.6" and info.commit is None
+
+
+def test_without_git_dunamai_is_not_imported(tmp_path: Path) -> None:
+    # importing dunamai reads every installed distribution's metadata (~50 ms a run)
+    (tmp_path / "pyproject.toml").write_text("[project]\nversion = '4.5.6'\n")
+    code = (
+        "import sys; from pathlib import Path; from buildkit_tasks import versioning; "
+        f"v = versioning.detect(Path({str(tmp_path)!r})); "
+        "print(v.version, 'dunamai' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["4.5.6", "False"]
 
 
 @pytest.mark.parametrize(
