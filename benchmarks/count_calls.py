@@ -4,7 +4,8 @@
 - Docker Engine API requests made through the docker SDK or, for reads from the local
   engine, the standard library (``buildkit_tasks.engines.localapi``): ``api``, of which image
   lists (``GET /images/json``: ``image_lists``),
-- commands started whose program is ``docker`` (the CLI and buildx ask the engine too),
+- commands started whose program is ``docker`` or the buildx plugin run by itself
+  (``docker-buildx``; the CLI and buildx ask the engine too),
 - ``ctr`` commands (containerd's image list).
 
     python benchmarks/count_calls.py image.build
@@ -54,6 +55,8 @@ def main() -> int:
         program = os.path.basename(str(args[0] if isinstance(args, list | tuple) else args))
         if program in ("docker", "ctr"):
             counts[program] += 1
+        elif program == "docker-buildx":  # ``docker buildx ...`` run as the plugin itself
+            counts["docker"] += 1
         popen_init(self, args, *rest, **kwargs)
 
     subprocess.Popen.__init__ = counted_init  # type: ignore[method-assign]

@@ -57,6 +57,9 @@ class Runner:
 
     ``dry``: print each command instead of running it (Invoke's ``--dry``; results are empty).
     ``echo``: print each command before running it (Invoke's ``--echo``).
+    ``exec_argv``: what actually runs for a command (given its argv and full environment), e.g.
+    a CLI plugin's own binary for ``docker <plugin> ...``; the command is still shown, logged
+    and reported as written. Default: the argv as it is.
     Running processes are tracked so :meth:`terminate_all` can stop them on Ctrl-C.
     """
 
@@ -67,10 +70,12 @@ class Runner:
         echo: bool = False,
         env: Mapping[str, str] | None = None,
         stop_grace: float = STOP_GRACE,
+        exec_argv: Callable[[list[str], Mapping[str, str]], list[str]] | None = None,
     ) -> None:
         self.dry, self.echo = dry, echo
         self.stop_grace = stop_grace  # seconds between SIGTERM and SIGKILL when stopping
         self.env: dict[str, str] = dict(env or {})  # added to every command's environment
+        self.exec_argv = exec_argv
         self._procs: set[subprocess.Popen[bytes]] = set()
         self._lock = threading.Lock()
         # set by terminate_all: a command that failed now was stopped, not worth another try
@@ -79,7 +84,15 @@ class Runner:
     def sibling(self) -> Runner:
         """A new Runner like this one (``dry``, ``echo``, ``stop_grace``, a copy of ``env``)
         tracking its own processes: for work driving another engine beside this one."""
-        return Runner(dry=self.dry, echo=self.echo, env=self.env, stop_grace=self.stop_grace)
+        return Runner(
+            dry=self.dry, echo=self.echo, env=self.env, stop_grace=self.stop_grace,
+            exec_argv=self.exec_argv,
+        )  # fmt: skip
+
+    def _executed(self, argv: list[str], env: Mapping[str, str] | None) -> list[str]:
+        """The argv that runs for ``argv`` (``exec_argv``) in environment ``env`` (None:
+        this process's)."""
+        return self.exec_argv(argv, env or os.environ) if self.exec_argv else argv
 
     def run(
         self,
@@ -144,7 +157,7 @@ class Runner:
         log_fh = log.open("ab") if log else None
         try:
             proc = subprocess.Popen(
-                argv,
+                self._executed(argv, full_env),
                 cwd=cwd,
                 env=full_env,
                 stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
@@ -188,7 +201,7 @@ class Runner:
         env = {**os.environ, **self.env} if self.env else None
         try:
             proc = subprocess.Popen(
-                argv,
+                self._executed(argv, env),
                 env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,

@@ -201,14 +201,18 @@ def dry(c: Context) -> bool:
 
 def runner(c: Context, s: config.Settings) -> Runner:
     """A Runner honouring Invoke's ``--dry`` and ``--echo``, stopping commands on Ctrl-C with
-    ``s.stop_grace`` seconds (config ``stop_grace``) between SIGTERM and SIGKILL. Config
-    ``builder`` (or ``--builder``) is applied by :func:`on_builder`."""
+    ``s.stop_grace`` seconds (config ``stop_grace``) between SIGTERM and SIGKILL, running
+    ``docker buildx ...`` as the buildx plugin binary itself (:func:`docker.plugin_argv`;
+    shown as written). Config ``builder`` (or ``--builder``) is applied by
+    :func:`on_builder`."""
+    from ..engines import docker
     from ..runner import Runner
 
     return Runner(
         dry=dry(c),
         echo=bool((c.config.get("run") or {}).get("echo")),
         stop_grace=s.stop_grace,
+        exec_argv=docker.plugin_argv,
     )
 
 

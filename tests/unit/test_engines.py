@@ -597,3 +597,45 @@ def test_a_bake_log_holds_that_bake_only(tmp_path: Path) -> None:
     assert argv[:5] == ["docker", "buildx", "bake", "--file", "-"]
     assert str(tmp_path / "m.json") in argv
     assert kwargs["log"] == log and kwargs["stdin"] is True
+
+
+def _plugin(folder: Path) -> str:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "docker-buildx"
+    path.write_text("#!/bin/sh\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_docker_buildx_runs_as_the_plugin_binary_the_cli_would_pick(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    system = tmp_path / "usr-libexec"
+    monkeypatch.setattr(docker, "PLUGIN_DIRS", (str(tmp_path / "none"), str(system)))
+    docker.buildx_binary.cache_clear()
+    on_system = _plugin(system)
+    config = tmp_path / "cfg"
+    env = {"DOCKER_CONFIG": str(config)}
+    argv = ["docker", "buildx", "bake", "--file", "-"]
+    assert docker.plugin_argv(argv, env) == [on_system, "bake", "--file", "-"]
+    # the config directory's own plugin comes first, as for the docker CLI
+    docker.buildx_binary.cache_clear()
+    own = _plugin(config / "cli-plugins")
+    assert docker.plugin_argv(argv, env)[0] == own
+    # other commands, and plugins elsewhere (cliPluginsExtraDirs) are left to the CLI
+    assert docker.plugin_argv(["docker", "load"], env) == ["docker", "load"]
+    (config / "config.json").write_text('{"cliPluginsExtraDirs": ["/opt/plugins"]}')
+    docker.buildx_binary.cache_clear()
+    assert docker.plugin_argv(argv, env) == argv
+    # no plugin anywhere: docker buildx as written (the CLI says what is missing)
+    docker.buildx_binary.cache_clear()
+    assert docker.plugin_argv(argv, {"DOCKER_CONFIG": str(tmp_path / "empty")}) == [
+        on_system,
+        "bake",
+        "--file",
+        "-",
+    ]
+    monkeypatch.setattr(docker, "PLUGIN_DIRS", ())
+    docker.buildx_binary.cache_clear()
+    assert docker.plugin_argv(argv, {"DOCKER_CONFIG": str(tmp_path / "empty")}) == argv
+    docker.buildx_binary.cache_clear()

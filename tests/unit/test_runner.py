@@ -187,3 +187,21 @@ def test_dry_start_runs_nothing(capsys: pytest.CaptureFixture[str]) -> None:
     assert started.proc is None and started.finish(b"data").ok
     started.cancel()
     assert capsys.readouterr().out.strip() == "touch /nonexistent/x"
+
+
+def test_exec_argv_runs_another_program_but_shows_the_command_as_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seen: list[tuple[list[str], str | None]] = []
+
+    def direct(argv: list[str], env: object) -> list[str]:
+        seen.append((argv, dict(env).get("MARK")))  # type: ignore[call-overload]
+        return ["sh", "-c", "echo ran $0", *argv[1:]]
+
+    log = tmp_path / "out.log"
+    r = Runner(echo=True, env={"MARK": "m1"}, exec_argv=direct)
+    r.run(["docker", "buildx", "version"], log=log)
+    assert log.read_text() == "ran buildx\n"
+    assert seen == [(["docker", "buildx", "version"], "m1")]
+    assert capsys.readouterr().out.strip() == "docker buildx version"
+    assert r.sibling().exec_argv is direct
