@@ -12,8 +12,10 @@ lists.
 Kept as ``images/<hex>.json`` in :func:`~.fsutil.cache_home`, one label per image (the one
 asked about), ``tags/<hash of the scope>.json``: ``{"scope": TEXT, "targets": {name:
 digest}}``, and ``engines/<hash>``: the text naming an engine run found to report the image
-IDs its containerd does (checked once per engine run, not once per process); best effort:
-an unreadable or unwritable cache only means the engine is asked.
+IDs its containerd does (checked once per engine run, not once per process), and
+``engines/<hash>.platform``: ``{"instance": TEXT, "platform": "os/arch"}``, that engine
+run's own platform; best effort: an unreadable or unwritable cache only means the engine is
+asked.
 """
 
 from __future__ import annotations
@@ -112,3 +114,23 @@ def keep_confirmed_store(instance: str) -> None:
     """Keep that the engine run ``instance`` reports the image IDs its containerd does:
     written to a temp file, then renamed; nothing when not writable."""
     keep_cache_text(_store_path(instance), instance)
+
+
+def engine_platform(instance: str) -> str | None:
+    """The platform (``os/arch``) kept for the engine run ``instance``
+    (:func:`keep_engine_platform`), or None."""
+    try:
+        data = json.loads(_store_path(instance).with_suffix(".platform").read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("instance") != instance:
+        return None
+    platform = data.get("platform")
+    return platform if isinstance(platform, str) and platform.count("/") == 1 else None
+
+
+def keep_engine_platform(instance: str, platform: str) -> None:
+    """Keep the engine run ``instance``'s own platform (it cannot change while that run
+    lasts): written to a temp file, then renamed; nothing when not writable."""
+    text = json.dumps({"instance": instance, "platform": platform})
+    keep_cache_text(_store_path(instance).with_suffix(".platform"), text)

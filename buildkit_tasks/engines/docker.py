@@ -12,6 +12,7 @@ import functools
 import json
 import os
 import re
+import shutil
 import threading
 import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -240,22 +241,25 @@ def plugin_argv(argv: list[str], env: Mapping[str, str]) -> list[str]:
     """The argv that runs ``docker buildx ...`` (``argv``) in environment ``env``: the buildx
     plugin's own binary, standalone (``docker-buildx ...``), found where the docker CLI would
     find it (:func:`buildx_binary`); the CLI only starts it (~40 ms of CPU each time: its own
-    start and a scan of its plugins). Any other argv, or no binary found: ``argv`` as it is.
-    For :class:`~..runner.Runner` (``exec_argv``)."""
+    start and a scan of its plugins). Any other argv, no docker CLI on ``env``'s ``PATH``, or
+    no binary found: ``argv`` as it is (the CLI says what is missing). For
+    :class:`~..runner.Runner` (``exec_argv``)."""
     if argv[:2] != [DOCKER, "buildx"]:
         return argv
     config_dir = env.get("DOCKER_CONFIG") or os.path.join(os.path.expanduser("~"), ".docker")
-    binary = buildx_binary(config_dir)
+    binary = buildx_binary(config_dir, env.get("PATH", os.defpath))
     return [binary, *argv[2:]] if binary else argv
 
 
 @functools.lru_cache(maxsize=8)
-def buildx_binary(config_dir: str) -> str | None:
-    """The executable ``docker-buildx`` the docker CLI runs for ``docker buildx``, given its
-    config directory (``DOCKER_CONFIG``, default ``~/.docker``): the first in
-    ``<config_dir>/cli-plugins``, then :data:`PLUGIN_DIRS`; None when there is none, or when
-    the config names further plugin directories (``cliPluginsExtraDirs``: the CLI's own
-    search is left to it)."""
+def buildx_binary(config_dir: str, path: str = os.defpath) -> str | None:
+    """The executable ``docker-buildx`` the docker CLI on ``path`` (a ``PATH`` value) runs
+    for ``docker buildx``, given its config directory (``DOCKER_CONFIG``, default
+    ``~/.docker``): the first in ``<config_dir>/cli-plugins``, then :data:`PLUGIN_DIRS`; None
+    when there is none, no docker CLI on ``path``, or the config names further plugin
+    directories (``cliPluginsExtraDirs``: the CLI's own search is left to it)."""
+    if shutil.which(DOCKER, path=path) is None:
+        return None
     try:
         config = json.loads(Path(config_dir, "config.json").read_text("utf-8"))
     except (OSError, ValueError):
@@ -1055,11 +1059,25 @@ def check_platforms(runner: Runner, platforms: Iterable[str]) -> None:
 
 
 def engine_platform() -> str:
-    """The engine's own platform, e.g. ``linux/amd64`` (``GET /version``)."""
+    """The engine's own platform, e.g. ``linux/amd64`` (``GET /version``); for the local
+    engine on its default socket, asked once per engine run and then kept
+    (:func:`..imagecache.engine_platform`, keyed by :func:`.containerd.engine_instance`), so
+    a run that builds nothing need not reach the engine's API at all."""
+    from .. import imagecache
+    from . import containerd
+
+    address = _containerd_socket()
+    instance = containerd.engine_instance(address) if address else None
+    kept = imagecache.engine_platform(instance) if instance else None
+    if kept:
+        return kept
     info = _local("GET", "/version")
     if info is _NO_ANSWER:
         info = client().version()
-    return f"{info.get('Os', 'linux')}/{info.get('Arch', 'amd64')}"
+    platform = f"{info.get('Os', 'linux')}/{info.get('Arch', 'amd64')}"
+    if instance:
+        imagecache.keep_engine_platform(instance, platform)
+    return platform
 
 
 def containerd_store() -> bool:

@@ -245,8 +245,9 @@ def test_a_build_keeps_the_input_key_of_each_image_it_made(
     )  # fmt: skip
     calls = json.loads(counted.stderr.strip().splitlines()[-1].removeprefix("calls "))
     assert calls["ctr"] == 1 and calls["image_lists"] == 0 and calls["docker"] == 0
+    assert calls["api"] == 0, calls
     # nor does it load the docker SDK: the context listings are remembered, and the engine's
-    # platform and the one image list are read over its socket
+    # platform is kept for this engine run (nor is any API request made: counted below)
     loaded = subprocess.run(
         [sys.executable, "-c", NO_SDK_RUN], cwd=project.path, capture_output=True, text=True,
         env={**os.environ, **env},

@@ -615,7 +615,9 @@ def test_docker_buildx_runs_as_the_plugin_binary_the_cli_would_pick(
     docker.buildx_binary.cache_clear()
     on_system = _plugin(system)
     config = tmp_path / "cfg"
-    env = {"DOCKER_CONFIG": str(config)}
+    cli = tmp_path / "bin"
+    Path(_plugin(cli)).replace(cli / "docker")  # a docker CLI on PATH
+    env = {"DOCKER_CONFIG": str(config), "PATH": str(cli)}
     argv = ["docker", "buildx", "bake", "--file", "-"]
     assert docker.plugin_argv(argv, env) == [on_system, "bake", "--file", "-"]
     # the config directory's own plugin comes first, as for the docker CLI
@@ -627,15 +629,13 @@ def test_docker_buildx_runs_as_the_plugin_binary_the_cli_would_pick(
     (config / "config.json").write_text('{"cliPluginsExtraDirs": ["/opt/plugins"]}')
     docker.buildx_binary.cache_clear()
     assert docker.plugin_argv(argv, env) == argv
-    # no plugin anywhere: docker buildx as written (the CLI says what is missing)
+    # no plugin anywhere, or no docker CLI on PATH: docker buildx as written (the CLI, or
+    # the missing program, says what is missing)
     docker.buildx_binary.cache_clear()
-    assert docker.plugin_argv(argv, {"DOCKER_CONFIG": str(tmp_path / "empty")}) == [
-        on_system,
-        "bake",
-        "--file",
-        "-",
-    ]
+    empty = {"DOCKER_CONFIG": str(tmp_path / "empty"), "PATH": str(cli)}
+    assert docker.plugin_argv(argv, empty) == [on_system, "bake", "--file", "-"]
+    assert docker.plugin_argv(argv, {**empty, "PATH": str(tmp_path / "none")}) == argv
     monkeypatch.setattr(docker, "PLUGIN_DIRS", ())
     docker.buildx_binary.cache_clear()
-    assert docker.plugin_argv(argv, {"DOCKER_CONFIG": str(tmp_path / "empty")}) == argv
+    assert docker.plugin_argv(argv, empty) == argv
     docker.buildx_binary.cache_clear()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from buildkit_tasks.engines import docker, localapi
+from buildkit_tasks.engines import containerd, docker, localapi
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -133,3 +133,21 @@ def test_tags_are_made_and_removed_over_the_socket(
     assert localapi.request("DELETE", "/images/x:1", sock=local_engine) == [{"Untagged": "x"}]
     with pytest.raises(localapi.APIError, match="404"):
         localapi.request("DELETE", "/images/gone:1", sock=local_engine)
+
+
+def test_the_engine_platform_is_asked_once_per_engine_run(
+    local_engine: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("BUILDKIT_CACHE_HOME", str(tmp_path / "cache"))
+    run = ["/fake/containerd.sock\n4242\n1000\nboot"]
+    monkeypatch.setattr(docker, "_containerd_socket", lambda confirmed=False: "/fake.sock")
+    monkeypatch.setattr(containerd, "engine_instance", lambda address: run[0])
+    assert [docker.engine_platform() for _ in range(3)] == ["linux/arm64"] * 3
+    assert len(Handler.seen) == 1  # kept for this engine run
+    run[0] = "/fake/containerd.sock\n4343\n2000\nboot"  # the engine was restarted
+    assert docker.engine_platform() == "linux/arm64"
+    assert len(Handler.seen) == 2
+    monkeypatch.setattr(containerd, "engine_instance", lambda address: None)
+    docker.engine_platform()  # no engine run to name: asked every time
+    docker.engine_platform()
+    assert len(Handler.seen) == 4
