@@ -51,6 +51,7 @@ class Task(invoke.Task):
         return opts
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        _freeze_imports()
         _signal_stack()
         watch_sigint()
         loaded = _LOADED.set({})
@@ -69,6 +70,24 @@ class Task(invoke.Task):
             raise _interrupted() from None
         finally:
             _LOADED.reset(loaded)
+
+
+_frozen = False  # whether _freeze_imports ran in this process
+
+
+def _freeze_imports() -> None:
+    """At the first task call of the process, move every object alive so far (the modules
+    Invoke, this package and the user's ``tasks.py`` imported: they live until exit anyway)
+    out of the cyclic garbage collector's sight (``gc.freeze``), so neither its full
+    collections during the run nor the one at interpreter exit walk them again: ~30 ms less
+    at the end of every ``inv`` run here (a 164-image run: 0.095 -> 0.065 s from the bake's
+    end to the process's). Only once: later calls' garbage stays collectable."""
+    global _frozen
+    if not _frozen:
+        _frozen = True
+        import gc
+
+        gc.freeze()
 
 
 def _signal_stack() -> None:

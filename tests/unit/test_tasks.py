@@ -207,3 +207,23 @@ def test_ctrl_c_while_a_class_is_made_is_an_interrupt_not_a_traceback(tmp_path: 
         "    class Made:\n"
         "        x = Field()\n",
     )
+
+
+def test_the_first_task_call_freezes_what_the_imports_made_and_later_ones_nothing() -> None:
+    code = """
+import gc
+from invoke import Context
+from buildkit_tasks.tasks.common import task
+
+@task
+def count(c):
+    return gc.get_freeze_count()
+
+before = gc.get_freeze_count()
+first = count(Context())
+later = [[] for _ in range(1000)]  # garbage made after the first call stays collectable
+second = count(Context())
+print(before, first > 1000, second <= first)  # frozen objects freed since lower it
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["0", "True", "True"], out
