@@ -268,13 +268,20 @@ def find_held_platforms(
     return None
 
 
-def held_tags(runner: Runner, digest: str, found: str, tags: list[str]) -> tuple[str, ...]:
+def held_tags(
+    runner: Runner,
+    digest: str,
+    found: str,
+    tags: list[str],
+    remote_image: Callable[[str], docker.RemoteImage | None] | None = None,
+) -> tuple[str, ...]:
     """Those of ``tags`` that already name ``digest`` in the registry (``found`` does): their
-    tags are left alone, only the others are pointed at it."""
+    tags are left alone, only the others are pointed at it. ``remote_image`` answers what
+    the registry holds at a reference (default: :func:`docker.remote_image`)."""
     held = [found]
     for ref in tags:
         if ref != found:
-            other = docker.remote_image(runner, ref)
+            other = remote_image(ref) if remote_image else docker.remote_image(runner, ref)
             if other is not None and other.digest == digest:
                 held.append(ref)
     return tuple(held)
@@ -286,18 +293,20 @@ def find_cached(
     tags: list[str],
     push: bool,
     local_image: Callable[[str], docker.LocalImage | None] = docker.local_image,
+    remote_image: Callable[[str], docker.RemoteImage | None] | None = None,
 ) -> CacheHit | None:
     """Look for an image with input ``key`` under ``tags`` (version tag first, then latest):
-    in the local store (``local_image`` answers), or with ``push`` in the registry."""
+    in the local store (``local_image`` answers), or with ``push`` in the registry
+    (``remote_image`` answers; default :func:`docker.remote_image`)."""
     for ref in tags:
         if push:
-            remote = docker.remote_image(runner, ref)
+            remote = remote_image(ref) if remote_image else docker.remote_image(runner, ref)
             if remote is not None and remote.labels.get(cachekey.KEY_LABEL) == key:
                 local = local_image(ref)
                 same = local is not None and local.labels.get(cachekey.KEY_LABEL) == key
                 image_id = local.image_id if local is not None and same else None
-                return CacheHit(remote.digest, held_tags(runner, remote.digest, ref, tags),
-                                image_id)  # fmt: skip
+                held = held_tags(runner, remote.digest, ref, tags, remote_image)
+                return CacheHit(remote.digest, held, image_id)
         else:
             image = local_image(ref)
             if image is not None and image.labels.get(cachekey.KEY_LABEL) == key:
@@ -428,6 +437,21 @@ class ImageBuild:
             return {}
 
         prefetched, self._local = self._local, None  # used once: later lookups ask again
+        # images whose input keys this machine never planned are not in the local store
+        # with them: what the registry holds is asked now, beside the local lookup
+        ahead = {
+            ref: self._pool.submit(docker.in_context(docker.remote_image), self.runner, ref)
+            for n in names
+            if n in self.new_keys
+            and (self.pushes(n) or self.pulls(n))
+            and not (self.by_digest(n) and not self.tag)
+            for ref in self.tags[n]
+        }
+
+        def remote(ref: str) -> docker.RemoteImage | None:
+            asked = ahead.pop(ref, None)
+            return asked.result() if asked is not None else docker.remote_image(self.runner, ref)
+
         if prefetched is not None:
             index = prefetched.result()
         else:
@@ -445,9 +469,11 @@ class ImageBuild:
                     self.runner, self.settings.repository(n), self.keys[n], self.tags[n],
                     self.plats[n] or self.native, local,
                 )  # fmt: skip
-            hit = find_cached(self.runner, self.keys[n], self.tags[n], self.pushes(n), local)
+            hit = find_cached(
+                self.runner, self.keys[n], self.tags[n], self.pushes(n), local, remote
+            )
             if hit is None and self.pulls(n):
-                hit = find_cached(self.runner, self.keys[n], self.tags[n], True, local)
+                hit = find_cached(self.runner, self.keys[n], self.tags[n], True, local, remote)
             return hit
 
         return dict(zip(names, self._pool.map(docker.in_context(one), names), strict=True))

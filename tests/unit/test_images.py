@@ -215,3 +215,44 @@ def test_aliases_removed_early_are_removed_once(
     run.close()
     want = [sorted(run.aliases)]
     assert removed == (want if early_removal == "works" else [[], *want])
+
+
+def test_the_registry_is_asked_about_new_keys_beside_the_local_lookup(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from buildkit_tasks import cachekey
+
+    asked: list[str] = []
+    registry_asked = threading.Event()
+
+    def remote_image(runner: object, ref: str) -> None:
+        asked.append(ref)
+        registry_asked.set()
+        return None  # the registry holds nothing there
+
+    def local_lookup() -> dict[str, docker.LocalImage]:
+        # the local store answers only once the registry was asked (or after 5 s)
+        seen_first = registry_asked.wait(5)
+        held = docker.LocalImage("sha256:" + "a" * 64, ("r/api:1", "r/api:latest"), {})
+        held.labels[cachekey.KEY_LABEL] = "k-api"
+        return {"seen": seen_first, "r/api:1": held, "r/api:latest": held}  # type: ignore[dict-item]
+
+    monkeypatch.setattr(docker, "remote_image", remote_image)
+    run = ImageBuild.__new__(ImageBuild)
+    run._pool = ThreadPoolExecutor(4)
+    run._local = run._pool.submit(local_lookup)
+    run.force, run.push, run.atomic, run.tag, run.errors = False, False, False, True, {}
+    run.runner = SimpleNamespace(dry=False)
+    run.settings = SimpleNamespace(pull=True, registry="r")
+    run.plan = SimpleNamespace(images={n: SimpleNamespace(push=True) for n in ("base", "api")})
+    run.tags = {"base": ["r/base:1", "r/base:latest"], "api": ["r/api:1", "r/api:latest"]}
+    run.keys, run.new_keys = {"base": "k-base", "api": "k-api"}, {"base"}
+    index = run._local
+    hits = run.look_up(["base", "api"])
+    run._pool.shutdown()
+    assert index.result()["seen"] is True  # asked before the local answer, not after it
+    assert hits["base"] is None and hits["api"] is not None
+    assert sorted(asked) == ["r/base:1", "r/base:latest"]  # api: found in the local store
