@@ -371,8 +371,6 @@ def templated(spec: ImageSpec, version: VersionInfo, branch: str | None) -> Imag
 def _charts(
     settings: Settings, vs: Versions, images: Mapping[str, ImagePlan]
 ) -> tuple[ChartPlan, ...]:
-    from .charts import load_yaml
-
     values: dict[str, tuple[str, str]] = {}
     for path, name in settings.image_values.items():
         where = "[tool.buildkit.helm.image_values]"
@@ -387,7 +385,11 @@ def _charts(
                 "pushed, so a chart cannot use it"
             )
         values[path] = (images[name].repository, images[name].tag)
-    out = []
+    out: list[ChartPlan] = []
+    if not settings.charts:  # nothing to read: the YAML reader is not even imported
+        return ()
+    from .charts import load_yaml
+
     image_app = settings.app_version == "image"
     for chart in settings.charts:
         meta = load_yaml(chart / "Chart.yaml")
