@@ -385,11 +385,11 @@ def _charts(
                 "pushed, so a chart cannot use it"
             )
         values[path] = (images[name].repository, images[name].tag)
-    out: list[ChartPlan] = []
     if not settings.charts:  # nothing to read: the YAML reader is not even imported
         return ()
     from .charts import load_yaml
 
+    out = []
     image_app = settings.app_version == "image"
     for chart in settings.charts:
         meta = load_yaml(chart / "Chart.yaml")

@@ -1060,7 +1060,8 @@ def check_platforms(runner: Runner, platforms: Iterable[str]) -> None:
 
 def engine_platform() -> str:
     """The engine's own platform, e.g. ``linux/amd64`` (``GET /version``); for the local
-    engine on its default socket, asked once per engine run and then kept
+    engine on its default socket whose containerd is found (:func:`_containerd_socket`),
+    asked once per engine run and then kept
     (:func:`..imagecache.engine_platform`, keyed by :func:`.containerd.engine_instance`), so
     a run that builds nothing need not reach the engine's API at all."""
     from .. import imagecache
