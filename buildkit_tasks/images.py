@@ -8,6 +8,7 @@ run's result in the local image store under a run-unique alias (see
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 import tempfile
@@ -269,19 +270,18 @@ def find_held_platforms(
 
 
 def held_tags(
-    runner: Runner,
     digest: str,
     found: str,
     tags: list[str],
-    remote_image: Callable[[str], docker.RemoteImage | None] | None = None,
+    remote_image: Callable[[str], docker.RemoteImage | None],
 ) -> tuple[str, ...]:
     """Those of ``tags`` that already name ``digest`` in the registry (``found`` does): their
     tags are left alone, only the others are pointed at it. ``remote_image`` answers what
-    the registry holds at a reference (default: :func:`docker.remote_image`)."""
+    the registry holds at a reference."""
     held = [found]
     for ref in tags:
         if ref != found:
-            other = remote_image(ref) if remote_image else docker.remote_image(runner, ref)
+            other = remote_image(ref)
             if other is not None and other.digest == digest:
                 held.append(ref)
     return tuple(held)
@@ -298,14 +298,15 @@ def find_cached(
     """Look for an image with input ``key`` under ``tags`` (version tag first, then latest):
     in the local store (``local_image`` answers), or with ``push`` in the registry
     (``remote_image`` answers; default :func:`docker.remote_image`)."""
+    ask = remote_image or functools.partial(docker.remote_image, runner)
     for ref in tags:
         if push:
-            remote = remote_image(ref) if remote_image else docker.remote_image(runner, ref)
+            remote = ask(ref)
             if remote is not None and remote.labels.get(cachekey.KEY_LABEL) == key:
                 local = local_image(ref)
                 same = local is not None and local.labels.get(cachekey.KEY_LABEL) == key
                 image_id = local.image_id if local is not None and same else None
-                held = held_tags(runner, remote.digest, ref, tags, remote_image)
+                held = held_tags(remote.digest, ref, tags, ask)
                 return CacheHit(remote.digest, held, image_id)
         else:
             image = local_image(ref)
