@@ -6,8 +6,10 @@ fault and what was expected. Tasks turn them into a non-zero exit without a trac
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
+from collections.abc import Iterator
 from types import FrameType
 
 
@@ -75,9 +77,40 @@ def watch_sigint() -> None:
         signal.signal(signal.SIGINT, _on_sigint)
 
 
+_held = 0  # depth of held_sigint blocks (main thread only)
+_deferred = False  # a Ctrl-C came inside one: raised as it ends
+
+
 def _on_sigint(signum: int, frame: FrameType | None) -> None:
+    global _deferred
     _SIGINT.set()
+    if _held:
+        _deferred = True
+        return
     raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def held_sigint() -> Iterator[None]:
+    """A block no Ctrl-C interrupts halfway: one that comes meanwhile is raised, as
+    KeyboardInterrupt, when the block ends (however it ends). For steps that must finish
+    together, such as starting a command and recording it as one to stop: a Ctrl-C landing
+    between the two left the command running unseen (interrupt soak: ``helm package`` went on
+    after the run had removed its staged chart, and printed its error after ours). Needs
+    :func:`watch_sigint`'s handler (set by every task call); nests; in threads other than the
+    main one (where Python raises no KeyboardInterrupt) it does nothing."""
+    global _held, _deferred
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _held += 1
+    try:
+        yield
+    finally:
+        _held -= 1
+        if _deferred and not _held:
+            _deferred = False
+            raise KeyboardInterrupt
 
 
 def take_sigint() -> None:

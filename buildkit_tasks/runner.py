@@ -18,10 +18,10 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from .console import emit
-from .errors import CommandError, lost_sigint, take_sigint
+from .errors import CommandError, held_sigint, lost_sigint, take_sigint
 
 TAIL_LINES = 20
 
@@ -156,7 +156,9 @@ class Runner:
         full_env = {**os.environ, **extra} if extra else None
         log_fh = log.open("ab") if log else None
         try:
-            proc = subprocess.Popen(
+            proc = self._spawn(
+                argv,
+                label,
                 self._executed(argv, full_env),
                 cwd=cwd,
                 env=full_env,
@@ -165,21 +167,12 @@ class Runner:
                 stderr=subprocess.STDOUT
                 if log_fh
                 else (subprocess.DEVNULL if stderr_to_devnull else None),
-                start_new_session=True,
             )
-        except FileNotFoundError:
+        except BaseException:
             if log_fh:
                 log_fh.close()
-            raise CommandError(
-                f"{argv[0]}: command not found (is it installed and on PATH?)", 127
-            ) from None
-        started = Started(self, proc, label, log, log_fh)
-        try:
-            self._track(proc, label)
-        except BaseException:
-            started.release()
             raise
-        return started
+        return Started(self, proc, label, log, log_fh)
 
     def pipe(
         self,
@@ -199,26 +192,16 @@ class Runner:
         if self.dry:
             return 0
         env = {**os.environ, **self.env} if self.env else None
-        try:
-            proc = subprocess.Popen(
-                self._executed(argv, env),
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                start_new_session=True,
-            )
-        except FileNotFoundError:
-            raise CommandError(
-                f"{argv[0]}: command not found (is it installed and on PATH?)", 127
-            ) from None
+        proc = self._spawn(
+            argv,
+            what or argv[0],
+            self._executed(argv, env),
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         assert proc.stdout is not None and proc.stderr is not None
-        try:
-            self._track(proc, what or argv[0])
-        except BaseException:
-            proc.stdout.close()
-            proc.stderr.close()
-            raise
         total = 0
         errs: list[bytes] = []  # read beside stdout so a chatty stderr cannot block the pipe
         stderr = proc.stderr
@@ -252,6 +235,40 @@ class Runner:
                 "\n".join(text.splitlines()[-TAIL_LINES:]),
             )
         return total
+
+    def _spawn(
+        self, argv: list[str], what: str, executed: list[str], **popen: Any
+    ) -> subprocess.Popen[bytes]:
+        """Start ``executed`` (the command shown as ``argv``; ``popen``: Popen's keyword
+        arguments) in a session of its own and count it among the running commands, as one
+        step no Ctrl-C splits (:func:`..errors.held_sigint`): a command started but not yet
+        counted would be stopped by nobody. A Ctrl-C that came meanwhile kills the command
+        (it has been given nothing yet) and is raised as KeyboardInterrupt. Raises
+        CommandError when the program is missing (exit 127) or the run is being stopped
+        (exit 130; :meth:`_track`)."""
+        proc: subprocess.Popen[bytes] | None = None
+        try:
+            with held_sigint():
+                proc = subprocess.Popen(executed, start_new_session=True, **popen)
+                self._track(proc, what)
+        except FileNotFoundError:
+            raise CommandError(
+                f"{argv[0]}: command not found (is it installed and on PATH?)", 127
+            ) from None
+        except BaseException as exc:
+            if proc is not None:
+                if isinstance(exc, KeyboardInterrupt):
+                    take_sigint()
+                    with self._lock:
+                        self._procs.discard(proc)
+                    if proc.returncode is None:  # (not already stopped by _track)
+                        _killpg(proc, signal.SIGKILL)
+                        proc.wait()
+                for pipe in (proc.stdin, proc.stdout, proc.stderr):
+                    if pipe is not None:
+                        pipe.close()
+            raise
+        return proc
 
     def _track(self, proc: subprocess.Popen[bytes], what: str) -> None:
         """Count ``proc`` (just started) among the running commands :meth:`terminate_all`

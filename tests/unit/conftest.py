@@ -36,3 +36,16 @@ def lose_a_ctrl_c() -> Iterator[Callable[[float], object]]:
     for timer in timers:
         timer.cancel()
     errors.take_sigint()
+
+
+@pytest.fixture
+def sigint_watched() -> Iterator[None]:
+    """This process's SIGINT handler is the one every task call sets
+    (:func:`errors.watch_sigint`) for the test; the previous one is put back after it."""
+    import signal
+
+    before = signal.getsignal(signal.SIGINT)
+    errors.watch_sigint()
+    yield
+    signal.signal(signal.SIGINT, before)
+    errors.take_sigint()

@@ -1,4 +1,6 @@
+import os
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -111,6 +113,39 @@ def test_a_ctrl_c_python_lost_stops_a_command_the_main_thread_waits_for(
     with pytest.raises(KeyboardInterrupt):
         r.run(["sleep", "30"])
     assert time.monotonic() - started < 5 and not r._procs
+
+
+def test_a_ctrl_c_just_as_a_command_starts_stops_it(
+    sigint_watched: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Ctrl-C landing after the command started but before the runner counted it among the
+    commands to stop: the command must not run on unseen (interrupt soak: ``helm package``
+    outlived the run and printed its error after ours)."""
+    spawned: list[subprocess.Popen[bytes]] = []
+    real = subprocess.Popen
+
+    class CtrlCAsItStarts(real):  # type: ignore[misc,valid-type]
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            super().__init__(*args, **kwargs)
+            spawned.append(self)
+            os.kill(os.getpid(), signal.SIGINT)  # handled before the next line runs
+
+    monkeypatch.setattr(subprocess, "Popen", CtrlCAsItStarts)
+    r = Runner(stop_grace=5)
+    started = time.monotonic()
+    for call in (
+        lambda: r.run(["sleep", "30"]),
+        lambda: r.run(["sleep", "30"], capture=True),
+        lambda: r.start(["sleep", "30"], stdin=True),
+        lambda: r.pipe(["sleep", "30"], lambda b: None),
+    ):
+        with pytest.raises(KeyboardInterrupt):
+            call()
+        assert spawned[-1].returncode is not None  # stopped and reaped
+        assert not r._procs
+    assert len(spawned) == 4 and time.monotonic() - started < 3
+    monkeypatch.undo()
+    assert r.run(["true"]).ok  # the Ctrl-C was taken: the runner goes on
 
 
 # -- start, then finish or cancel: a command that starts while the caller prepares its input --
