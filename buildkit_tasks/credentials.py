@@ -4,12 +4,14 @@ The user comes from ``registry_user`` or ``BUILDKIT_REGISTRY_USER``; the passwor
 ``BUILDKIT_REGISTRY_PASSWORD`` or the file ``password_file``. The password reaches
 ``docker login`` on its standard input only: never argv, output, logs, reports or exception
 texts. Unless ``own_docker_config`` is set, the login goes to a throw-away ``DOCKER_CONFIG``
-directory (mode 0700) that lives for one run and is removed afterwards.
+directory (mode 0700) that lives for one run and is removed afterwards: a view of the user's
+own config (:func:`config_view`) holding this registry's login.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -92,11 +94,57 @@ def docker_login(
     try:
         if tmp is not None:
             os.chmod(tmp, 0o700)
+            if not runner.dry:
+                config_view(user_config_dir(), tmp, creds.host)
         _login(runner, login_argv(creds), creds, "registry login", env)
         yield env
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def user_config_dir(env: Mapping[str, str] | None = None) -> Path:
+    """The user's own Docker config directory: ``DOCKER_CONFIG``, else ``~/.docker``."""
+    env = os.environ if env is None else env
+    return Path(env.get("DOCKER_CONFIG") or Path.home() / ".docker")
+
+
+def config_view(own: Path, view: Path, host: str) -> None:
+    """Make the empty directory ``view`` a Docker config directory that is the user's ``own``
+    but for the credentials of ``host``, for a throw-away login: every entry of ``own`` but
+    ``config.json`` is linked (docker contexts, buildx builders, CLI plugins, TLS files), so
+    the run's commands see the same current context, ``--builder``/``BUILDX_BUILDER``
+    builders and plugins as without credentials; ``config.json`` is ``own``'s settings
+    (current context, proxies, other registries' ``auths`` and per-registry ``credHelpers``)
+    without ``host``'s entries and without the default ``credsStore``, so ``docker login``
+    writes the password into ``view`` only, never into the user's files or credential store.
+    Registries whose credentials only that default store holds are not reachable in such a
+    run (as in none before). An unreadable or invalid ``own/config.json`` counts as empty
+    settings; nothing of ``own`` is ever written."""
+    try:
+        settings = json.loads((own / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        settings = {}
+    if not isinstance(settings, dict):
+        settings = {}
+    settings.pop("credsStore", None)
+    for key in ("auths", "credHelpers"):
+        if isinstance(settings.get(key), dict):
+            settings[key] = {k: v for k, v in settings[key].items() if _auth_host(k) != host}
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(own):
+            if not entry.name.startswith("config.json"):
+                (view / entry.name).symlink_to(entry.path)
+    fd = os.open(view / "config.json", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(settings, fh, indent=1)
+
+
+def _auth_host(key: str) -> str:
+    """The registry host a ``config.json`` credentials key names (keys may be URLs:
+    ``https://index.docker.io/v1/`` is Docker Hub, ``docker.io``)."""
+    host = key.split("://", 1)[-1].split("/", 1)[0]
+    return "docker.io" if host in ("index.docker.io", "registry-1.docker.io") else host
 
 
 def helm_login_argv(creds: Credentials, config: Path, plain_http: bool) -> list[str]:

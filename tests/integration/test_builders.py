@@ -4,14 +4,16 @@ builder needs a BuildKit image this machine cannot pull)."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from .conftest import Project
+from .conftest import AuthRegistry, Project
 
 
 @pytest.fixture
@@ -41,6 +43,28 @@ def test_builds_go_to_the_configured_builder(project: Project, context_builder: 
     assert f'building with "{context_builder}" instance' in bake
     doctor = project.inv("doctor").stdout
     assert re.search(rf"local\s+ok\s+builder\s+{context_builder}: linux/amd64", doctor), doctor
+
+
+def test_a_push_with_credentials_still_uses_the_users_builder(
+    project: Project, context_builder: str, auth_registry: AuthRegistry
+) -> None:
+    """Registry credentials log in into a throw-away DOCKER_CONFIG: the builder (here a docker
+    context, kept in the user's own config directory) must still be the one builds go to."""
+    reg = auth_registry
+    env = {
+        "INVOKE_BUILDKIT_REGISTRY": f"{reg.host}/acme",
+        "BUILDKIT_REGISTRY_USER": reg.user,
+        "BUILDKIT_REGISTRY_PASSWORD": reg.password,
+    }
+    res = project.inv("image.push", "--builder", context_builder, "--force", env=env)
+    log = "".join(p.read_text() for p in (project.path / "dist" / "logs").glob("*.log"))
+    assert f'building with "{context_builder}" instance' in log, res.stderr
+    images = {i["name"]: i for i in project.report()["images"]}
+    assert images["worker"]["references"][0] == f"{reg.host}/acme/worker:2.3.0"
+    assert all(i["status"] == "succeeded" and i["digest"] for i in images.values()), images
+    # the login stayed in the run's own config: the user's has no entry for the registry
+    own = Path(os.environ.get("DOCKER_CONFIG", Path.home() / ".docker")) / "config.json"
+    assert not own.exists() or reg.host not in own.read_text()
 
 
 def test_a_missing_builder_is_one_clear_line(project: Project) -> None:

@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 import pytest
@@ -72,3 +73,47 @@ def test_cache_config_values(tmp_path: Path) -> None:
     assert settings(tmp_path, "cache = 'registry'\n").cache == "registry"
     with pytest.raises(ConfigError, match="cache: expected one of none, registry, local"):
         settings(tmp_path, "cache = 'disk'\n")
+
+
+def test_the_throw_away_config_is_a_view_of_the_users_own(tmp_path: Path) -> None:
+    own, view = tmp_path / "own", tmp_path / "view"
+    (own / "contexts" / "meta").mkdir(parents=True)
+    (own / "buildx" / "instances").mkdir(parents=True)
+    (own / "cli-plugins").mkdir()
+    settings = {
+        "currentContext": "remote-engine",
+        "proxies": {"default": {"httpProxy": "http://127.0.0.1:3128"}},
+        "credsStore": "desktop",
+        "credHelpers": {"registry.example:5443": "pass", "gcr.io": "gcloud"},
+        "auths": {
+            "https://registry.example:5443/v1/": {"auth": "b2xkOm9sZA=="},
+            "other.example": {"auth": "dXNlcjpwdw=="},
+        },
+    }
+    (own / "config.json").write_text(json.dumps(settings))
+    before = {p: p.read_bytes() for p in own.rglob("*") if p.is_file()}
+    view.mkdir()
+    credentials.config_view(own, view, "registry.example:5443")
+    made = json.loads((view / "config.json").read_text())
+    # the user's settings, but nothing that would answer for (or store) the run's registry
+    assert made == {
+        "currentContext": "remote-engine",
+        "proxies": {"default": {"httpProxy": "http://127.0.0.1:3128"}},
+        "credHelpers": {"gcr.io": "gcloud"},
+        "auths": {"other.example": {"auth": "dXNlcjpwdw=="}},
+    }
+    for name in ("contexts", "buildx", "cli-plugins"):
+        assert (view / name).resolve() == (own / name).resolve(), name
+    assert (view / "config.json").stat().st_mode & 0o077 == 0
+    assert {p: p.read_bytes() for p in own.rglob("*") if p.is_file()} == before
+    # Docker Hub's key is a URL; an own config that is missing or not JSON counts as empty
+    hub = tmp_path / "hub"
+    hub.mkdir()
+    (own / "config.json").write_text('{"auths": {"https://index.docker.io/v1/": {}}}')
+    credentials.config_view(own, hub, "docker.io")
+    assert json.loads((hub / "config.json").read_text()) == {"auths": {}}
+    (own / "config.json").write_text("[not json")
+    for source, out in ((tmp_path / "missing", tmp_path / "v1"), (own, tmp_path / "v2")):
+        out.mkdir()
+        credentials.config_view(source, out, "x.io")
+        assert json.loads((out / "config.json").read_text()) == {}
