@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from ..console import emit
 from ..errors import BuildkitError, CommandError
-from ..references import name_and_tag
+from ..references import name_and_tag, registry_host
 from ..runner import Runner, Started
 
 T = TypeVar("T")
@@ -750,7 +750,7 @@ def remote_image(runner: Runner, reference: str) -> RemoteImage | None:
     from . import registry
 
     try:
-        return registry.read(reference)
+        return registry.read(reference, auth=_registry_auth(runner, reference))
     except registry.Unanswered:
         pass
     res = runner.run(
@@ -763,6 +763,20 @@ def remote_image(runner: Runner, reference: str) -> RemoteImage | None:
     if not res.ok or not res.stdout.strip():
         return None
     return parse_imagetools(json.loads(res.stdout))
+
+
+def _registry_auth(runner: Runner, reference: str) -> str | None:
+    """The Basic credentials for ``reference``'s registry in the Docker config ``runner``'s
+    commands use (its ``DOCKER_CONFIG``, as a registry login sets it, else this process's,
+    else ``~/.docker``): :func:`.registry.basic_auth`."""
+    from . import registry
+
+    config_dir = (
+        runner.env.get("DOCKER_CONFIG")
+        or os.environ.get("DOCKER_CONFIG")
+        or os.path.join(os.path.expanduser("~"), ".docker")
+    )
+    return registry.basic_auth(config_dir, registry_host(reference))
 
 
 def registry_index(runner: Runner, reference: str) -> tuple[str, dict[str, str], dict[str, str]]:
@@ -778,7 +792,7 @@ def registry_index(runner: Runner, reference: str) -> tuple[str, dict[str, str],
     manifest: dict[str, Any] | None = None
     if not runner.dry:  # read directly where anyone may read (else imagetools, below)
         try:
-            found = registry.manifest(reference)
+            found = registry.manifest(reference, auth=_registry_auth(runner, reference))
         except registry.Unanswered:
             found = None
         if found is not None:

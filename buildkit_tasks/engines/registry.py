@@ -1,18 +1,22 @@
-"""A registry's own HTTP API (distribution spec), asked directly where it answers anyone:
-is there a manifest at this reference, and what does it hold (digest, platforms, labels)?
+"""A registry's own HTTP API (distribution spec), asked directly where it answers anyone, or
+anyone with the Basic credentials Docker's config file holds for it: is there a manifest at
+this reference, and what does it hold (digest, platforms, labels)?
 
-Everything else goes through ``docker buildx imagetools inspect`` (credentials, token auth,
-mirrors, TLS settings: all Docker's), which costs a process of about 0.1-0.3 s. Lookups ask for
-every image that is not found locally (or, pushing, for every image), so the common answers
-come from here: :func:`surely_absent` (one ``HEAD``) and :func:`read` (a few ``GET``s to a
-registry that lets anyone read, such as the loopback registries of CI); a registry that wants
-a login, or answers anything unexpected, is left to imagetools.
+Everything else goes through ``docker buildx imagetools inspect`` (credential helpers, token
+auth, mirrors, TLS settings: all Docker's), which costs a process of about 0.05-0.3 s. Lookups
+ask for every image that is not found locally (or, pushing, for every image), so the common
+answers come from here: :func:`surely_absent` (one ``HEAD``) and :func:`read` (a few ``GET``s
+to a registry that lets anyone read, such as the loopback registries of CI, or that takes a
+password as HTTP Basic auth, as a ``registry`` with ``htpasswd`` does); a registry that wants a
+token, or answers anything unexpected, is left to imagetools.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import os
 import urllib.error
 import urllib.request
 from typing import TYPE_CHECKING, Any
@@ -33,6 +37,38 @@ ACCEPT = ", ".join(
 )
 
 
+def basic_auth(config_dir: str, host: str) -> str | None:
+    """The ``Authorization`` value (``Basic <base64 user:password>``) that Docker's config file
+    ``<config_dir>/config.json`` holds for registry ``host`` in its own file store (the
+    ``auths`` entry ``docker login`` writes without a credential helper), None when it holds
+    none there (a helper keeps it, or no login). Read once per file version (size and mtime).
+    Only for hosts spoken to over HTTPS or on loopback (:func:`manifest_url`); the value is
+    sent on no redirect (:func:`_get`)."""
+    path = os.path.join(config_dir, "config.json")
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return _file_auths(path, st.st_size, st.st_mtime_ns).get(host)
+
+
+@functools.lru_cache(maxsize=8)
+def _file_auths(path: str, size: int, mtime_ns: int) -> dict[str, str]:
+    """``{host: "Basic ..."}`` from the ``auths`` of Docker's config file ``path`` (keys such
+    as ``https://host/v1/`` taken as ``host``); empty when it cannot be read."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            auths = json.load(fh).get("auths") or {}
+    except (OSError, ValueError, AttributeError):
+        return {}
+    out = {}
+    for key, entry in auths.items() if isinstance(auths, dict) else ():
+        token = entry.get("auth") if isinstance(entry, dict) else None
+        if isinstance(token, str) and token:
+            out[key.split("://", 1)[-1].split("/", 1)[0]] = f"Basic {token}"
+    return out
+
+
 def manifest_url(reference: str) -> str | None:
     """``<scheme>://<registry>/v2/<path>/manifests/<tag or digest>`` for ``reference``: plain
     HTTP for a loopback registry (as Docker), HTTPS otherwise; None for an invalid reference
@@ -44,14 +80,15 @@ def manifest_url(reference: str) -> str | None:
     return f"{scheme}://{ref.domain}/v2/{ref.path}/manifests/{ref.digest or ref.tag or 'latest'}"
 
 
-def surely_absent(reference: str, timeout: float = TIMEOUT) -> bool:
-    """True only when the registry says it holds no manifest at ``reference`` (404 to an
-    anonymous ``HEAD``) or refuses the connection outright; False for anything else (found,
-    wants a login, other errors, timeouts): then ask imagetools."""
+def surely_absent(reference: str, timeout: float = TIMEOUT, auth: str | None = None) -> bool:
+    """True only when the registry says it holds no manifest at ``reference`` (404 to a
+    ``HEAD``, anonymous or with ``auth``: see :func:`basic_auth`) or refuses the connection
+    outright; False for anything else (found, wants a login, other errors, timeouts): then
+    ask imagetools."""
     url = manifest_url(reference)
     if url is None:
         return False
-    req = urllib.request.Request(url, method="HEAD", headers={"Accept": ACCEPT})
+    req = _request(url, ACCEPT, auth, method="HEAD")
     try:
         with urllib.request.urlopen(req, timeout=timeout):
             return False
@@ -77,10 +114,23 @@ INDEX_TYPES = (
 MAX_BYTES = 4 << 20  # a manifest or image config larger than this is not read here
 
 
-def _get(url: str, accept: str, digest: str | None, timeout: float) -> bytes | None:
+def _request(
+    url: str, accept: str, auth: str | None, method: str = "GET"
+) -> urllib.request.Request:
+    """A request for ``url``; ``auth`` (an ``Authorization`` value) is set unredirected: a
+    registry sending a blob to its storage elsewhere (a redirect) must not pass it on."""
+    req = urllib.request.Request(url, method=method, headers={"Accept": accept})
+    if auth:
+        req.add_unredirected_header("Authorization", auth)
+    return req
+
+
+def _get(
+    url: str, accept: str, digest: str | None, timeout: float, auth: str | None = None
+) -> bytes | None:
     """The body at ``url`` (None for 404 or a refused connection), checked against ``digest``
     when given; raises Unanswered for any other answer."""
-    req = urllib.request.Request(url, headers={"Accept": accept})
+    req = _request(url, accept, auth)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as res:
             body: bytes = res.read(MAX_BYTES + 1)
@@ -113,30 +163,33 @@ def _json(body: bytes) -> dict[str, Any]:
     return data
 
 
-def manifest(reference: str, timeout: float = TIMEOUT) -> tuple[str, dict[str, Any]] | None:
+def manifest(
+    reference: str, timeout: float = TIMEOUT, auth: str | None = None
+) -> tuple[str, dict[str, Any]] | None:
     """``(digest, manifest)``: the manifest list (or manifest) the registry holds at
-    ``reference``, read anonymously, with its digest; None when it holds nothing there.
-    Raises Unanswered as :func:`read` does."""
+    ``reference``, read anonymously or with ``auth`` (:func:`basic_auth`), with its digest;
+    None when it holds nothing there. Raises Unanswered as :func:`read` does."""
     url = manifest_url(reference)
     if url is None:
-        raise Unanswered("no anonymous reads here")
+        raise Unanswered("no direct reads here")
     want = try_parse(reference)
-    body = _get(url, ACCEPT, want.digest if want is not None else None, timeout)
+    body = _get(url, ACCEPT, want.digest if want is not None else None, timeout, auth)
     if body is None:
         return None
     return "sha256:" + hashlib.sha256(body).hexdigest(), _json(body)
 
 
-def read(reference: str, timeout: float = TIMEOUT) -> RemoteImage | None:
-    """What the registry holds at ``reference``, read anonymously: the digest of the manifest
+def read(reference: str, timeout: float = TIMEOUT, auth: str | None = None) -> RemoteImage | None:
+    """What the registry holds at ``reference``, read anonymously or with ``auth`` (an
+    ``Authorization`` value, :func:`basic_auth`): the digest of the manifest
     list (or single manifest) there, each platform's manifest digest and image-config labels
     (attestation entries, platform ``unknown/unknown``, left out), as
     :func:`.docker.parse_imagetools` reads them; None when it holds nothing there (404, or
     the connection refused). Every body is checked against its digest. Raises Unanswered for
-    Docker Hub, a registry that wants a login, or anything unexpected."""
+    Docker Hub, a registry that wants a token or a login not given, or anything unexpected."""
     from .docker import RemoteImage, platform_name
 
-    found = manifest(reference, timeout)
+    found = manifest(reference, timeout, auth)
     if found is None:
         return None
     digest, top = found
@@ -146,7 +199,7 @@ def read(reference: str, timeout: float = TIMEOUT) -> RemoteImage | None:
         config_digest = (image_manifest.get("config") or {}).get("digest")
         if not isinstance(config_digest, str):
             raise Unanswered("a manifest without a config")
-        body = _get(f"{base}/blobs/{config_digest}", "*/*", config_digest, timeout)
+        body = _get(f"{base}/blobs/{config_digest}", "*/*", config_digest, timeout, auth)
         if body is None:
             raise Unanswered(f"config {config_digest} missing")
         return _json(body)
@@ -161,7 +214,7 @@ def read(reference: str, timeout: float = TIMEOUT) -> RemoteImage | None:
             child_digest = entry.get("digest")
             if not isinstance(child_digest, str):
                 raise Unanswered("an index entry without a digest")
-            body = _get(f"{base}/manifests/{child_digest}", ACCEPT, child_digest, timeout)
+            body = _get(f"{base}/manifests/{child_digest}", ACCEPT, child_digest, timeout, auth)
             if body is None:
                 raise Unanswered(f"manifest {child_digest} missing")
             config = config_of(_json(body))

@@ -157,3 +157,27 @@ def test_wrong_password_fails_fast_without_retries(
     assert not (project.path / "dist" / "logs").exists()  # nothing was built or pushed
     refused = reg.log.read_text().count("401") - before
     assert 1 <= refused <= 4  # one login's requests, not a retry storm
+
+
+def test_an_unchanged_push_reads_the_password_registry_itself(
+    project: Project, auth_registry: AuthRegistry
+) -> None:
+    """A registry taking the login as HTTP Basic auth (``htpasswd``) is read directly with the
+    run's login, not through a ``docker buildx imagetools inspect`` process per lookup."""
+    reg = auth_registry
+    push(project, reg, reg.password)
+    seen = len(reg.log.read_text())
+    res = push(project, reg, reg.password, "--echo")  # --echo prints every command, queries too
+    assert "imagetools" not in res.stdout + res.stderr, res.stdout
+    images = {i["name"]: i for i in project.report()["images"]}
+    assert images["worker"]["status"] == "cached", res.stdout
+    _, digest = registry_get(reg, "/v2/acme/worker/manifests/2.3.0")
+    assert images["worker"]["digest"] == digest
+    assert reg.password not in res.stdout + res.stderr
+    # this process read them, with the login: the registry answered its manifest reads
+    reads = [
+        line
+        for line in reg.log.read_text()[seen:].splitlines()
+        if "GET /v2/acme/worker/manifests/" in line and "Python-urllib" in line
+    ]
+    assert reads and all('HTTP/1.1" 200 ' in line for line in reads), reads

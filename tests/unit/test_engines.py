@@ -334,6 +334,92 @@ def test_surely_absent_only_for_a_404_or_a_refused_connection() -> None:
     assert registry.surely_absent(f"127.0.0.1:{closed}/a/b:1")
 
 
+def test_a_basic_auth_registry_is_read_with_dockers_file_login(tmp_path: Path) -> None:
+    """The login ``docker login`` wrote into a config file is sent as Basic auth to that
+    registry only, and never passed on to where a registry redirects a blob."""
+    import base64
+    import hashlib
+    import http.server
+    import threading
+
+    from buildkit_tasks.engines import registry
+
+    token = base64.b64encode(b"ci:s3cret").decode()
+    config = json.dumps({"config": {"Labels": {"k": "v"}}, "os": "linux", "architecture": "arm64"})
+    config_digest = "sha256:" + hashlib.sha256(config.encode()).hexdigest()
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"digest": config_digest, "size": len(config)},
+            "layers": [],
+        }
+    )
+    storage_saw: list[str | None] = []
+
+    class Storage(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            storage_saw.append(self.headers.get("Authorization"))
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(config.encode())
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    storage = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Storage)
+
+    class Registry(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            if self.headers.get("Authorization") != f"Basic {token}":
+                self.send_response(401)
+                self.send_header("WWW-Authenticate", 'Basic realm="test"')
+                self.end_headers()
+                return
+            if self.path == "/v2/a/api/manifests/1":
+                self.send_response(200)
+                self.send_header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+                self.end_headers()
+                self.wfile.write(manifest.encode())
+            elif self.path == f"/v2/a/api/blobs/{config_digest}":  # kept elsewhere
+                self.send_response(307)
+                self.send_header("Location", f"http://127.0.0.1:{storage.server_address[1]}/b")
+                self.end_headers()
+            else:
+                self.send_response(404)
+                self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Registry)
+    for srv in (server, storage):
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+    host = f"127.0.0.1:{server.server_address[1]}"
+    cfg = tmp_path / "docker"
+    cfg.mkdir()
+    (cfg / "config.json").write_text(
+        json.dumps({"auths": {f"https://{host}/v1/": {"auth": token}, "other.io": {}}})
+    )
+    try:
+        auth = registry.basic_auth(str(cfg), host)
+        assert auth == f"Basic {token}"
+        assert registry.basic_auth(str(cfg), "other.io") is None  # a helper holds that one
+        with pytest.raises(registry.Unanswered):  # anonymous: left to imagetools
+            registry.read(f"{host}/a/api:1")
+        found = registry.read(f"{host}/a/api:1", auth=auth)
+        assert found is not None and found.platform_labels == {"linux/arm64": {"k": "v"}}
+        assert storage_saw == [None]  # the redirect went without the login
+        assert registry.read(f"{host}/a/api:2", auth=auth) is None
+        # a later login (the file rewritten) is read again
+        (cfg / "config.json").write_text(json.dumps({"auths": {}}))
+        assert registry.basic_auth(str(cfg), host) is None
+    finally:
+        server.shutdown()
+        storage.shutdown()
+    assert registry.basic_auth(str(tmp_path / "missing"), host) is None
+
+
 def test_imagetools_output_gives_each_platforms_manifest_and_labels() -> None:
     key = "dev.buildkit-tasks.input-key"
     listed = {
@@ -443,6 +529,7 @@ def test_registry_index_pairs_each_platform_with_its_attestation() -> None:
 
     class Runner:
         dry = False
+        env: dict[str, str] = {}
 
         def run(self, argv: list[str], **kw: object) -> Result:
             return Result(0, json.dumps(index))
