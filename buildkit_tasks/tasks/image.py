@@ -36,7 +36,7 @@ HELP = {
     "names): each builds its share of --platform natively with its own engine over SSH and "
     "pushes by digest; then one manifest list per tag is made from their digests.",
     "builder": "The buildx builder to build with (a 'docker buildx ls' name; default: config "
-    "'builder', else buildx's current).",
+    "'builder', else buildx's current). Not with --host or --hosts (their hosts' engines build).",
     "reproducible": "Build every image reproducibly (config 'reproducible'): SOURCE_DATE_EPOCH "
     "= the commit time (or env SOURCE_DATE_EPOCH), timestamps rewritten, through an OCI "
     "layout loaded into the store (and pushed by digest): same sources, same digests.",
@@ -107,6 +107,10 @@ def run_build(
     if host:
         from ..hosts import engine_over_ssh
 
+        if s.builder:  # a builder here would send the CLI and the SDK to different engines
+            raise ConfigError(
+                "--host: builds with that host's own engine; drop --builder (or config 'builder')"
+            )
         with engine_over_ssh(s.host(host), s) as env:
             emit(f"engine: {host} over SSH ({s.host(host).address})")
             return _run_build(

@@ -461,6 +461,12 @@ CASES = [
         ("image.push", "--platform", "linux/amd64", "--hosts", "a", "--host", "a"),
         "--hosts: spreads over build hosts' own engines; drop --host",
     ),
+    Case(
+        "host-with-builder",
+        None,
+        ("image.build", "--host", "a", "--builder", "x"),
+        "--host: builds with that host's own engine; drop --builder (or config 'builder')",
+    ),
     # --- missing tools -------------------------------------------------------------------
     Case(
         "no-helm",
