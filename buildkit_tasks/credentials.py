@@ -121,6 +121,8 @@ def config_view(own: Path, view: Path, host: str) -> None:
     Registries whose credentials only that default store holds are not reachable in such a
     run (as in none before). An unreadable or invalid ``own/config.json`` counts as empty
     settings; nothing of ``own`` is ever written."""
+    from .engines.registry import config_key_host  # (urllib: only for runs that log in)
+
     try:
         settings = json.loads((own / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -130,7 +132,7 @@ def config_view(own: Path, view: Path, host: str) -> None:
     settings.pop("credsStore", None)
     for key in ("auths", "credHelpers"):
         if isinstance(settings.get(key), dict):
-            settings[key] = {k: v for k, v in settings[key].items() if _auth_host(k) != host}
+            settings[key] = {k: v for k, v in settings[key].items() if config_key_host(k) != host}
     with contextlib.suppress(OSError):
         for entry in os.scandir(own):
             if not entry.name.startswith("config.json"):
@@ -138,13 +140,6 @@ def config_view(own: Path, view: Path, host: str) -> None:
     fd = os.open(view / "config.json", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         json.dump(settings, fh, indent=1)
-
-
-def _auth_host(key: str) -> str:
-    """The registry host a ``config.json`` credentials key names (keys may be URLs:
-    ``https://index.docker.io/v1/`` is Docker Hub, ``docker.io``)."""
-    host = key.split("://", 1)[-1].split("/", 1)[0]
-    return "docker.io" if host in ("index.docker.io", "registry-1.docker.io") else host
 
 
 def helm_login_argv(creds: Credentials, config: Path, plain_http: bool) -> list[str]:

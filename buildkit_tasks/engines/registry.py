@@ -65,8 +65,16 @@ def _file_auths(path: str, size: int, mtime_ns: int) -> dict[str, str]:
     for key, entry in auths.items() if isinstance(auths, dict) else ():
         token = entry.get("auth") if isinstance(entry, dict) else None
         if isinstance(token, str) and token:
-            out[key.split("://", 1)[-1].split("/", 1)[0]] = f"Basic {token}"
+            out[config_key_host(key)] = f"Basic {token}"
     return out
+
+
+def config_key_host(key: str) -> str:
+    """The registry host a Docker ``config.json`` credentials key names (``auths``,
+    ``credHelpers``; keys may be URLs: ``https://index.docker.io/v1/`` is Docker Hub,
+    ``docker.io``)."""
+    host = key.split("://", 1)[-1].split("/", 1)[0]
+    return "docker.io" if host in ("index.docker.io", "registry-1.docker.io") else host
 
 
 def manifest_url(reference: str) -> str | None:
