@@ -97,7 +97,7 @@ def hold_lock(path: Path, on_wait: Callable[[str], None]) -> None:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            on_wait(os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "unknown")
+            on_wait(_holder(fd))
             fcntl.flock(fd, fcntl.LOCK_EX)
     except BaseException:
         os.close(fd)
@@ -105,6 +105,36 @@ def hold_lock(path: Path, on_wait: Callable[[str], None]) -> None:
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"pid {os.getpid()}: {' '.join(sys.argv[1:])[:150]}\n".encode(), 0)
     _HELD[path] = fd
+
+
+def _holder(fd: int, patience: float = 0.5) -> str:
+    """What the process holding the lock file ``fd`` wrote into it (``pid N: task``). It
+    writes just after taking the lock, so a file still empty, or still naming a process that
+    has ended (an earlier holder), is read again every 10 ms for up to ``patience`` seconds;
+    ``unknown`` when it stays empty."""
+    import time
+
+    deadline = time.monotonic() + patience
+    while True:
+        text = os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
+        if (text and _alive(text)) or time.monotonic() >= deadline:
+            return text or "unknown"
+        time.sleep(0.01)
+
+
+def _alive(holder: str) -> bool:
+    """Whether the process a lock file's ``pid N: ...`` names is running (True when the text
+    names none)."""
+    pid = holder.removeprefix("pid ").partition(":")[0]
+    if not holder.startswith("pid ") or not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process
+        pass
+    return True
 
 
 def _fsync(path: Path) -> None:
