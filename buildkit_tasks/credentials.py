@@ -95,18 +95,12 @@ def docker_login(
         if tmp is not None:
             os.chmod(tmp, 0o700)
             if not runner.dry:
-                config_view(user_config_dir(), tmp, creds.host)
+                config_view(Path(docker.config_dir(os.environ)), tmp, creds.host)
         _login(runner, login_argv(creds), creds, "registry login", env)
         yield env
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
-
-
-def user_config_dir(env: Mapping[str, str] | None = None) -> Path:
-    """The user's own Docker config directory: ``DOCKER_CONFIG``, else ``~/.docker``."""
-    env = os.environ if env is None else env
-    return Path(env.get("DOCKER_CONFIG") or Path.home() / ".docker")
 
 
 def config_view(own: Path, view: Path, host: str) -> None:

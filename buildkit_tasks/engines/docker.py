@@ -237,6 +237,12 @@ PLUGIN_DIRS = (
 )
 
 
+def config_dir(env: Mapping[str, str]) -> str:
+    """The Docker config directory commands run in environment ``env`` use: its
+    ``DOCKER_CONFIG``, else ``~/.docker`` (the docker CLI's rule)."""
+    return env.get("DOCKER_CONFIG") or os.path.join(os.path.expanduser("~"), ".docker")
+
+
 def plugin_argv(argv: list[str], env: Mapping[str, str]) -> list[str]:
     """The argv that runs ``docker buildx ...`` (``argv``) in environment ``env``: the buildx
     plugin's own binary, standalone (``docker-buildx ...``), found where the docker CLI would
@@ -246,8 +252,7 @@ def plugin_argv(argv: list[str], env: Mapping[str, str]) -> list[str]:
     :class:`~..runner.Runner` (``exec_argv``)."""
     if argv[:2] != [DOCKER, "buildx"]:
         return argv
-    config_dir = env.get("DOCKER_CONFIG") or os.path.join(os.path.expanduser("~"), ".docker")
-    binary = buildx_binary(config_dir, env.get("PATH", os.defpath))
+    binary = buildx_binary(config_dir(env), env.get("PATH", os.defpath))
     return [binary, *argv[2:]] if binary else argv
 
 
@@ -771,12 +776,7 @@ def _registry_auth(runner: Runner, reference: str) -> str | None:
     else ``~/.docker``): :func:`.registry.basic_auth`."""
     from . import registry
 
-    config_dir = (
-        runner.env.get("DOCKER_CONFIG")
-        or os.environ.get("DOCKER_CONFIG")
-        or os.path.join(os.path.expanduser("~"), ".docker")
-    )
-    return registry.basic_auth(config_dir, registry_host(reference))
+    return registry.basic_auth(config_dir({**os.environ, **runner.env}), registry_host(reference))
 
 
 def registry_index(runner: Runner, reference: str) -> tuple[str, dict[str, str], dict[str, str]]:
