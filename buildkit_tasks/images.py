@@ -95,9 +95,10 @@ def context_key(reference: str) -> str:
 
 
 def oci_labels(
-    settings: Settings, info: VersionInfo, name: str, epoch: int | None = None
+    info: VersionInfo, name: str, source: str | None, epoch: int | None = None
 ) -> dict[str, str]:
-    """The ``org.opencontainers.image.*`` labels for image ``name``; ``created`` is the build
+    """The ``org.opencontainers.image.*`` labels for image ``name``; ``source`` the project's
+    repository address (:func:`source_of`), None to leave it out; ``created`` is the build
     date, or ``epoch`` (seconds) in a reproducible build."""
     created = info.build_date if epoch is None else iso_date(epoch)
     labels = {
@@ -107,10 +108,15 @@ def oci_labels(
     }
     if info.commit:
         labels[f"{OCI}.revision"] = info.commit
-    source = settings.source or git_remote(settings.root)
     if source:
         labels[f"{OCI}.source"] = source
     return labels
+
+
+def source_of(settings: Settings) -> str | None:
+    """The project's repository address for the ``source`` label: config ``source``, else
+    the work tree's ``origin`` remote (:func:`git_remote`), else None."""
+    return settings.source or git_remote(settings.root)
 
 
 def source_date_epoch(settings: Settings) -> int:
@@ -349,6 +355,8 @@ class ImageBuild:
         # Local lookups need no key: ask for every image under our tags now (one engine
         # call), beside the hashing below.
         self._pool = ThreadPoolExecutor(max_workers=16)
+        # the source label's address: one git call per run, beside the planning
+        self._source = self._pool.submit(source_of, settings)
         self._local: Future[dict[str, docker.LocalImage]] | None = None
         if not force:  # read-only lookups: --dry plans exactly as the real run does
             refs = [r for tags in self.tags.values() for r in tags]
@@ -587,7 +595,9 @@ class ImageBuild:
             # the registry from the version tag instead (see pushed()).
             tags=self.tags[name][:1] if direct else self.tags[name],
             labels={
-                **oci_labels(self.settings, self.plan.images[name].version, name, self.epoch),
+                **oci_labels(
+                    self.plan.images[name].version, name, self._source.result(), self.epoch
+                ),
                 cachekey.KEY_LABEL: self.keys[name],
             },
             build_args=node.spec.build_args,

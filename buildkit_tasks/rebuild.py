@@ -160,7 +160,7 @@ def rebuild(
         s = dataclasses.replace(
             s,
             reproducible=True,
-            source=settings.source or images.git_remote(settings.root),
+            source=images.source_of(settings),
             output_dir=Path(tmp) / "out",
         )
         plan = buildplan.make(s, [n for n, _ in pushed])

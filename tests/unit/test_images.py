@@ -256,3 +256,37 @@ def test_the_registry_is_asked_about_new_keys_beside_the_local_lookup(
     assert index.result()["seen"] is True  # asked before the local answer, not after it
     assert hits["base"] is None and hits["api"] is not None
     assert sorted(asked) == ["r/base:1", "r/base:latest"]  # api: found in the local store
+
+
+def test_the_source_label_asks_git_once_per_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every image's request carries the origin remote as its source label; git is asked
+    for it once per run, not once per image (a 164-image cold build spawned 164 gits)."""
+    from buildkit_tasks import buildplan, images
+    from buildkit_tasks.runner import Runner
+    from tests.conftest import git
+    from tests.unit.test_buildplan import make_project
+
+    settings = make_project(tmp_path)
+    git(tmp_path, "remote", "add", "origin", "https://example.invalid/acme.git")
+    asked: list[Path] = []
+    real = images.git_remote
+
+    def counted(root: Path) -> str | None:
+        asked.append(root)
+        return real(root)
+
+    monkeypatch.setattr(images, "git_remote", counted)
+    monkeypatch.setattr(docker, "engine_platform", lambda: "linux/amd64")
+    plan = buildplan.make(settings)
+    run = ImageBuild(settings, plan, Runner(dry=True), push=False, platforms=(), force=True)
+    try:
+        labels = [run.request(n, {}).labels for n in plan.graph.nodes]
+    finally:
+        run.close()
+    assert asked == [tmp_path]
+    assert {lab["org.opencontainers.image.source"] for lab in labels} == {
+        "https://example.invalid/acme.git"
+    }
+    assert len(labels) == 3
