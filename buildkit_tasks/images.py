@@ -15,8 +15,9 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,8 @@ from .scheduler import Outcome, Status
 from .versioning import VersionInfo, iso_date
 
 OCI = "org.opencontainers.image"
+# seconds an interrupted run waits for aliases still being made, to remove them once made
+ALIASES_WAIT = 5.0
 
 
 @dataclass
@@ -383,6 +386,7 @@ class ImageBuild:
         self._tmp = tempfile.TemporaryDirectory(prefix="buildkit-build-")
         self._ahead: Started | None = None  # the first batch's bake, started before lookups
         self._releasing: Future[None] | None = None  # the aliases' removal, once unneeded
+        self._early: Future[None] | None = None  # aliases made while the registry is asked
 
     def pushes(self, name: str) -> bool:
         """Whether ``name`` is pushed: in a push run, unless it is build-only (``push =
@@ -485,7 +489,41 @@ class ImageBuild:
                 hit = find_cached(self.runner, self.keys[n], self.tags[n], True, local, remote)
             return hit
 
-        return dict(zip(names, self._pool.map(docker.in_context(one), names), strict=True))
+        # what the local store answers alone is read here; only what needs the registry goes
+        # to the pool (164 images through a thread pool: ~30 ms of handing over)
+        hits = {
+            n: None if self.pushes(n) else find_cached(
+                self.runner, self.keys[n], self.tags[n], False, local
+            )
+            for n in names
+        }  # fmt: skip
+        if self._ahead is not None:  # a bake is waiting: its bases' aliases, beside the registry
+            self._alias_early(hits)
+        asked = [n for n in names if self.pushes(n) or (hits[n] is None and self.pulls(n))]
+        hits.update(zip(asked, self._pool.map(docker.in_context(one), asked), strict=True))
+        return hits
+
+    def _alias_early(self, local_hits: Mapping[str, CacheHit | None]) -> None:
+        """Start making the aliases (:meth:`source`) of the images the likely builds build on
+        now, while the registry is still asked about the images the local store lacks: those
+        found locally that a missing image's Dockerfile names. In a thread of their own (the
+        registry requests may take every thread of the pool). The first :meth:`make_sources`
+        waits for them; one the registry's answer made unneeded is removed at the end with
+        the rest."""
+        missing = [n for n, hit in local_hits.items() if hit is None]
+        bases = sorted(
+            {
+                d
+                for n in missing
+                for d in self.graph.nodes[n].local_refs.values()
+                if (hit := local_hits.get(d)) is not None and hit.local_id
+            }
+        )
+        if bases and self._early is None:
+            # a thread of its own: the pool may be busy with registry requests
+            own = ThreadPoolExecutor(1, thread_name_prefix="aliases")
+            self._early = own.submit(docker.in_context(self._keep_sources), bases, dict(local_hits))
+            own.shutdown(wait=False)
 
     def held(self, name: str) -> tuple[str | None, str | None]:
         """``(reference, input key)`` of the image the local store (pushing: the registry)
@@ -806,25 +844,36 @@ class ImageBuild:
         only in the registry, its key checked there) the registry's tag."""
         with self._lock:
             if name not in self.sources:
-                self.sources[name] = self._new_sources([name])[name]
+                self.sources[name] = self._new_sources([name], self.hits)[name]
             return self.sources[name]
 
     def make_sources(self, names: Iterable[str]) -> None:
         """:meth:`source` of each of ``names`` made now, all at once (:func:`docker.add_names`:
-        a batch's aliases one after another would cost seconds). For a batch, before its
-        bake: nothing else asks meanwhile."""
-        made = self._new_sources(sorted(set(names) - set(self.sources)))
+        a batch's aliases one after another would cost seconds), after those the lookup
+        started early (:meth:`_alias_early`). For a batch, before its bake: nothing else asks
+        meanwhile."""
+        early, self._early = self._early, None
+        if early is not None:
+            early.result()
+        self._keep_sources(sorted(set(names) - set(self.sources)), self.hits)
+
+    def _keep_sources(self, names: list[str], hits: Mapping[str, CacheHit | None]) -> None:
+        """:meth:`_new_sources` of ``names`` kept in ``sources``."""
+        if not names:
+            return
+        made = self._new_sources(names, hits)
         with self._lock:
             for name, source in made.items():
                 self.sources.setdefault(name, source)
 
-    def _new_sources(self, names: list[str]) -> dict[str, str]:
-        """The sources for ``names``, their aliases made now; takes no lock. Each alias is
-        listed for removal before it is made (list appends are atomic), so one whose call
-        fails, or that a Ctrl-C leaves unanswered, is still removed at the end."""
+    def _new_sources(self, names: list[str], hits: Mapping[str, CacheHit | None]) -> dict[str, str]:
+        """The sources for ``names`` (``hits``: the lookup's answers), their aliases made now;
+        takes no lock. Each alias is listed for removal before it is made (list appends are
+        atomic), so one whose call fails, or that a Ctrl-C leaves unanswered, is still removed
+        at the end."""
         out, wanted = {}, {}
         for name in names:
-            hit = self.hits.get(name)
+            hit = hits.get(name)
             local = hit.local_id if hit is not None else self.tags[name][0]
             if not local or self.runner.dry:
                 out[name] = f"docker-image://{self.tags[name][0]}"
@@ -1043,6 +1092,8 @@ class ImageBuild:
             self._tmp.cleanup()
         finally:
             try:
+                if self._early is not None:  # aliases still being made are removed once made
+                    futures_wait([self._early], timeout=ALIASES_WAIT)
                 released = self._releasing
                 if not (
                     released is not None

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -113,7 +114,7 @@ def run_with(raise_in: str) -> Any:
     run._tmp = Interrupted("")  # type: ignore[assignment]
     run.aliases = ["localhost:1/buildkit-tasks/base:r1", "localhost:1/buildkit-tasks/api:r1"]
     run.moved = {}
-    run._ahead, run._releasing = None, None
+    run._ahead, run._releasing, run._early = None, None, None
     return run
 
 
@@ -244,6 +245,7 @@ def test_the_registry_is_asked_about_new_keys_beside_the_local_lookup(
     run = ImageBuild.__new__(ImageBuild)
     run._pool = ThreadPoolExecutor(4)
     run._local = run._pool.submit(local_lookup)
+    run._ahead = None  # no bake waiting: no aliases made early
     run.force, run.push, run.atomic, run.tag, run.errors = False, False, False, True, {}
     run.runner = SimpleNamespace(dry=False)
     run.settings = SimpleNamespace(pull=True, registry="r")
@@ -290,3 +292,90 @@ def test_the_source_label_asks_git_once_per_run(
         "https://example.invalid/acme.git"
     }
     assert len(labels) == 3
+
+
+def test_a_waiting_bake_s_bases_get_their_aliases_while_the_registry_is_asked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An edit with a bake started ahead: the local store has the base, not its two edited
+    dependents; the base's alias is made while the registry is still asked about the
+    dependents (the registry answers only once the alias call came, or after 5 s), and the
+    batch's make_sources makes no second one."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from buildkit_tasks import cachekey
+    from buildkit_tasks.images import CacheHit
+
+    aliased = threading.Event()
+    calls: list[list[str]] = []
+    registry_waited: list[bool] = []
+
+    def add_names(wanted: dict[str, tuple[str, tuple[str, ...]]]) -> None:
+        calls.append(sorted(wanted))
+        aliased.set()
+
+    def remote_image(runner: object, ref: str) -> None:
+        registry_waited.append(aliased.wait(5))
+        return None
+
+    base = docker.LocalImage("sha256:" + "b" * 64, ("r/base:1", "r/base:latest"), {})
+    base.labels[cachekey.KEY_LABEL] = "k-base"
+    monkeypatch.setattr(docker, "add_names", add_names)
+    monkeypatch.setattr(docker, "remote_image", remote_image)
+    run = ImageBuild.__new__(ImageBuild)
+    run._pool = ThreadPoolExecutor(4)
+    run._local = run._pool.submit(lambda: {"r/base:1": base, "r/base:latest": base})
+    run._ahead, run._early, run._lock = object(), None, threading.Lock()
+    run.force, run.push, run.atomic, run.tag, run.errors = False, False, False, True, {}
+    run.runner = SimpleNamespace(dry=False)
+    run.settings = SimpleNamespace(pull=True, registry="r")
+    names = ("base", "api", "worker")
+    run.plan = SimpleNamespace(images={n: SimpleNamespace(push=True) for n in names})
+    run.tags = {n: [f"r/{n}:1", f"r/{n}:latest"] for n in names}
+    run.keys = {n: f"k-{n}" for n in names}
+    run.new_keys = {"api", "worker"}
+    run.run_id, run.aliases, run.sources = "r1", [], {}
+    run.graph = SimpleNamespace(
+        nodes={
+            "base": SimpleNamespace(local_refs={}),
+            "api": SimpleNamespace(local_refs={"r/base:1": "base"}),
+            "worker": SimpleNamespace(local_refs={"r/base:latest": "base"}),
+        }
+    )
+    run.hits = run.look_up(names)
+    assert run.hits["base"] == CacheHit(base.image_id, base.tags, base.image_id)
+    assert run.hits["api"] is None and run.hits["worker"] is None
+    assert registry_waited == [True] * 4  # each of api's and worker's two tags, after the alias
+    run.make_sources(["base"])
+    run._pool.shutdown()
+    alias = docker.alias_reference("base", "r1")
+    assert calls == [[alias]] and run.aliases == [alias]
+    assert run.sources == {"base": f"docker-image://{alias}"}
+
+
+def test_an_interrupted_run_removes_aliases_still_being_made(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ctrl-C while the aliases made beside the registry lookups are still being made: the
+    end of the run waits for them (the pool is not waited for) and removes them too."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    removed: list[list[str]] = []
+    monkeypatch.setattr(docker, "remove_names", lambda refs: removed.append(sorted(refs)))
+    monkeypatch.setattr(docker, "remember_tags", lambda moved: None)
+    run = run_with("nowhere")
+    late = "localhost:1/buildkit-tasks/late:r1"
+    go = threading.Event()
+
+    def making() -> None:
+        go.wait(5)
+        time.sleep(0.2)
+        run.aliases.append(late)
+
+    with ThreadPoolExecutor(1) as own:
+        run._early = own.submit(making)
+        go.set()
+        run.close(interrupted=True)
+    assert removed == [sorted([*run.aliases])] and late in removed[0]
