@@ -5,11 +5,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import secrets
 import shutil
 import sys
 import tempfile
 import threading
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -61,7 +61,7 @@ def scratch_dir(parent: Path, prefix: str) -> Iterator[Path]:
     the block ends. Unlike :class:`tempfile.TemporaryDirectory`, a Ctrl-C can leave it behind
     at no moment: its name is chosen before it is made, and a KeyboardInterrupt that lands
     while it is being removed is held until the removal is done, then raised."""
-    path = parent / f"{prefix}{uuid.uuid4().hex[:10]}"
+    path = parent / f"{prefix}{secrets.token_hex(5)}"
     try:
         path.mkdir(mode=0o700)
         yield path

@@ -11,10 +11,10 @@ from __future__ import annotations
 import functools
 import random
 import re
+import secrets
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
@@ -378,7 +378,7 @@ class ImageBuild:
         self.built: dict[str, str] = {}  # name -> image id, built by a batch
         self.batch_seconds: dict[str, float] = {}  # name -> seconds of the batch that built it
         self.batch_count = 0
-        self.run_id = uuid.uuid4().hex[:16]
+        self.run_id = secrets.token_hex(8)
         self.sources: dict[str, str] = {}  # name -> the image its dependents build from
         self.aliases: list[str] = []
         self.moved: dict[str, str] = {}  # reference -> the image ID this run made it name
