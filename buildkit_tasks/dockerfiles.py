@@ -440,7 +440,8 @@ def load(path: Path, build_args: Mapping[str, str] | None = None) -> Dockerfile:
 
     Discovery and the graph both read every Dockerfile; the second read of the same text with
     the same build args is answered from a cache (keyed by the text, so an edited file is
-    parsed again)."""
+    parsed again), and so is a text an earlier run parsed (:mod:`.dockerfilecache`; the
+    caller keeps what it parsed with :func:`.dockerfilecache.save`)."""
     try:
         return _parsed(read_text(path), tuple(sorted((build_args or {}).items())))
     except DockerfileError as exc:
@@ -449,7 +450,15 @@ def load(path: Path, build_args: Mapping[str, str] | None = None) -> Dockerfile:
 
 @functools.lru_cache(maxsize=1 << 15)
 def _parsed(text: str, build_args: tuple[tuple[str, str], ...]) -> Dockerfile:
-    return parse(text, dict(build_args))
+    from . import dockerfilecache
+
+    args = dict(build_args)
+    kept = dockerfilecache.recall(text, args)
+    if kept is not None:
+        return kept
+    parsed = parse(text, args)
+    dockerfilecache.remember(text, args, parsed)
+    return parsed
 
 
 def registry_ports_hidden(text: str) -> str:

@@ -14,7 +14,7 @@ import graphlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from . import dockerfiles
+from . import dockerfilecache, dockerfiles
 from .config import ImageSpec, Settings
 from .errors import ConfigError
 from .references import ProjectImages, ReferenceError
@@ -132,7 +132,9 @@ def build_graph(settings: Settings, images: Mapping[str, ImageSpec] | None = Non
         )
     except ReferenceError as exc:
         raise ConfigError(f"registry / local_prefixes: {exc}") from None
-    return ImageGraph({name: infer_node(spec, project) for name, spec in images.items()})
+    graph = ImageGraph({name: infer_node(spec, project) for name, spec in images.items()})
+    dockerfilecache.save()  # what was parsed anew, for the next run
+    return graph
 
 
 def infer_node(spec: ImageSpec, project: ProjectImages) -> ImageNode:
