@@ -380,8 +380,8 @@ class _Reader:
         from_invoke: Iterable[builtins.str] = (),
         real_root: Path | None = None,
     ) -> None:
-        """``real_root``: ``root`` resolved, when the caller has it (else resolved on first
-        use: 164 image tables resolving it each cost ~10 ms)."""
+        """``real_root``: ``root`` resolved, when the caller has it; else it is resolved on
+        first use (once per reader: 164 image tables each resolving it cost ~10 ms)."""
         self.root, self.table, self.where = root, table, where
         self._real_root = real_root
         self.from_invoke = frozenset(from_invoke)  # keys Invoke's config (or env) set
