@@ -14,7 +14,9 @@ asked about), ``tags/<hash of the scope>.json``: ``{"scope": TEXT, "targets": {n
 digest}}``, and ``engines/<hash>``: the text naming an engine run found to report the image
 IDs its containerd does (checked once per engine run, not once per process), and
 ``engines/<hash>.platform``: ``{"instance": TEXT, "platform": "os/arch"}``, that engine
-run's own platform; best effort: an unreadable or unwritable cache only means the engine is
+run's own platform, and ``aliases/<hash of the scope>.json``: ``{"scope": TEXT, "aliases":
+[reference, ...]}``, the aliases a project made in an engine (:func:`kept_aliases`); best
+effort: an unreadable or unwritable cache only means the engine is
 asked.
 """
 
@@ -23,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from .fsutil import cache_home, keep_cache_text
@@ -134,3 +136,31 @@ def keep_engine_platform(instance: str, platform: str) -> None:
     lasts): written to a temp file, then renamed; nothing when not writable."""
     text = json.dumps({"instance": instance, "platform": platform})
     keep_cache_text(_store_path(instance).with_suffix(".platform"), text)
+
+
+def _aliases_path(scope: str) -> Path:
+    return cache_home() / "aliases" / f"{hashlib.sha256(scope.encode()).hexdigest()[:32]}.json"
+
+
+def kept_aliases(scope: str) -> list[str]:
+    """The aliases (:func:`~.engines.docker.alias_reference`) runs within ``scope`` (text
+    naming the engine and the project) made or used and did not remove
+    (:func:`keep_aliases`): what a later run removes once their input keys are no longer
+    the images' own. Empty when nothing (readable) is kept."""
+    try:
+        data = json.loads(_aliases_path(scope).read_text("utf-8"))
+    except (OSError, ValueError):
+        return []
+    if not isinstance(data, dict) or data.get("scope") != scope:
+        return []
+    kept = data.get("aliases")
+    return [a for a in kept if isinstance(a, str)] if isinstance(kept, list) else []
+
+
+def keep_aliases(scope: str, aliases: Iterable[str]) -> None:
+    """Keep ``aliases`` (replacing what ``scope`` held) for :func:`kept_aliases`: written to
+    a temp file, then renamed; nothing when unchanged or not writable."""
+    wanted = sorted(set(aliases))
+    if kept_aliases(scope) == wanted:
+        return
+    keep_cache_text(_aliases_path(scope), json.dumps({"scope": scope, "aliases": wanted}))

@@ -1,17 +1,22 @@
 """Build the project's images: plan -> scheduler -> docker engine -> results.
 
 Every image is tagged ``<registry>/<name>:<docker_tag>`` and ``:latest`` and carries OCI
-labels. An image that builds on another project image gets it as a named build context naming this
-run's result in the local image store under a run-unique alias (see
-:data:`engines.docker.ALIAS_REGISTRY`), so it never comes from a registry.
+labels. An image that builds on another project image gets it as a named build context naming
+the image in the local image store under an alias (:func:`engines.docker.alias_reference`), so
+it never comes from a registry. An alias is named by the project and the image's input key:
+it names the same image from one run to the next, so it is kept, and the next run that needs
+it only confirms it (one quiet ``ctr`` call for all of them) instead of making it anew. A run
+that builds removes the aliases its project made for input keys the images no longer have
+(:meth:`ImageBuild.collect_aliases`), so an old image is not held by an alias once its tags
+moved on.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import random
 import re
-import secrets
 import tempfile
 import threading
 import time
@@ -36,7 +41,7 @@ from .scheduler import Outcome, Status
 from .versioning import VersionInfo, iso_date
 
 OCI = "org.opencontainers.image"
-# seconds an interrupted run waits for aliases still being made, to remove them once made
+# seconds an interrupted run waits for aliases still being made, to keep them listed once made
 ALIASES_WAIT = 5.0
 
 
@@ -247,6 +252,7 @@ class CacheHit:
     tags: tuple[str, ...]
     local_id: str | None
     sources: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()  # the local image's aliases the lookup saw
 
 
 def find_held_platforms(
@@ -316,11 +322,12 @@ def find_cached(
                 same = local is not None and local.labels.get(cachekey.KEY_LABEL) == key
                 image_id = local.image_id if local is not None and same else None
                 held = held_tags(remote.digest, ref, tags, ask)
-                return CacheHit(remote.digest, held, image_id)
+                aliases = local.aliases if local is not None and same else ()
+                return CacheHit(remote.digest, held, image_id, aliases=aliases)
         else:
             image = local_image(ref)
             if image is not None and image.labels.get(cachekey.KEY_LABEL) == key:
-                return CacheHit(image.image_id, image.tags, image.image_id)
+                return CacheHit(image.image_id, image.tags, image.image_id, aliases=image.aliases)
     return None
 
 
@@ -355,6 +362,11 @@ class ImageBuild:
         if self.atomic and not runner.dry:
             oras.require()
         self.tags = {n: list(p.references) for n, p in plan.images.items()}
+        # aliases: per project (its output directory, which the project lock guards) and
+        # engine; those this run made or used are kept listed for a later run to collect
+        self.project = hashlib.sha256(str(settings.output_dir).encode()).hexdigest()[:12]
+        self._named = {r: n for n, tags in self.tags.items() for r in tags}
+        self._bases = {d for node in self.graph.nodes.values() for d in node.local_refs.values()}
         # Local lookups need no key: ask for every image under our tags now (one engine
         # call), beside the hashing below.
         self._pool = ThreadPoolExecutor(max_workers=16)
@@ -368,6 +380,7 @@ class ImageBuild:
                 refs,
                 label=cachekey.KEY_LABEL,
                 remember=not runner.dry,
+                alias=self._alias_of,
             )
         try:
             self._plan(platforms)
@@ -378,14 +391,14 @@ class ImageBuild:
         self.built: dict[str, str] = {}  # name -> image id, built by a batch
         self.batch_seconds: dict[str, float] = {}  # name -> seconds of the batch that built it
         self.batch_count = 0
-        self.run_id = secrets.token_hex(8)
         self.sources: dict[str, str] = {}  # name -> the image its dependents build from
         self.aliases: list[str] = []
         self.moved: dict[str, str] = {}  # reference -> the image ID this run made it name
         self._lock = threading.Lock()
         self._tmp = tempfile.TemporaryDirectory(prefix="buildkit-build-")
         self._ahead: Started | None = None  # the first batch's bake, started before lookups
-        self._releasing: Future[None] | None = None  # the aliases' removal, once unneeded
+        self._stale: list[str] | None = None  # the stale aliases collected (None: not yet)
+        self._collecting: Future[None] | None = None  # their removal
         self._early: Future[None] | None = None  # aliases made while the registry is asked
 
     def pushes(self, name: str) -> bool:
@@ -470,7 +483,7 @@ class ImageBuild:
         else:
             refs = (r for n in names for r in self.tags[n])
             index = docker.local_images(
-                refs, label=cachekey.KEY_LABEL, remember=not self.runner.dry
+                refs, label=cachekey.KEY_LABEL, remember=not self.runner.dry, alias=self._alias_of
             )
 
         def local(ref: str) -> docker.LocalImage | None:
@@ -735,6 +748,7 @@ class ImageBuild:
             if pending is not None:
                 pending.cancel()
             raise
+        self.collect_aliases()  # while the bake runs: none of its aliases is stale
         started = time.monotonic()
         ok = docker.bake(self.runner, requests, log, metadata, pending)
         self.batch_seconds.update(dict.fromkeys(names, time.monotonic() - started))
@@ -776,15 +790,44 @@ class ImageBuild:
         self.settings.logs_dir.mkdir(parents=True, exist_ok=True)
         self._ahead = docker.start_bake(self.runner, *self._bake_files(1))
 
-    def release_aliases(self) -> None:
-        """Start removing the run's aliases now, in a worker thread, when nothing will build
-        from them any more (the batches built every image left): the removal (one ``ctr``
-        call) overlaps the rest of the run. :meth:`close` waits for it, and removes them
-        itself when it did not end well."""
-        if self._releasing is None and self.aliases and not self.runner.dry:
-            self._releasing = self._pool.submit(
-                docker.in_context(docker.remove_names), list(self.aliases)
-            )
+    def alias(self, name: str) -> str:
+        """The alias of ``name``'s image with this run's input key
+        (:func:`docker.alias_reference`)."""
+        return docker.alias_reference(self.project, name, self.keys[name])
+
+    def _alias_of(self, reference: str, key: str) -> str | None:
+        """For the local lookup: the alias the image under ``reference`` (one of an image's
+        tags) with input ``key`` has, when that image is a base of another (only those are
+        ever aliased)."""
+        name = self._named.get(reference)
+        if name is None or name not in self._bases:
+            return None
+        return docker.alias_reference(self.project, name, key)
+
+    def _alias_scope(self) -> str:
+        """What the kept list of this project's aliases is kept per: the engine (its
+        environment) and the project."""
+        return "\n".join([repr(docker.engine_env()), self.project])
+
+    def collect_aliases(self) -> None:
+        """Start removing, in a worker thread, the aliases of this project's images that name
+        input keys other than this run's (kept listed by earlier runs: :meth:`close`), once:
+        they held images whose tags moved on, and no run builds from them again (an edit
+        undone gets its alias anew). Aliases of images outside this run's graph are left as
+        they are. Never under ``--dry``. :meth:`close` waits for it."""
+        if self._stale is not None or self.runner.dry:
+            return
+        current = {self.alias(n) for n in self.graph.nodes}
+        self._stale = stale = [
+            a
+            for a in imagecache.kept_aliases(self._alias_scope())
+            if a not in current
+            and (parts := docker.alias_parts(a)) is not None
+            and parts[0] == self.project
+            and parts[1] in self.graph.nodes
+        ]
+        if stale:
+            self._collecting = self._pool.submit(docker.in_context(docker.remove_names), stale)
 
     def drop_ahead(self) -> None:
         """Stop the bake :meth:`bake_ahead` started, if no batch took it."""
@@ -794,17 +837,17 @@ class ImageBuild:
 
     def _aliases_in_bake(self, requests: dict[str, docker.BuildRequest]) -> dict[str, str]:
         """Give each image of the batch that an image built later in this run builds on its
-        run-unique alias (:meth:`source`) as one more tag of the bake's own output, instead of
-        a tag call after it (Engine 26: 25-45 ms of engine CPU each; ~100 in a cold 164-image
-        build). Only for plain loads into the local store (a pushed or OCI output would carry
-        the alias elsewhere). ``requests`` is updated; returns ``{name: alias}``, each alias
-        listed for removal at the end whether the bake succeeds or not."""
+        alias (:meth:`source`) as one more tag of the bake's own output, instead of a tag call
+        after it (Engine 26: 25-45 ms of engine CPU each; ~100 in a cold 164-image build).
+        Only for plain loads into the local store (a pushed or OCI output would carry the
+        alias elsewhere). ``requests`` is updated; returns ``{name: alias}``, each alias
+        listed as this run's whether the bake succeeds or not."""
         if self.runner.dry:
             return {}
         later = {n for n in self.to_build() if n not in requests}
         wanted = {d for n in later for d in self.graph.nodes[n].local_refs.values()}
         named = {
-            name: docker.alias_reference(name, self.run_id)
+            name: self.alias(name)
             for name, req in requests.items()
             if name in wanted and docker.outputs(req) == ["type=docker"]
         }
@@ -867,10 +910,11 @@ class ImageBuild:
                 self.sources.setdefault(name, source)
 
     def _new_sources(self, names: list[str], hits: Mapping[str, CacheHit | None]) -> dict[str, str]:
-        """The sources for ``names`` (``hits``: the lookup's answers), their aliases made now;
-        takes no lock. Each alias is listed for removal before it is made (list appends are
-        atomic), so one whose call fails, or that a Ctrl-C leaves unanswered, is still removed
-        at the end."""
+        """The sources for ``names`` (``hits``: the lookup's answers): their aliases, made
+        now (:func:`docker.add_names`) unless the lookup saw an earlier run's naming the
+        image; takes no lock. Each
+        alias is listed as this run's before it is made (list appends are atomic), so one
+        that a Ctrl-C leaves unanswered is still collected when its key is gone."""
         out, wanted = {}, {}
         for name in names:
             hit = hits.get(name)
@@ -878,11 +922,13 @@ class ImageBuild:
             if not local or self.runner.dry:
                 out[name] = f"docker-image://{self.tags[name][0]}"
                 continue
-            alias = docker.alias_reference(name, self.run_id)
+            alias = self.alias(name)
             self.aliases.append(alias)
-            wanted[alias] = (local, hit.tags if hit is not None else ())
+            if hit is None or alias not in hit.aliases:
+                wanted[alias] = (local, hit.tags if hit is not None else ())
             out[name] = f"docker-image://{alias}"
-        docker.add_names(wanted)
+        if wanted:
+            docker.add_names(wanted)
         return out
 
     def job(self, name: str) -> Done | tuple[Status, Done | str]:
@@ -1082,30 +1128,39 @@ class ImageBuild:
 
     def close(self, interrupted: bool = False) -> None:
         """Free the run's resources; ``interrupted``: do not wait for engine lookups still
-        under way (their threads end on their own; Ctrl-C must not hang on them). The run's
-        aliases are removed whatever happens meanwhile: a Ctrl-C while the pools wind down or
-        while they are being removed has them all removed before it stops the run (else the
-        store keeps them for good). A bake started ahead that no batch took is stopped."""
+        under way (their threads end on their own; Ctrl-C must not hang on them). A run that
+        built something and has not yet collected its project's stale aliases does so now
+        (:meth:`collect_aliases`; not when interrupted). The aliases this run made or used
+        are kept listed, with those earlier runs listed minus the ones removed, whatever
+        happens meanwhile (aliases still being made are waited for up to
+        :data:`ALIASES_WAIT` seconds): a later run collects them once their keys are gone. A
+        bake started ahead that no batch took is stopped."""
         try:
             self.drop_ahead()
+            if not interrupted and (self.built or self.moved):
+                self.collect_aliases()
+            collecting = self._collecting
             self._pool.shutdown(wait=not interrupted, cancel_futures=True)
             self._tmp.cleanup()
         finally:
-            try:
-                if self._early is not None:  # aliases still being made are removed once made
-                    futures_wait([self._early], timeout=ALIASES_WAIT)
-                released = self._releasing
-                if not (
-                    released is not None
-                    and released.done()
-                    and not released.cancelled()
-                    and released.exception() is None
-                ):
-                    docker.remove_names(self.aliases)
-            except KeyboardInterrupt:
-                docker.remove_names(self.aliases)
-                raise
+            if self._early is not None:  # aliases still being made are listed first
+                futures_wait([self._early], timeout=ALIASES_WAIT)
+            self._keep_aliases(collecting if not interrupted else None)
             docker.remember_tags(self.moved)
+
+    def _keep_aliases(self, collecting: Future[None] | None) -> None:
+        """Keep this project's aliases listed (:func:`imagecache.keep_aliases`): those listed
+        before, minus the stale ones ``collecting`` removed (when it did), plus this run's."""
+        removed: set[str] = set()
+        if collecting is not None and collecting.done() and not collecting.cancelled():
+            if collecting.exception() is None:
+                removed = set(self._stale or ())
+        if self.runner.dry or not (self.aliases or removed):
+            return
+        scope = self._alias_scope()
+        imagecache.keep_aliases(
+            scope, [*(a for a in imagecache.kept_aliases(scope) if a not in removed), *self.aliases]
+        )
 
 
 def build_images(
@@ -1181,8 +1236,6 @@ def build_images(
                 for name in pending:
                     on_start(name)
             run.bake_all(pending)
-            if not run.to_build():  # nothing builds on the scheduler from an alias
-                run.release_aliases()
         run.drop_ahead()
 
         def done(outcome: Outcome) -> None:

@@ -394,6 +394,12 @@ def engine_at(env: Mapping[str, str], ssh_client: Any = None) -> Iterator[None]:
             _clients.pop((state[0], id(ssh_client)), None)
 
 
+def engine_env() -> tuple[tuple[str, str], ...]:
+    """The environment naming the engine this thread talks to (:func:`engine_at`; empty:
+    this machine's, as the environment says)."""
+    return _ENGINE.get()[0]
+
+
 def in_context(fn: Callable[..., T]) -> Callable[..., T]:
     """``fn`` run in a copy of the caller's context (so the engine chosen by
     :func:`engine_at` follows work into pool threads); wrap at submit time."""
@@ -511,13 +517,21 @@ LIST_CALLS, LIST_MAX = 4, 500
 
 
 def local_images(
-    references: Iterable[str], *, label: str, remember: bool = True
+    references: Iterable[str],
+    *,
+    label: str,
+    remember: bool = True,
+    alias: Callable[[str, str], str | None] | None = None,
 ) -> dict[str, LocalImage]:
     """The local images ``references`` name, under each ``repository:tag`` naming them (look
     names up with :func:`find_local`), each with only its label ``label`` (the one asked
     about, e.g. the input key) in ``labels``; ``size`` is not reported here (0: see
     :func:`local_image`). ``remember``: keep what the engine lists of that label in
-    :mod:`..imagecache` (false under ``--dry``).
+    :mod:`..imagecache` (false under ``--dry``). ``alias(reference, label value)``: the
+    alias (:func:`alias_reference`) the image under that reference would have; each
+    image's ``aliases`` then holds those the lookup saw naming it, at no further call (the
+    engine lists every name of an image; containerd confirms the alias of the image each
+    tag was last seen naming in its one quiet call).
 
     For the local engine with the containerd store (:func:`_from_containerd`), which image
     each tag names is read from containerd (what each named last time confirmed in one call,
@@ -525,7 +539,7 @@ def local_images(
     here, plus one image to confirm that containerd and the engine agree. Otherwise, and
     when that fails, the engine lists them all (:func:`_listed`)."""
     refs = sorted(set(references))
-    found = _from_containerd(refs, label, remember) if refs else None
+    found = _from_containerd(refs, label, remember, alias) if refs else None
     return found if found is not None else _listed(refs, label, remember)
 
 
@@ -568,7 +582,9 @@ def _listed(refs: Sequence[str], label: str, remember: bool) -> dict[str, LocalI
     for attrs in (a for part in listed for a in part):
         tags = tuple(t for t in attrs.get("RepoTags") or () if t != "<none>:<none>")
         value = (attrs.get("Labels") or {}).get(label)
-        image = LocalImage(attrs["Id"], tags, {} if value is None else {label: value})
+        aliases = tuple(t for t in tags if t.startswith(f"{ALIAS_REGISTRY}/"))
+        labels = {} if value is None else {label: value}
+        image = LocalImage(attrs["Id"], tags, labels, aliases=aliases)
         if remember:
             imagecache.remember(image.image_id, label, value)
         for tag in tags:
@@ -621,7 +637,10 @@ def _containerd_socket(confirmed: bool = False) -> str | None:
 
 
 def _from_containerd(
-    refs: Sequence[str], label: str, remember: bool
+    refs: Sequence[str],
+    label: str,
+    remember: bool,
+    alias: Callable[[str, str], str | None] | None = None,
 ) -> dict[str, LocalImage] | None:
     """:func:`local_images` with containerd saying which image each of ``refs`` names, the
     label from :mod:`..imagecache`; the engine lists only the images whose label is not kept, and
@@ -640,11 +659,33 @@ def _from_containerd(
     # guesses kept per socket and repositories (a project's, whatever its version)
     scope = "\n".join([address, *sorted({n.rpartition(":")[0] for n in wanted})])
     _guess_scopes[env] = scope
-    held = containerd.targets(address, wanted, imagecache.tag_targets(scope))
+    guesses = imagecache.tag_targets(scope)
+    recalled: dict[str, tuple[bool, str | None]] = {}  # image ID -> its kept label
+
+    def recall(image_id: str) -> tuple[bool, str | None]:
+        if image_id not in recalled:
+            recalled[image_id] = imagecache.recall(image_id, label)
+        return recalled[image_id]
+
+    # the alias of the image each tag was last seen naming (by its kept label), confirmed
+    # in the same quiet call
+    aliases: dict[str, tuple[str, str]] = {}  # containerd name -> (alias, reference)
+    for ref, name in names.items():
+        guess = guesses.get(name) if alias is not None and name else None
+        value = recall(guess)[1] if guess else None
+        a = alias(ref, value) if alias is not None and value else None
+        if a and (n := containerd.store_name(a)):
+            aliases.setdefault(n, (a, ref))
+    also = {n: guesses[str(names[ref])] for n, (_, ref) in aliases.items()}
+    held = containerd.targets(address, wanted, guesses, also=also)
     if not held:
         return None
     present = {r: held[n] for r, n in names.items() if n and n in held}
-    kept = {i: imagecache.recall(i, label) for i in set(present.values())}
+    seen: dict[str, list[str]] = {}  # image ID -> its aliases confirmed
+    for n, (a, ref) in aliases.items():
+        if n in held and held[n] == present.get(ref):
+            seen.setdefault(held[n], []).append(a)
+    kept = {i: recall(i) for i in set(present.values())}
     sample = min(present)  # until containerd and the engine agreed, the engine must confirm
     instance = containerd.engine_instance(address)
     if _containerd_agrees.get(env) is None and instance and imagecache.confirmed_store(instance):
@@ -664,12 +705,17 @@ def _from_containerd(
         if instance and remember:
             imagecache.keep_confirmed_store(instance)
     if remember:
-        imagecache.keep_tag_targets(scope, held)
+        imagecache.keep_tag_targets(scope, {n: d for n, d in held.items() if n in wanted})
     tags: dict[str, list[str]] = {}
     for ref in sorted(present):
         tags.setdefault(present[ref], []).append(ref)
     out = {
-        r: LocalImage(i, tuple(tags[i]), {} if (v := kept[i][1]) is None else {label: v})
+        r: LocalImage(
+            i,
+            tuple(tags[i]),
+            {} if (v := kept[i][1]) is None else {label: v},
+            aliases=tuple(sorted(seen.get(i, ()))),
+        )
         for r, i in present.items()
         if i not in ask
     }
@@ -698,6 +744,7 @@ class LocalImage:
     tags: tuple[str, ...]
     labels: Mapping[str, str]
     size: int = 0
+    aliases: tuple[str, ...] = ()  # its aliases a lookup saw (:func:`local_images`)
 
 
 @dataclass(frozen=True)
@@ -878,9 +925,9 @@ def require_images(references: Iterable[str]) -> None:
 
 # With the containerd image store, the engine's build resolver asks a reference's registry
 # before its own store (moby/moby#46584), so a dependency named by its real reference could
-# come from a registry. A dependency is therefore handed to its dependents under a run-unique
-# alias whose registry is a closed loopback port: the registry lookup is refused at once and the
-# engine's own store answers.
+# come from a registry. A dependency is therefore handed to its dependents under an alias
+# whose registry is a closed loopback port: the registry lookup is refused at once and the
+# engine's own store answers (:func:`alias_reference`).
 ALIAS_REGISTRY = "localhost:1/buildkit-tasks"
 
 
@@ -893,9 +940,23 @@ def load_layout(runner: Runner, layout: Path, log: Path) -> None:
     )
 
 
-def alias_reference(name: str, run_id: str) -> str:
-    """The local-only alias of image ``name`` for one run."""
-    return f"{ALIAS_REGISTRY}/{name}:{run_id}"
+def alias_reference(project: str, name: str, key: str) -> str:
+    """The local-only alias of image ``name`` built from input ``key`` (hex) in ``project``
+    (a short hex ID of the project's output directory): ``<ALIAS_REGISTRY>/<project>/<name>:
+    <first 32 hex of key>``. Named by what the image is built from, it names the same image
+    from one run to the next (a build that makes the image again moves it), so it is kept
+    between runs instead of being made and removed in each."""
+    return f"{ALIAS_REGISTRY}/{project}/{name}:{key[:32]}"
+
+
+def alias_parts(reference: str) -> tuple[str, str, str] | None:
+    """``(project, name, key prefix)`` of an :func:`alias_reference`; None for anything else."""
+    rest = reference.removeprefix(f"{ALIAS_REGISTRY}/")
+    project, _, tagged = rest.partition("/")
+    name, _, key = tagged.rpartition(":")
+    if rest == reference or not (project and name and key):
+        return None
+    return project, name, key
 
 
 def add_names(wanted: Mapping[str, tuple[str, Sequence[str]]]) -> None:

@@ -259,6 +259,14 @@ def test_push_twice_is_cached_the_second_time(project: Project, registry: str) -
     assert statuses(project) == {"base": "cached", "worker": "cached"}
 
 
+def aliases_in(project: str) -> set[str]:
+    """The aliases in the engine of ``project`` (its ID in the alias references)."""
+    left = docker(
+        "images", "--format", "{{.Repository}}:{{.Tag}}", f"localhost:1/buildkit-tasks/{project}/*"
+    )
+    return set(left.stdout.split())
+
+
 def test_a_platform_shaped_graph_builds_in_batches_under_sanitised_keys(
     tmp_path: Path, docker_engine: None, busybox: dict[str, Path]
 ) -> None:
@@ -290,21 +298,33 @@ def test_a_platform_shaped_graph_builds_in_batches_under_sanitised_keys(
     assert all(name in text for name in chain), (chain, text)
     assert g.deps[job][1] in text  # /from-3 is the other plugin's /id
     # batches keep chains together, and exactly what a later batch builds on was named for
-    # it by the bake that made it (no tag call); every run-unique alias is gone at the end
+    # it by the bake that made it (no tag call), under an alias of this project kept for
+    # the next run
     batch_of, named = {}, set()
     for i, log in enumerate(logs):
         text = (g.root / "dist" / "logs" / log).read_text()
         for name in re.findall(r"naming to localhost:5000/platform/([^:\s]+):", text):
             batch_of[name] = i
-        named |= set(re.findall(r"naming to localhost:1/buildkit-tasks/([^:\s]+):", text))
+        named |= set(re.findall(r"naming to (localhost:1/buildkit-tasks/[^:\s]+:\w+)", text))
     assert set(batch_of) == set(g.order)
     crossing = {d for n in g.order for d in g.deps[n] if batch_of[d] != batch_of[n]}
-    assert named == crossing, (named, crossing)
     assert len(crossing) < len({d for n in g.order for d in g.deps[n]}) / 2, batch_of
-    # (this graph's names: stray aliases of other tests' images were seen once in a full run)
-    left = docker("images", "--format", "{{.Repository}}", "localhost:1/buildkit-tasks/*")
-    prefix = "localhost:1/buildkit-tasks/"
-    assert [r for r in left.stdout.split() if r.removeprefix(prefix) in g.order] == []
-    # with nothing changed, nothing is built again
+    assert {r.rpartition(":")[0].rpartition("/")[2] for r in named} == crossing, named
+    (project,) = {r.split("/")[2] for r in named}
+    assert aliases_in(project) == named
+    # with nothing changed, nothing is built again, and the aliases stay
     p.inv("image.build")
     assert {i["status"] for i in p.report()["images"]} == {"cached"}
+    assert aliases_in(project) == named
+    # an edit of a base named across batches: it builds again, its alias for the old input
+    # key is removed (it held the old image), and no image keeps two aliases
+    edited = sorted(crossing)[0]
+    old = {r for r in named if r.rpartition(":")[0].endswith(f"/{edited}")}
+    dockerfile = g.root / "images" / edited / "Dockerfile"
+    dockerfile.write_text(dockerfile.read_text() + 'LABEL test.edited="1"\n')
+    p.inv("image.build")
+    assert statuses(p)[edited] == "succeeded"
+    now = aliases_in(project)
+    assert old and not old & now, (old, now)
+    names = [r.rpartition(":")[0] for r in now]
+    assert len(names) == len(set(names)), now

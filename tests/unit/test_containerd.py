@@ -3,7 +3,9 @@ fake answers (the real engine's answers: tests/integration/test_local_store.py).
 
 import os
 import socket
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -139,7 +141,7 @@ def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     monkeypatch.setattr(
         containerd,
         "targets",
-        lambda address, names, guesses=None: {n: held[n] for n in names if n in held},
+        lambda address, names, guesses=None, also=None: {n: held[n] for n in names if n in held},
     )
     return held
 
@@ -275,7 +277,7 @@ def test_tags_a_build_moved_are_the_next_guesses(
     monkeypatch.setattr(
         containerd,
         "targets",
-        lambda address, names, guesses=None: (
+        lambda address, names, guesses=None, also=None: (
             guessed.append(dict(guesses or {})) or {n: store[n] for n in names if n in store}
         ),
     )
@@ -322,3 +324,57 @@ def test_names_go_through_the_engine_until_containerd_is_known_to_be_its_store(
     assert by_ctr[-1] == ("rm", "localhost:1/x/a:r") and by_engine == [
         ("untag", "localhost:1/x/a:r")
     ]
+
+
+REAL_TARGETS = containerd.targets
+
+
+def fake_ctr(held: dict[str, str], calls: list[list[str]]) -> Callable[..., Any]:
+    """``containerd._run`` answering from ``held`` (name -> target) as ``ctr images list``
+    does: ``--quiet`` prints the names each filter matches, else the full listing."""
+
+    def matches(spec: str, name: str) -> bool:
+        parts = dict(p.split("==", 1) for p in spec.split(","))
+        return parts["name"] == name and parts.get("target.digest", held[name]) == held[name]
+
+    def run(argv: list[str], parse: Callable[[str], Any]) -> Any:
+        calls.append(argv)
+        quiet = "--quiet" in argv
+        specs = [a for a in argv[argv.index("list") + 1 :] if a.startswith("name==")]
+        found = [n for n in sorted(held) if any(matches(f, n) for f in specs)]
+        if quiet:
+            return parse("".join(f"{n}\n" for n in found))
+        lines = [f"{n} {MEDIA} {held[n]} 1.0 MiB linux/amd64 -" for n in found]
+        return parse("\n".join(["REF TYPE DIGEST SIZE PLATFORMS LABELS", *lines]))
+
+    return run
+
+
+def test_an_image_s_alias_is_confirmed_in_the_lookup_s_one_quiet_call(
+    store: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """local_images with ``alias``: the alias of the image each tag was last seen naming
+    (by its kept label) is confirmed in the same quiet ``ctr`` call as the tags, and listed
+    in that image's ``aliases`` only while it names that image; one that is missing is not
+    listed in full (no second call)."""
+    calls: list[list[str]] = []
+    monkeypatch.setattr(containerd, "targets", REAL_TARGETS)
+    monkeypatch.setattr(containerd, "_run", fake_ctr(store, calls))
+    monkeypatch.setattr(docker, "_containerd_agrees", {(): True})
+    engine = FakeEngine({"r/a:1": (A, {KEY: "ka"}), "r/b:1": (B, {KEY: "kb"})})
+    monkeypatch.setattr(docker, "client", lambda: engine)
+    store.update({"docker.io/r/a:1": A, "docker.io/r/b:1": B})
+
+    def alias(ref: str, key: str) -> str:
+        return f"localhost:1/p/{ref.split('/')[1].split(':')[0]}:{key}"
+
+    first = docker.local_images(["r/a:1", "r/b:1"], label=KEY, alias=alias)
+    assert first["r/a:1"].aliases == () and first["r/b:1"].aliases == ()  # nothing guessed yet
+    store["localhost:1/p/a:ka"] = A  # an earlier run made a's alias
+    store["localhost:1/p/b:kb"] = C  # b's names another image
+    calls.clear()
+    index = docker.local_images(["r/a:1", "r/b:1"], label=KEY, alias=alias)
+    assert len(calls) == 1 and "--quiet" in calls[0]
+    assert f"name==localhost:1/p/a:ka,target.digest=={A}" in calls[0]
+    assert index["r/a:1"].aliases == ("localhost:1/p/a:ka",) and index["r/b:1"].aliases == ()
+    assert index["r/a:1"].tags == ("r/a:1",)  # an alias is not one of the image's tags

@@ -93,7 +93,7 @@ def test_nothing_is_built_again_once_ctrl_c_stops_the_runner(tmp_path: Path) -> 
     assert calls == [1] and run.notes == {}
 
 
-# -- close: the run's aliases are removed even when a Ctrl-C comes while it ends --
+# -- close: aliases are kept listed, stale ones collected, even when a Ctrl-C comes --
 class Interrupted:
     """A pool whose shutdown a Ctrl-C interrupts; a temp dir that cleans up."""
 
@@ -108,37 +108,98 @@ class Interrupted:
         pass
 
 
-def run_with(raise_in: str) -> Any:
+PROJECT = "0123456789ab"
+
+
+def run_with(raise_in: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A run of base -> api in project PROJECT that made base's alias, its kept lists in a
+    cache of its own, on the local engine."""
+    monkeypatch.setenv("BUILDKIT_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(docker, "remember_tags", lambda moved: None)
     run = ImageBuild.__new__(ImageBuild)
     run._pool = Interrupted(raise_in)  # type: ignore[assignment]
     run._tmp = Interrupted("")  # type: ignore[assignment]
-    run.aliases = ["localhost:1/buildkit-tasks/base:r1", "localhost:1/buildkit-tasks/api:r1"]
-    run.moved = {}
-    run._ahead, run._releasing, run._early = None, None, None
+    run.project, run.keys = PROJECT, {"base": "b" * 64, "api": "a" * 64}
+    run.graph = SimpleNamespace(nodes=dict.fromkeys(["base", "api"]))
+    run.runner = SimpleNamespace(dry=False)
+    run.aliases = [run.alias("base")]
+    run.built, run.moved = {}, {}
+    run._ahead, run._early, run._stale, run._collecting = None, None, None, None
     return run
 
 
-@pytest.mark.parametrize("raise_in", ["shutdown", "first removal", "nowhere"])
-def test_aliases_are_removed_whatever_interrupts_the_end_of_a_run(
-    monkeypatch: pytest.MonkeyPatch, raise_in: str
+@pytest.mark.parametrize("raise_in", ["shutdown", "nowhere"])
+def test_a_run_keeps_its_aliases_listed_whatever_interrupts_its_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, raise_in: str
 ) -> None:
-    removed: list[list[str]] = []
+    from buildkit_tasks import imagecache
 
-    def remove(refs: list[str]) -> None:
-        if raise_in == "first removal" and not removed:
-            removed.append([])
-            raise KeyboardInterrupt  # a Ctrl-C while the first call ran
-        removed.append(sorted(refs))
-
-    monkeypatch.setattr(docker, "remove_names", remove)
-    monkeypatch.setattr(docker, "remember_tags", lambda moved: None)
-    run = run_with(raise_in)
+    run = run_with(raise_in, tmp_path, monkeypatch)
     if raise_in == "nowhere":
         run.close()
     else:
         with pytest.raises(KeyboardInterrupt):
             run.close()
-    assert removed[-1] == sorted(run.aliases)
+    assert imagecache.kept_aliases(run._alias_scope()) == [run.alias("base")]
+
+
+@pytest.mark.parametrize("removal", ["works", "fails"])
+def test_a_run_that_built_removes_its_project_s_stale_aliases_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, removal: str
+) -> None:
+    """Kept from earlier runs: base's alias for an old input key (stale: removed), api's for
+    its key now (kept), one of an image this graph does not hold and one of another project
+    (neither touched). A failed removal leaves the stale alias listed for a later run."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from buildkit_tasks import imagecache
+
+    removed: list[list[str]] = []
+
+    def remove(refs: list[str]) -> None:
+        removed.append(sorted(refs))
+        if removal == "fails":
+            raise RuntimeError("ctr went away")
+
+    monkeypatch.setattr(docker, "remove_names", remove)
+    run = run_with("nowhere", tmp_path, monkeypatch)
+    run._pool = ThreadPoolExecutor(2)
+    stale = docker.alias_reference(PROJECT, "base", "c" * 64)
+    others = [
+        run.alias("api"),
+        docker.alias_reference(PROJECT, "gone", "d" * 64),
+        docker.alias_reference("ba9876543210", "base", "e" * 64),
+    ]
+    imagecache.keep_aliases(run._alias_scope(), [stale, *others])
+    run.built = {"base": "sha256:" + "f" * 64}
+    run.collect_aliases()
+    run.collect_aliases()  # once per run
+    run.close()
+    assert removed == [[stale]]
+    left = sorted([*others, run.alias("base"), *([stale] if removal == "fails" else [])])
+    assert imagecache.kept_aliases(run._alias_scope()) == left
+
+
+def test_a_run_that_built_nothing_collects_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from buildkit_tasks import imagecache
+
+    monkeypatch.setattr(docker, "remove_names", lambda refs: pytest.fail("removed {refs}"))
+    run = run_with("nowhere", tmp_path, monkeypatch)
+    stale = docker.alias_reference(PROJECT, "base", "c" * 64)
+    imagecache.keep_aliases(run._alias_scope(), [stale])
+    run.aliases = []
+    run.close()
+    assert imagecache.kept_aliases(run._alias_scope()) == [stale]
+
+
+def test_alias_references_name_project_image_and_key() -> None:
+    ref = docker.alias_reference(PROJECT, "service.40-processing-3.8", "0f" * 32)
+    assert ref == f"localhost:1/buildkit-tasks/{PROJECT}/service.40-processing-3.8:{'0f' * 16}"
+    assert docker.alias_parts(ref) == (PROJECT, "service.40-processing-3.8", "0f" * 16)
+    assert docker.alias_parts("localhost:5000/platform/base:1") is None
+    assert docker.alias_parts("localhost:1/buildkit-tasks/base:r1") is None  # no project
 
 
 # -- a bake started ahead of the lookups, when a build is likely --
@@ -192,30 +253,6 @@ def test_a_bake_started_ahead_that_no_batch_took_is_stopped(
     run.drop_ahead()
     assert ahead.canceled and run._ahead is None
     run.drop_ahead()  # nothing left to stop
-
-
-@pytest.mark.parametrize("early_removal", ["works", "fails"])
-def test_aliases_removed_early_are_removed_once(
-    monkeypatch: pytest.MonkeyPatch, early_removal: str
-) -> None:
-    from concurrent.futures import ThreadPoolExecutor
-
-    removed: list[list[str]] = []
-
-    def remove(refs: list[str]) -> None:
-        if early_removal == "fails" and not removed:
-            removed.append([])
-            raise RuntimeError("ctr went away")
-        removed.append(sorted(refs))
-
-    monkeypatch.setattr(docker, "remove_names", remove)
-    monkeypatch.setattr(docker, "remember_tags", lambda moved: None)
-    run = run_with("nowhere")
-    run._pool, run.runner = ThreadPoolExecutor(2), SimpleNamespace(dry=False)
-    run.release_aliases()  # the batches built everything: nothing needs them any more
-    run.close()
-    want = [sorted(run.aliases)]
-    assert removed == (want if early_removal == "works" else [[], *want])
 
 
 def test_the_registry_is_asked_about_new_keys_beside_the_local_lookup(
@@ -294,13 +331,15 @@ def test_the_source_label_asks_git_once_per_run(
     assert len(labels) == 3
 
 
+@pytest.mark.parametrize("kept", [False, True])
 def test_a_waiting_bake_s_bases_get_their_aliases_while_the_registry_is_asked(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, kept: bool
 ) -> None:
     """An edit with a bake started ahead: the local store has the base, not its two edited
-    dependents; the base's alias is made while the registry is still asked about the
-    dependents (the registry answers only once the alias call came, or after 5 s), and the
-    batch's make_sources makes no second one."""
+    dependents; the base's alias is either seen by the lookup (an earlier run left it
+    naming the base: no call makes it) or made while the registry is still asked about the
+    dependents (the registry answers only once that call came, or after 5 s), and the
+    batch's make_sources makes none again."""
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
@@ -308,19 +347,23 @@ def test_a_waiting_bake_s_bases_get_their_aliases_while_the_registry_is_asked(
     from buildkit_tasks.images import CacheHit
 
     aliased = threading.Event()
-    calls: list[list[str]] = []
+    made: list[list[str]] = []
     registry_waited: list[bool] = []
 
     def add_names(wanted: dict[str, tuple[str, tuple[str, ...]]]) -> None:
-        calls.append(sorted(wanted))
+        made.append(sorted(wanted))
         aliased.set()
 
     def remote_image(runner: object, ref: str) -> None:
         registry_waited.append(aliased.wait(5))
         return None
 
-    base = docker.LocalImage("sha256:" + "b" * 64, ("r/base:1", "r/base:latest"), {})
+    alias = docker.alias_reference(PROJECT, "base", "k-base")
+    seen = (alias,) if kept else ()
+    base = docker.LocalImage("sha256:" + "b" * 64, ("r/base:1", "r/base:latest"), {}, 0, seen)
     base.labels[cachekey.KEY_LABEL] = "k-base"
+    if kept:
+        aliased.set()
     monkeypatch.setattr(docker, "add_names", add_names)
     monkeypatch.setattr(docker, "remote_image", remote_image)
     run = ImageBuild.__new__(ImageBuild)
@@ -335,7 +378,7 @@ def test_a_waiting_bake_s_bases_get_their_aliases_while_the_registry_is_asked(
     run.tags = {n: [f"r/{n}:1", f"r/{n}:latest"] for n in names}
     run.keys = {n: f"k-{n}" for n in names}
     run.new_keys = {"api", "worker"}
-    run.run_id, run.aliases, run.sources = "r1", [], {}
+    run.project, run.aliases, run.sources = PROJECT, [], {}
     run.graph = SimpleNamespace(
         nodes={
             "base": SimpleNamespace(local_refs={}),
@@ -344,29 +387,30 @@ def test_a_waiting_bake_s_bases_get_their_aliases_while_the_registry_is_asked(
         }
     )
     run.hits = run.look_up(names)
-    assert run.hits["base"] == CacheHit(base.image_id, base.tags, base.image_id)
+    assert run.hits["base"] == CacheHit(base.image_id, base.tags, base.image_id, aliases=seen)
     assert run.hits["api"] is None and run.hits["worker"] is None
     assert registry_waited == [True] * 4  # each of api's and worker's two tags, after the alias
     run.make_sources(["base"])
     run._pool.shutdown()
-    alias = docker.alias_reference("base", "r1")
-    assert calls == [[alias]] and run.aliases == [alias]
+    assert made == ([] if kept else [[alias]]) and run.aliases == [alias]
     assert run.sources == {"base": f"docker-image://{alias}"}
 
 
-def test_an_interrupted_run_removes_aliases_still_being_made(
-    monkeypatch: pytest.MonkeyPatch,
+def test_an_interrupted_run_keeps_aliases_still_being_made_listed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Ctrl-C while the aliases made beside the registry lookups are still being made: the
-    end of the run waits for them (the pool is not waited for) and removes them too."""
+    end of the run waits for them (the pool is not waited for) and keeps them listed too,
+    for a later run to collect once their keys are gone; it removes nothing itself."""
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
-    removed: list[list[str]] = []
-    monkeypatch.setattr(docker, "remove_names", lambda refs: removed.append(sorted(refs)))
-    monkeypatch.setattr(docker, "remember_tags", lambda moved: None)
-    run = run_with("nowhere")
-    late = "localhost:1/buildkit-tasks/late:r1"
+    from buildkit_tasks import imagecache
+
+    monkeypatch.setattr(docker, "remove_names", lambda refs: pytest.fail(f"removed {refs}"))
+    run = run_with("nowhere", tmp_path, monkeypatch)
+    run.built = {"base": "sha256:" + "f" * 64}
+    late = run.alias("api")
     go = threading.Event()
 
     def making() -> None:
@@ -378,4 +422,4 @@ def test_an_interrupted_run_removes_aliases_still_being_made(
         run._early = own.submit(making)
         go.set()
         run.close(interrupted=True)
-    assert removed == [sorted([*run.aliases])] and late in removed[0]
+    assert imagecache.kept_aliases(run._alias_scope()) == sorted([run.alias("base"), late])
