@@ -14,7 +14,7 @@ from .common import CONFIG_DEFAULTS, dry, on_builder, plan, runner, settings, sp
 if TYPE_CHECKING:  # the build API is imported by the tasks that run it (fast inv --list)
     from ..config import Settings
     from ..fanout import Share
-    from ..images import ImageResult
+    from ..images import Explanation, ImageResult
     from ..versioning import VersionInfo
 
 HELP = {
@@ -122,6 +122,13 @@ def run_build(
     )
 
 
+def _print_explanations(found: list[Explanation]) -> None:
+    """``--explain``: each image's plan line, before anything builds."""
+    from .. import plans
+
+    emit("\n".join(plans.explanation_lines(found)))
+
+
 def _run_build(
     c: Context,
     s: Settings,
@@ -138,7 +145,9 @@ def _run_build(
     atomic: bool = True,
     shares: list[Share] | None = None,
 ) -> list[ImageResult]:
-    from .. import credentials, images, plans, progress, quality, report
+    # what only the end of the run needs (size budgets, the report) is imported there: the
+    # first bake starts sooner
+    from .. import credentials, images, progress
     from ..config import platform_list
 
     platforms = platform_list(platform)
@@ -177,10 +186,10 @@ def _run_build(
                 atomic=s.atomic and atomic,
                 on_start=view.on_start,
                 on_done=view.on_done,
-                on_plan=(lambda found: emit("\n".join(plans.explanation_lines(found))))
-                if explain
-                else None,
+                on_plan=_print_explanations if explain else None,
             )
+    from .. import quality, report
+
     print_summary(results, brief=mode == "live")
     built = {x.name: x.references[0] for x in results if x.status in ("succeeded", "cached")}
     sizes = [] if r.dry or shares else quality.size_budgets(s, built)
