@@ -387,6 +387,10 @@ class ImageBuild:
         except BaseException:  # engine unreachable, platform refused: stop the lookups
             self._pool.shutdown(wait=False, cancel_futures=True)
             raise
+        # an edit's images are not in the local store with their new keys: the registry is
+        # asked now, before a bake starts ahead (:meth:`bake_ahead`) and beside the local
+        # lookup; the first :meth:`look_up` takes the answers
+        self._asked = None if force else self._ask_registry(self.graph.nodes)
         self.hits: dict[str, CacheHit | None] = {}
         self.built: dict[str, str] = {}  # name -> image id, built by a batch
         self.batch_seconds: dict[str, float] = {}  # name -> seconds of the batch that built it
@@ -463,16 +467,7 @@ class ImageBuild:
             return {}
 
         prefetched, self._local = self._local, None  # used once: later lookups ask again
-        # images whose input keys this machine never planned are not in the local store
-        # with them: what the registry holds is asked now, beside the local lookup
-        ahead = {
-            ref: self._pool.submit(docker.in_context(docker.remote_image), self.runner, ref)
-            for n in names
-            if n in self.new_keys
-            and (self.pushes(n) or self.pulls(n))
-            and not (self.by_digest(n) and not self.tag)
-            for ref in self.tags[n]
-        }
+        ahead, self._asked = self._asked or self._ask_registry(names), None
 
         def remote(ref: str) -> docker.RemoteImage | None:
             asked = ahead.pop(ref, None)
@@ -515,6 +510,20 @@ class ImageBuild:
         asked = [n for n in names if self.pushes(n) or (hits[n] is None and self.pulls(n))]
         hits.update(zip(asked, self._pool.map(docker.in_context(one), asked), strict=True))
         return hits
+
+    def _ask_registry(self, names: Iterable[str]) -> dict[str, Future[docker.RemoteImage | None]]:
+        """What the registry holds under each tag of those of ``names`` whose input keys this
+        machine never planned (they are not in the local store with them) and that a push or
+        pull would look for there, asked now in the pool: ``{reference: future}``."""
+        return {
+            ref: self._pool.submit(docker.in_context(docker.remote_image), self.runner, ref)
+            for n in names
+            if n in self.new_keys
+            and n not in self.errors
+            and (self.pushes(n) or self.pulls(n))
+            and not (self.by_digest(n) and not self.tag)
+            for ref in self.tags[n]
+        }
 
     def _alias_early(self, local_hits: Mapping[str, CacheHit | None]) -> None:
         """Start making the aliases (:meth:`source`) of the images the likely builds build on

@@ -281,6 +281,7 @@ def test_the_registry_is_asked_about_new_keys_beside_the_local_lookup(
     monkeypatch.setattr(docker, "remote_image", remote_image)
     run = ImageBuild.__new__(ImageBuild)
     run._pool = ThreadPoolExecutor(4)
+    run._asked = None  # the registry asked by look_up itself
     run._local = run._pool.submit(local_lookup)
     run._ahead = None  # no bake waiting: no aliases made early
     run.force, run.push, run.atomic, run.tag, run.errors = False, False, False, True, {}
@@ -368,6 +369,7 @@ def test_a_waiting_bake_s_bases_get_their_aliases_while_the_registry_is_asked(
     monkeypatch.setattr(docker, "remote_image", remote_image)
     run = ImageBuild.__new__(ImageBuild)
     run._pool = ThreadPoolExecutor(4)
+    run._asked = None  # the registry asked by look_up itself
     run._local = run._pool.submit(lambda: {"r/base:1": base, "r/base:latest": base})
     run._ahead, run._early, run._lock = object(), None, threading.Lock()
     run.force, run.push, run.atomic, run.tag, run.errors = False, False, False, True, {}
