@@ -100,7 +100,10 @@ def remove_images(
         text=True,
         check=True,
     ).stdout.split()
-    refs = [r for r in refs if r.startswith(prefixes)]
+    # the aliases buildkit-tasks keeps between runs hold images too: a cold start has none
+    from buildkit_tasks.engines.docker import ALIAS_REGISTRY
+
+    refs = [r for r in refs if r.startswith((*prefixes, f"{ALIAS_REGISTRY}/"))]
     if not refs:
         return
     # Engine 26's containerd store takes ~2 s of engine CPU per `docker rmi` on a store of a
