@@ -678,9 +678,9 @@ def _from_containerd(
             aliases.setdefault(n, (a, ref))
     also = {n: guesses[str(names[ref])] for n, (_, ref) in aliases.items()}
     held = containerd.targets(address, wanted, guesses, also=also)
-    if not held:
+    present = {r: held[n] for r, n in names.items() if n and held and n in held}
+    if not held or not present:  # (the aliases alone may be left: their tags were removed)
         return None
-    present = {r: held[n] for r, n in names.items() if n and n in held}
     seen: dict[str, list[str]] = {}  # image ID -> its aliases confirmed
     for n, (a, ref) in aliases.items():
         if n in held and held[n] == present.get(ref):

@@ -378,3 +378,27 @@ def test_an_image_s_alias_is_confirmed_in_the_lookup_s_one_quiet_call(
     assert f"name==localhost:1/p/a:ka,target.digest=={A}" in calls[0]
     assert index["r/a:1"].aliases == ("localhost:1/p/a:ka",) and index["r/b:1"].aliases == ()
     assert index["r/a:1"].tags == ("r/a:1",)  # an alias is not one of the image's tags
+
+
+def test_aliases_left_without_their_tags_leave_the_lookup_to_the_engine(
+    store: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every tag removed (``docker rmi``), the aliases of their images kept: containerd
+    confirms only aliases, so none of the tags is there and the engine answers (a
+    benchmark's cold start once failed here with ``min() arg is an empty sequence``)."""
+    calls: list[list[str]] = []
+    monkeypatch.setattr(containerd, "targets", REAL_TARGETS)
+    monkeypatch.setattr(containerd, "_run", fake_ctr(store, calls))
+    monkeypatch.setattr(docker, "_containerd_agrees", {(): True})
+    engine = FakeEngine({"r/a:1": (A, {KEY: "ka"})})
+    monkeypatch.setattr(docker, "client", lambda: engine)
+    store.update({"docker.io/r/a:1": A, "localhost:1/p/a:ka": A})
+
+    def alias(ref: str, key: str) -> str:
+        return f"localhost:1/p/a:{key}"
+
+    docker.local_images(["r/a:1"], label=KEY, alias=alias)
+    del store["docker.io/r/a:1"]
+    engine.tags.clear()
+    assert docker.local_images(["r/a:1"], label=KEY, alias=alias) == {}
+    assert engine.asked[-1:] == ["r/a:1"]  # the engine was asked, and holds nothing
