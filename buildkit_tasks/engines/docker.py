@@ -528,10 +528,11 @@ def local_images(
     about, e.g. the input key) in ``labels``; ``size`` is not reported here (0: see
     :func:`local_image`). ``remember``: keep what the engine lists of that label in
     :mod:`..imagecache` (false under ``--dry``). ``alias(reference, label value)``: the
-    alias (:func:`alias_reference`) the image under that reference would have; each
-    image's ``aliases`` then holds those the lookup saw naming it, at no further call (the
-    engine lists every name of an image; containerd confirms the alias of the image each
-    tag was last seen naming in its one quiet call).
+    alias (:func:`alias_reference`) the image under that reference would have (None: none);
+    where containerd answers, the alias of the image each tag was last seen naming is
+    confirmed in its one quiet call, and each image's ``aliases`` holds those found naming
+    it (the engine's list, filtered by reference, names no alias: there ``aliases`` stays
+    empty and the caller makes them).
 
     For the local engine with the containerd store (:func:`_from_containerd`), which image
     each tag names is read from containerd (what each named last time confirmed in one call,
@@ -582,9 +583,7 @@ def _listed(refs: Sequence[str], label: str, remember: bool) -> dict[str, LocalI
     for attrs in (a for part in listed for a in part):
         tags = tuple(t for t in attrs.get("RepoTags") or () if t != "<none>:<none>")
         value = (attrs.get("Labels") or {}).get(label)
-        aliases = tuple(t for t in tags if t.startswith(f"{ALIAS_REGISTRY}/"))
-        labels = {} if value is None else {label: value}
-        image = LocalImage(attrs["Id"], tags, labels, aliases=aliases)
+        image = LocalImage(attrs["Id"], tags, {} if value is None else {label: value})
         if remember:
             imagecache.remember(image.image_id, label, value)
         for tag in tags:

@@ -187,6 +187,50 @@ def test_aliases_are_made_and_removed_through_containerd(
         docker("rmi", "--force", *a, *b, alias_a, alias_b, check=False)
 
 
+def test_an_earlier_runs_alias_is_seen_by_the_lookup_in_its_one_ctr_call(
+    docker_engine: None,
+    busybox: dict[str, Path],
+    tmp_path: Path,
+    lookups: list[list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The alias an earlier run left (named by project, image and input key) is seen by the
+    local lookup in the same quiet ``ctr`` call as the tags, and only while it names the
+    image its tag names."""
+    require(containerd.engine_socket() is not None, "the engine's containerd socket and ctr")
+    run = uuid.uuid4().hex[:12]
+    p = f"127.0.0.1:5000/alias-{run}"
+    a, b = [f"{p}/a:1"], [f"{p}/b:1"]
+    alias_a = engine.alias_reference(run, "a", f"ka-{run}")
+    calls: list[list[str]] = []
+    real_run = containerd._run
+
+    def counted(argv: list[str], parse: Callable[[str], object]) -> object:
+        calls.append(argv)
+        return real_run(argv, parse)
+
+    monkeypatch.setattr(containerd, "_run", counted)
+
+    def alias(ref: str, key: str) -> str | None:
+        return engine.alias_reference(run, "a", key) if ref in a else None
+
+    try:
+        _build(tmp_path / "a", busybox, f"ka-{run}", a)
+        _build(tmp_path / "b", busybox, f"kb-{run}", b)
+        first = engine.local_images(a, label=KEY, alias=alias)  # guesses and labels kept
+        id_a = first[a[0]].image_id
+        assert first[a[0]].aliases == ()
+        engine.add_names({alias_a: (id_a, tuple(a))})
+        calls.clear()
+        again = engine.local_images(a, label=KEY, alias=alias)
+        assert again[a[0]].aliases == (alias_a,) and again[a[0]].tags == tuple(a)
+        assert len(calls) == 1 and "--quiet" in calls[0], calls
+        docker("tag", b[0], alias_a)  # the alias moved to another image: not a's any more
+        assert engine.local_images(a, label=KEY, alias=alias)[a[0]].aliases == ()
+    finally:
+        docker("rmi", "--force", *a, *b, alias_a, check=False)
+
+
 def test_a_containerd_that_is_not_the_engines_is_caught(
     docker_engine: None,
     second_engine: engines.Engine,
