@@ -921,9 +921,9 @@ class ImageBuild:
     def _new_sources(self, names: list[str], hits: Mapping[str, CacheHit | None]) -> dict[str, str]:
         """The sources for ``names`` (``hits``: the lookup's answers): their aliases, made
         now (:func:`docker.add_names`) unless the lookup saw an earlier run's naming the
-        image; takes no lock. Each
-        alias is listed as this run's before it is made (list appends are atomic), so one
-        that a Ctrl-C leaves unanswered is still collected when its key is gone."""
+        image; takes no lock. Each alias is listed as this run's before it is made (list
+        appends are atomic), so one that a Ctrl-C leaves unanswered is still collected when
+        its key is gone."""
         out, wanted = {}, {}
         for name in names:
             hit = hits.get(name)
@@ -1144,6 +1144,7 @@ class ImageBuild:
         happens meanwhile (aliases still being made are waited for up to
         :data:`ALIASES_WAIT` seconds): a later run collects them once their keys are gone. A
         bake started ahead that no batch took is stopped."""
+        collecting: Future[None] | None = None
         try:
             self.drop_ahead()
             if not interrupted and (self.built or self.moved):

@@ -128,13 +128,22 @@ def run_with(raise_in: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     return run
 
 
-@pytest.mark.parametrize("raise_in", ["shutdown", "nowhere"])
+class CancelInterrupted:
+    """A bake started ahead whose stopping a Ctrl-C interrupts."""
+
+    def cancel(self) -> None:
+        raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("raise_in", ["stopping the bake", "shutdown", "nowhere"])
 def test_a_run_keeps_its_aliases_listed_whatever_interrupts_its_end(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, raise_in: str
 ) -> None:
     from buildkit_tasks import imagecache
 
     run = run_with(raise_in, tmp_path, monkeypatch)
+    if raise_in == "stopping the bake":
+        run._ahead = CancelInterrupted()
     if raise_in == "nowhere":
         run.close()
     else:
