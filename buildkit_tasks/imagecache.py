@@ -16,8 +16,7 @@ IDs its containerd does (checked once per engine run, not once per process), and
 ``engines/<hash>.platform``: ``{"instance": TEXT, "platform": "os/arch"}``, that engine
 run's own platform, and ``aliases/<hash of the scope>.json``: ``{"scope": TEXT, "aliases":
 [reference, ...]}``, the aliases a project made in an engine (:func:`kept_aliases`); best
-effort: an unreadable or unwritable cache only means the engine is
-asked.
+effort: an unreadable or unwritable cache only means the engine is asked.
 """
 
 from __future__ import annotations

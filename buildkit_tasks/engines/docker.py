@@ -668,22 +668,24 @@ def _from_containerd(
 
     # the alias of the image each tag was last seen naming (by its kept label), confirmed
     # in the same quiet call
-    aliases: dict[str, tuple[str, str]] = {}  # containerd name -> (alias, reference)
+    aliases: dict[str, tuple[str, str, str]] = {}  # containerd name -> (alias, ref, image ID)
     for ref, name in names.items():
-        guess = guesses.get(name) if alias is not None and name else None
+        guess = guesses.get(name) if name and alias is not None else None
         value = recall(guess)[1] if guess else None
-        a = alias(ref, value) if alias is not None and value else None
-        if a and (n := containerd.store_name(a)):
-            aliases.setdefault(n, (a, ref))
-    also = {n: guesses[str(names[ref])] for n, (_, ref) in aliases.items()}
+        made = alias(ref, value) if alias is not None and guess and value else None
+        if guess and made and (n := containerd.store_name(made)):
+            aliases.setdefault(n, (made, ref, guess))
+    also = {n: guess for n, (_, _, guess) in aliases.items()}
     held = containerd.targets(address, wanted, guesses, also=also)
-    present = {r: held[n] for r, n in names.items() if n and held and n in held}
-    if not held or not present:  # (the aliases alone may be left: their tags were removed)
+    if not held:
+        return None
+    present = {r: held[n] for r, n in names.items() if n and n in held}
+    if not present:  # only aliases are left (their tags were removed)
         return None
     seen: dict[str, list[str]] = {}  # image ID -> its aliases confirmed
-    for n, (a, ref) in aliases.items():
+    for n, (made, ref, _) in aliases.items():
         if n in held and held[n] == present.get(ref):
-            seen.setdefault(held[n], []).append(a)
+            seen.setdefault(held[n], []).append(made)
     kept = {i: recall(i) for i in set(present.values())}
     sample = min(present)  # until containerd and the engine agreed, the engine must confirm
     instance = containerd.engine_instance(address)
